@@ -2,7 +2,7 @@
 
 For each context length, on identical inputs (essay text + a fact question, response of --response tokens):
 
-(a) gateau: window-mode HMG + CAM through `gateau.score.Scorer` (one fused long-model pass giving NLL and the
+(a) gateau: window-mode HMG + CAM through `gateau.pipeline.scorer.Scorer` (one fused long-model pass giving NLL and the
     attention profile, one window pass, unpadded length-sorted segment batches, response-only logits);
 (b) reference: every full/window row padded to a fixed maximum length (the context length + `PAD_MARGIN`; the
     official scripts pad to 64,000, so the real gap is larger), full-sequence logits with ``labels``, attention from
@@ -65,7 +65,7 @@ def build_model(config_name: str, device: str, dtype: str, attn_impl: str):
 def make_samples(tokenizer, length: int, count: int, response_tokens: int) -> list:
     """``count`` samples whose context has ``length`` tokens of essay text, a fact placed at 25% depth."""
     from gateau.data import Sample
-    from gateau.synth import essay_dir, essay_paragraphs
+    from gateau.tools.synth import essay_dir, essay_paragraphs
 
     text = "\n\n".join(p for f in sorted(essay_dir().glob("*.txt")) for p in essay_paragraphs(f.read_text()))
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]
@@ -96,7 +96,7 @@ def worker_gateau(args: argparse.Namespace) -> dict:
     """Score the samples with gateau's Scorer; also time the fused pass, a plain forward and the segment passes."""
     from gateau.measure.runner import RowRequest
     from gateau.methods.hmg import FULL
-    from gateau.score import ScoreConfig, Scorer
+    from gateau.pipeline.scorer import ScoreConfig, Scorer
 
     lm = build_model(args.config, args.device, args.dtype, args.attn_impl)
     samples = make_samples(lm.tokenizer, args.length, args.samples, args.response)
@@ -160,7 +160,7 @@ def reference_attention_bytes(config, max_len: int) -> int:
 
 def worker_reference(args: argparse.Namespace) -> dict:
     """The official-scripts way: pad to max length, full logits with labels, eager output_attentions."""
-    from gateau.score import ScoreConfig, Scorer
+    from gateau.pipeline.scorer import ScoreConfig, Scorer
 
     lm = build_model(args.config, args.device, args.dtype, "eager")
     samples = make_samples(lm.tokenizer, args.length, args.samples, args.response)

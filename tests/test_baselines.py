@@ -13,7 +13,7 @@ from transformers import (BertConfig, BertForSequenceClassification, BertTokeniz
                           LlamaForCausalLM, LlamaForSequenceClassification)
 
 from gateau.cli import main
-from gateau.combine import rank_table, resolve_options
+from gateau.select.rank import rank_table, resolve_options
 from gateau.data import Sample
 from gateau.measure.aux_models import (AuxModels, RewardModel, check_reward_model, default_embed_model_dir)
 from gateau.methods import METHODS, get_method
@@ -23,7 +23,7 @@ from gateau.methods.hmg import FULL
 from gateau.methods.ifd import ALONE
 from gateau.methods.random_baseline import uniform_from_id
 from gateau.models import LoadedModel
-from gateau.score import STATUS_OOM, ScoreConfig, Scorer, run_score
+from gateau.pipeline.scorer import STATUS_OOM, ScoreConfig, Scorer, run_score
 from gateau.select import select
 from gateau.store import RunStore
 
@@ -125,7 +125,7 @@ def test_ifd_above_one_is_dropped_by_default_and_kept_on_request():
 
 def _stored_run(tmp_path: Path, columns: dict[str, list], methods: str = "ifd") -> Path:
     """A run directory holding hand-made rows (all ok) with ``columns``."""
-    from gateau.score import output_schema
+    from gateau.pipeline.scorer import output_schema
 
     n = len(next(iter(columns.values())))
     records = [{"id": f"s{i}", "context": "c", "instruction": "i", "response": "r"} for i in range(n)]

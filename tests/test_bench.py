@@ -9,8 +9,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from gateau import bench, cli
-from gateau.synth import SynthLabel, read_labels
+from gateau import cli
+from gateau.tools import benchmark as bench
+from gateau.tools.synth import SynthLabel, read_labels
 
 TYPES = ("far_fact", "two_facts", "near_fact", "no_context", "wrong_answer", "early_summary")
 POSITIVE = ("far_fact", "two_facts", "early_summary")

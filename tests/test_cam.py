@@ -14,7 +14,7 @@ from gateau.data import Sample
 from gateau.methods.cam import ATTN_HEAD_TOKENS, cas_value
 from gateau.models import LoadedModel, load_model
 from gateau.prompt import PromptEncoder
-from gateau.score import ScoreConfig, Scorer
+from gateau.pipeline.scorer import ScoreConfig, Scorer
 
 CONTEXT = " ".join(f"The harbour of town {i} shelters {i * 7 % 50} boats and keeps a blue lighthouse." for i in range(9))
 SAMPLE = Sample(index=0, id="s", context=CONTEXT, instruction="How many boats does town 3 shelter?",

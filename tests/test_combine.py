@@ -12,9 +12,9 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from gateau.combine import PRESETS, rank_table, resolve_options
+from gateau.select.rank import PRESETS, rank_table, resolve_options
 from gateau.methods.base import ScoreOptions
-from gateau.normalize import NORMS, normalize
+from gateau.methods.normalize import NORMS, normalize
 
 nan = float("nan")
 

@@ -15,7 +15,7 @@ from conftest import CHAT_TEMPLATE, build_tiny_model, build_tiny_tokenizer
 from gateau.data import Sample
 from gateau.models import LoadedModel
 from gateau.prompt import STATUS_TOO_LONG, PromptEncoder, TooLongError
-from gateau.score import ScoreConfig, Scorer
+from gateau.pipeline.scorer import ScoreConfig, Scorer
 
 WORDS = ("the quick brown fox jumps over lazy dog archive keeps every essay in order startups grow when founders "
          "talk to users write code and keep costs low secret number of blue lighthouse is red harbour boats").split()

@@ -15,7 +15,7 @@ from conftest import build_tiny_model
 
 from gateau.data import FieldMap
 from gateau.models import LoadedModel, ModelLoadError
-from gateau.score import ScoreConfig, run_score
+from gateau.pipeline.scorer import ScoreConfig, run_score
 from gateau.store import RunError, RunStore
 
 WORDS = ("the quick brown fox jumps over lazy dog archive keeps every essay in order startups grow when founders "

@@ -9,9 +9,9 @@ import statistics
 
 import pytest
 
-from gateau import synth
+from gateau.tools import synth
 from gateau.data import record_to_sample
-from gateau.synth import (
+from gateau.tools.synth import (
     LONG_DEPENDENT_TYPES,
     SAMPLE_TYPES,
     SynthLabel,

@@ -88,7 +88,7 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--preset", choices=["paper", "official"], help="paper: the paper's equations; official: the "
                    "official rank script (min-max PPLs, raw CAS)")
     p.add_argument("--alpha", type=float, help="weight of HMG in the gateau score (default 0.8)")
-    from .combine import DATASET_NORMS
+    from .select.rank import DATASET_NORMS
 
     p.add_argument("--norm", choices=DATASET_NORMS,
                    help="normalisation across the dataset (default log-rank: HMP = log PPL_A - log PPL_B, ranks in "
@@ -111,7 +111,7 @@ def _add_score_options(p: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace):
-    from .combine import resolve_options
+    from .select.rank import resolve_options
 
     return resolve_options(args.preset, alpha=args.alpha, norm=args.norm, temperature=args.temperature,
                            segment_temperature=args.segment_temperature,
@@ -180,7 +180,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .score import ScoreConfig, run_score
+    from .pipeline.scorer import ScoreConfig, run_score
 
     config = ScoreConfig(
         data=args.data, out=args.out, methods=args.methods, long_model=args.long_model, short_model=args.short_model,
@@ -208,7 +208,7 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .inspect_plot import inspect_sample
+    from .tools.inspect import inspect_sample
 
     path = inspect_sample(args.run, args.id, args.out, _options(args), method=args.method)
     print(f"wrote {path}")
@@ -216,7 +216,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+    from .tools.demo import run_demo
 
     run_demo(Path(args.out), n=args.n, words=args.words, seed=args.seed, device=args.device,
              progress=not args.no_progress)
@@ -224,7 +224,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from . import bench
+    from .tools import benchmark as bench
 
     if args.bench_command == "synth":
         n = args.n if args.n is not None else (bench.QUICK_N if args.quick else bench.DEFAULT_N)

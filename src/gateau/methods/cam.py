@@ -18,7 +18,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..measure.runner import RowRequest, RowResult
-from ..normalize import normalize
+from .normalize import normalize
 from .base import LONG, Measured, MeasureSettings, Method, RowKey, SampleEncoding, ScoreOptions, require
 from .hmg import FULL, full_request
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..measure.runner import RowRequest, RowResult
-from ..normalize import normalize
+from .normalize import normalize
 from .base import Measured, MeasureSettings, Method, RowKey, SampleEncoding, ScoreOptions
 from .cam import CAM
 from .hmg import HMG, inner_outer

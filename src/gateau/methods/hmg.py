@@ -11,7 +11,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..measure.runner import RowRequest, RowResult
-from ..normalize import normalize
+from .normalize import normalize
 from .base import (LONG, SHORT, Measured, MeasureSettings, Method, RowKey, SampleEncoding, ScoreOptions, nll_to_ppl,
                    require)
 

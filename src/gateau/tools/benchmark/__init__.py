@@ -1,10 +1,10 @@
 """`gateau bench`: does a scorer find long dependency? A labelled synthetic set, scored once, judged many ways.
 
-``bench synth`` writes ``DIR/data.jsonl`` + ``DIR/labels.jsonl`` (`gateau.synth`). ``bench run DIR`` scores the
-data once per model configuration into ``DIR/runs/<config>/`` with `gateau.score.run_score` (resumable: a rerun
+``bench synth`` writes ``DIR/data.jsonl`` + ``DIR/labels.jsonl`` (`gateau.tools.synth`). ``bench run DIR`` scores the
+data once per model configuration into ``DIR/runs/<config>/`` with `gateau.pipeline.scorer.run_score` (resumable: a rerun
 skips finished samples): the first short window W runs every registered method that needs no user-named model
 (gateau, ppl, ifd; car only with ``--reward-model``), every other window only ``hmg`` (one full pass and one
-window pass per sample, no segment passes). Then, from the stored scores alone (`gateau.combine.rank_table`),
+window pass per sample, no segment passes). Then, from the stored scores alone (`gateau.select.rank.rank_table`),
 every method and variant is evaluated against the labels:
 
 - random, length, ppl, ifd (IFD > 1 dropped as Cherry does, or kept), car (when scored);
@@ -22,14 +22,14 @@ percentile of each sample type (100 = ranked first, 50 = random). Outputs: ``DIR
 and ``results.png``. The evaluation functions are pure (tables + labels in, rows out) and need no model.
 """
 
-from .plot import default_distributions, plot_results
-from .report import (RESULTS_JSON, RESULTS_MD, RESULTS_PNG, markdown_table, recommend, settings_text, type_table,
+from gateau.tools.benchmark.plot import default_distributions, plot_results
+from gateau.tools.benchmark.report import (RESULTS_JSON, RESULTS_MD, RESULTS_PNG, markdown_table, recommend, settings_text, type_table,
                      write_report)
-from .run import (DATA_FILE, DEFAULT_N, DEFAULT_WINDOWS, DEFAULT_WORDS, FULL_METHODS, LABELS_FILE, QUICK_N,
+from gateau.tools.benchmark.run import (DATA_FILE, DEFAULT_N, DEFAULT_WINDOWS, DEFAULT_WORDS, FULL_METHODS, LABELS_FILE, QUICK_N,
                   QUICK_WINDOWS, QUICK_WORDS, RUNS_DIR, WINDOW_METHODS, BenchConfig, default_methods, parse_windows,
                   plan_runs, run_bench, synth)
-from .stats import TOP_FRACTIONS, hanley_mcneil_se, label_arrays, metrics, top_count
-from .variants import (ALPHAS, CAM_INSAMPLE, CAM_TEMPERATURES, GATEAU_CAM, MAIN_WINDOW, NORM_SETTINGS, evaluate,
+from gateau.tools.benchmark.stats import TOP_FRACTIONS, hanley_mcneil_se, label_arrays, metrics, top_count
+from gateau.tools.benchmark.variants import (ALPHAS, CAM_INSAMPLE, CAM_TEMPERATURES, GATEAU_CAM, MAIN_WINDOW, NORM_SETTINGS, evaluate,
                        evaluate_tables, has_columns, hmg_difference, read_run, sort_rows, with_window)
 
 __all__ = ["BenchConfig", "evaluate", "evaluate_tables", "metrics", "plan_runs", "recommend", "run_bench", "synth",

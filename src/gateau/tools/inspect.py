@@ -11,11 +11,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .combine import rank_table, table_columns
-from .methods.base import ScoreOptions
-from .methods.cam import cas_value, drop_sink
-from .normalize import normalize
-from .store import RunStore
+from gateau.select.rank import rank_table, table_columns
+from gateau.methods.base import ScoreOptions
+from gateau.methods.cam import cas_value, drop_sink
+from gateau.methods.normalize import normalize
+from gateau.store import RunStore
 
 
 def inspect_sample(run: str | Path, sample_id: str, out: str | Path, options: ScoreOptions = ScoreOptions(),

@@ -10,11 +10,11 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..combine import rank_table, resolve_options
-from ..synth import LONG_DEPENDENT_TYPES, SAMPLE_TYPES, SynthLabel
-from .report import _method_label, settings_text
-from .stats import label_arrays
-from .variants import has_columns
+from gateau.select.rank import rank_table, resolve_options
+from gateau.tools.synth import LONG_DEPENDENT_TYPES, SAMPLE_TYPES, SynthLabel
+from gateau.tools.benchmark.report import _method_label, settings_text
+from gateau.tools.benchmark.stats import label_arrays
+from gateau.tools.benchmark.variants import has_columns
 
 
 def default_distributions(table: pa.Table, labels: Sequence[SynthLabel]) -> dict[str, tuple[np.ndarray, np.ndarray]]:

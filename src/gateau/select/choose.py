@@ -15,10 +15,10 @@ from typing import Any
 
 import numpy as np
 
-from .combine import Ranking, rank_table, table_columns
-from .data import FieldMap, load_records_by_id
-from .methods.base import ScoreOptions
-from .store import RunStore
+from gateau.select.rank import Ranking, rank_table, table_columns
+from gateau.data import FieldMap, load_records_by_id
+from gateau.methods.base import ScoreOptions
+from gateau.store import RunStore
 
 EXPORT_COMPONENTS = ("ppl_short", "ppl_long", "hmp", "cas", "ifd", "car_reward", "n_context", "n_response")
 

@@ -13,8 +13,8 @@ import numpy as np
 import pyarrow as pa
 from scipy.stats import spearmanr
 
-from .methods import get_method
-from .methods.base import ScoreOptions
+from gateau.methods import get_method
+from gateau.methods.base import ScoreOptions
 
 DATASET_NORMS = ("log-rank", "rank", "softmax", "minmax-softmax", "zscore")
 PRESETS: dict[str, dict[str, Any]] = {

@@ -1,6 +1,6 @@
 """The benchmark's report text: settings and markdown tables of the result rows, per-type percentile tables, the
 "recommended defaults" paragraph (`recommend`), and `write_report`, which writes results.md, results.json and
-(through `gateau.bench.plot`) results.png into the benchmark directory."""
+(through `gateau.tools.benchmark.plot`) results.png into the benchmark directory."""
 
 from __future__ import annotations
 
@@ -10,11 +10,11 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from ..combine import resolve_options
-from ..methods.base import ScoreOptions
-from ..synth import LONG_DEPENDENT_TYPES, SAMPLE_TYPES
-from .stats import hanley_mcneil_se
-from .variants import MAIN_WINDOW, sort_rows
+from gateau.select.rank import resolve_options
+from gateau.methods.base import ScoreOptions
+from gateau.tools.synth import LONG_DEPENDENT_TYPES, SAMPLE_TYPES
+from gateau.tools.benchmark.stats import hanley_mcneil_se
+from gateau.tools.benchmark.variants import MAIN_WINDOW, sort_rows
 
 RESULTS_MD, RESULTS_JSON, RESULTS_PNG = "results.md", "results.json", "results.png"
 
@@ -161,7 +161,7 @@ def _distance(row: dict[str, Any], default: ScoreOptions, main_window: int | Non
 def write_report(out_dir: str | Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any],
                  distributions: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[str, str]:
     """Write results.md / results.json / results.png into ``out_dir``; returns (printed text, recommendation)."""
-    from .plot import plot_results  # plot labels rows with this module's helpers: import at call time
+    from gateau.tools.benchmark.plot import plot_results  # plot labels rows with this module's helpers: import at call time
 
     out_dir = Path(out_dir)
     ordered = sort_rows(rows)

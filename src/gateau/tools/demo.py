@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from .combine import resolve_options
-from .methods import METHODS
-from .score import ScoreConfig, run_score
-from .select import export_jsonl, select
-from .synth import read_labels, write_synthetic_set
+from gateau.select.rank import resolve_options
+from gateau.methods import METHODS
+from gateau.pipeline.scorer import ScoreConfig, run_score
+from gateau.select import export_jsonl, select
+from gateau.tools.synth import read_labels, write_synthetic_set
 
 DEMO_RATIO = 0.3
 # Methods compared in the demo, in print order; those needing a user-named model (car) are left out.

@@ -14,14 +14,14 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from ..combine import rank_table, resolve_options, table_columns
-from ..methods import METHODS
-from ..methods.base import ScoreOptions
-from ..normalize import normalize
-from ..synth import SynthLabel
-from .stats import label_arrays, metrics, top_count
+from gateau.select.rank import rank_table, resolve_options, table_columns
+from gateau.methods import METHODS
+from gateau.methods.base import ScoreOptions
+from gateau.methods.normalize import normalize
+from gateau.tools.synth import SynthLabel
+from gateau.tools.benchmark.stats import label_arrays, metrics, top_count
 
-MAIN_WINDOW = 128  # the tool's default short window (gateau.score.DEFAULT_SHORT_WINDOW)
+MAIN_WINDOW = 128  # the tool's default short window (gateau.pipeline.scorer.DEFAULT_SHORT_WINDOW)
 
 # (dataset normalisation, softmax temperature); the temperature only applies where a softmax is taken.
 NORM_SETTINGS: tuple[tuple[str, float], ...] = (
@@ -172,7 +172,7 @@ def evaluate_tables(tables: Mapping[int, pa.Table], labels: Sequence[SynthLabel]
 
 def read_run(run_dir: str | Path) -> tuple[int | None, pa.Table]:
     """(short window W, score table) of a run directory made by `gateau score`."""
-    from ..store import RunStore
+    from gateau.store import RunStore
 
     store = RunStore(run_dir)
     return store.read_config()["measure"].get("short_window"), store.read_scores()

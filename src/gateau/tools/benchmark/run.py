@@ -13,12 +13,12 @@ from typing import Any
 
 import numpy as np
 
-from ..combine import resolve_options
-from ..methods import METHODS
-from ..synth import SAMPLE_TYPES, read_labels, write_synthetic_set
-from .plot import default_distributions
-from .report import RESULTS_JSON, RESULTS_MD, RESULTS_PNG, write_report
-from .variants import MAIN_WINDOW, evaluate, read_run, with_window
+from gateau.select.rank import resolve_options
+from gateau.methods import METHODS
+from gateau.tools.synth import SAMPLE_TYPES, read_labels, write_synthetic_set
+from gateau.tools.benchmark.plot import default_distributions
+from gateau.tools.benchmark.report import RESULTS_JSON, RESULTS_MD, RESULTS_PNG, write_report
+from gateau.tools.benchmark.variants import MAIN_WINDOW, evaluate, read_run, with_window
 
 DEFAULT_N, DEFAULT_WORDS, DEFAULT_WINDOWS = 120, 600, (64, 128, 256)
 QUICK_N, QUICK_WORDS, QUICK_WINDOWS = 12, 400, (128,)
@@ -64,7 +64,7 @@ def _model_tag(spec: str) -> str:
 
 def plan_runs(cfg: BenchConfig) -> list[Any]:
     """One `ScoreConfig` per window: the first with the full method set, the others hmg only."""
-    from ..score import ScoreConfig
+    from gateau.pipeline.scorer import ScoreConfig
 
     if not cfg.windows:
         raise ValueError("--windows is empty")
@@ -86,8 +86,8 @@ def plan_runs(cfg: BenchConfig) -> list[Any]:
 
 def _pending(config: Any) -> int:
     """Samples of ``config`` not yet stored as done (all of them for a new run)."""
-    from ..data import load_samples
-    from ..store import RunStore, fingerprint
+    from gateau.data import load_samples
+    from gateau.store import RunStore, fingerprint
 
     samples = load_samples(config.data, config.fields, config.limit)
     store = RunStore(config.out)
@@ -104,7 +104,7 @@ def _pending(config: Any) -> int:
 def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
     """`gateau bench run`: score (resumably) every planned run, evaluate, write the report. Returns
     {"rows", "text", "recommendation", "runs"}."""
-    from ..score import load_models, run_score
+    from gateau.pipeline.scorer import load_models, run_score
 
     root = Path(cfg.dir)
     labels_path, data_path = root / LABELS_FILE, root / DATA_FILE

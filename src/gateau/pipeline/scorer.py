@@ -16,16 +16,16 @@ from typing import Any, Callable
 import pyarrow as pa
 from tqdm import tqdm
 
-from . import __version__
-from .data import FieldMap, Sample, load_samples
-from .measure.aux_models import DEFAULT_EMBED_MODEL, AuxModels, aux_specs
-from .measure.runner import RowRequest, RowResult, RowRunner
-from .methods import merge_requests, parse_methods
-from .methods.base import LONG, SHORT, Measured, MeasureSettings, RowFailure, RowKey, SampleEncoding
-from .models import (DEFAULT_MODEL, LoadedModel, load_model, load_tokenizer, model_context_window, resolve_device,
+from gateau import __version__
+from gateau.data import FieldMap, Sample, load_samples
+from gateau.measure.aux_models import DEFAULT_EMBED_MODEL, AuxModels, aux_specs
+from gateau.measure.runner import RowRequest, RowResult, RowRunner
+from gateau.methods import merge_requests, parse_methods
+from gateau.methods.base import LONG, SHORT, Measured, MeasureSettings, RowFailure, RowKey, SampleEncoding
+from gateau.models import (DEFAULT_MODEL, LoadedModel, load_model, load_tokenizer, model_context_window, resolve_device,
                      resolve_dtype, same_tokenizer)
-from .prompt import PromptEncoder, TooLongError
-from .store import BASE_COLUMNS, RunStore, fingerprint
+from gateau.prompt import PromptEncoder, TooLongError
+from gateau.store import BASE_COLUMNS, RunStore, fingerprint
 
 DEFAULT_SHORT_WINDOW = 128
 MAX_LENGTH_CAP = 65536
