@@ -23,7 +23,8 @@ from gateau.methods.hmg import FULL
 from gateau.methods.ifd import ALONE
 from gateau.methods.random_baseline import uniform_from_id
 from gateau.models import LoadedModel
-from gateau.pipeline.scorer import STATUS_OOM, ScoreConfig, Scorer, run_score
+from gateau.pipeline.scorer import ScoreConfig, Scorer, run_score
+from gateau.status import Status
 from gateau.select import select
 from gateau.store import RunStore
 
@@ -387,5 +388,5 @@ def test_measure_samples_hook_failure_marks_the_sample_retryable(tmp_path, tiny_
 
     monkeypatch.setattr(RewardModel, "score", flaky)
     rows = scorer.score_samples(samples)
-    assert [r["status"] for r in rows] == ["ok", STATUS_OOM, "ok"]
+    assert [r["status"] for r in rows] == ["ok", Status.OOM, "ok"]
     assert rows[0]["car_reward"] is not None and "car_reward" not in rows[1]

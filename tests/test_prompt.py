@@ -14,7 +14,8 @@ from conftest import CHAT_TEMPLATE, build_tiny_model, build_tiny_tokenizer
 
 from gateau.data import Sample
 from gateau.models import LoadedModel
-from gateau.prompt import STATUS_TOO_LONG, PromptEncoder, TooLongError
+from gateau.prompt import PromptEncoder, TooLongError
+from gateau.status import Status
 from gateau.pipeline.scorer import ScoreConfig, Scorer
 
 WORDS = ("the quick brown fox jumps over lazy dog archive keeps every essay in order startups grow when founders "
@@ -152,7 +153,7 @@ def test_too_long_boundary(tiny_tokenizer, template):
     for max_length in (fixed, fixed - 1, 16):  # template + instruction + response ≥ max_length: no room for context
         with pytest.raises(TooLongError) as info:
             PromptEncoder(tiny_tokenizer, template, max_length=max_length).encode(s)
-        assert info.value.status == STATUS_TOO_LONG == "too_long"
+        assert info.value.status == Status.TOO_LONG == "too_long"
         assert str(max_length) in str(info.value)
     enc = PromptEncoder(tiny_tokenizer, template, max_length=fixed + 1).encode(s)  # one context token survives
     assert enc.context == ids_of(tiny_tokenizer, s.context)[-1:]

@@ -22,10 +22,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .data import Sample
+from .status import Status
 
 TEMPLATES = ("plain", "chat")
-
-STATUS_TOO_LONG = "too_long"
 
 _CTX_MARK = "\x00GATEAU_CONTEXT\x00"
 _INS_MARK = "\x00GATEAU_INSTRUCTION\x00"
@@ -108,7 +107,7 @@ class PromptEncoder:
             response=self._ids(sample.response),
         )
         if not enc.response:
-            raise TooLongError("the response has no tokens after tokenisation", status="empty_response")
+            raise TooLongError("the response has no tokens after tokenisation", status=Status.EMPTY_RESPONSE)
         fixed = len(enc.head) + len(enc.middle) + len(enc.response)
         if fixed >= self.max_length:
             raise TooLongError(
@@ -129,7 +128,7 @@ class PromptEncoder:
 class TooLongError(ValueError):
     """A sample cannot fit ``max_length`` (or has no response tokens); carries a per-sample status code."""
 
-    def __init__(self, message: str, status: str = STATUS_TOO_LONG):
+    def __init__(self, message: str, status: Status = Status.TOO_LONG):
         super().__init__(message)
         self.status = status
 

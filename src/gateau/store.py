@@ -19,10 +19,11 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .status import RETRYABLE
+
 SCORES_FILE = "scores.parquet"
 CONFIG_FILE = "config.json"
 SHARD_DIR = "shards"
-RETRYABLE_STATUSES = frozenset({"oom"})
 
 BASE_COLUMNS: dict[str, pa.DataType] = {
     "index": pa.int64(),
@@ -124,7 +125,7 @@ class RunStore:
             return set()
         return {sid for sid, f, st in zip(table.column("id").to_pylist(), table.column("fingerprint").to_pylist(),
                                           table.column("status").to_pylist())
-                if f == fp and st not in RETRYABLE_STATUSES}
+                if f == fp and st not in RETRYABLE}
 
     def consolidate(self) -> pa.Table:
         """Write ``scores.parquet`` from the shards and return it."""

@@ -21,15 +21,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..status import Status
 from .read import EXPECTED_SHAPES_HELP, DataError, iter_records
 
 SHAPES = ("messages", "conversations", "alpaca", "explicit")
-# Per-sample status codes for records that are recognised but cannot be scored.
-STATUS_OK = "ok"
-STATUS_MISSING_FIELD = "missing_field"
-STATUS_EMPTY_RESPONSE = "empty_response"
-STATUS_EMPTY_INSTRUCTION = "empty_instruction"
-STATUS_EMPTY_CONTEXT = "empty_context"
 
 _USER_ROLES = {"user", "human"}
 _ASSISTANT_ROLES = {"assistant", "gpt", "model", "bot"}
@@ -56,14 +51,14 @@ class Sample:
     context: str
     instruction: str
     response: str
-    status: str = STATUS_OK
+    status: Status = Status.OK
     error: str = ""
     shape: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
     def ok(self) -> bool:
-        return self.status == STATUS_OK
+        return self.status == Status.OK
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -109,15 +104,15 @@ def record_to_sample(record: dict[str, Any], index: int, location: str, fields: 
             sample.instruction = _text(record[fields.instruction], fields.instruction)
             sample.response = _text(record[fields.response], fields.response)
     except KeyError as exc:
-        return _mark(sample, STATUS_MISSING_FIELD, f"missing field {exc.args[0]!r} for shape {shape!r}")
+        return _mark(sample, Status.MISSING_FIELD, f"missing field {exc.args[0]!r} for shape {shape!r}")
     except _FieldError as exc:
-        return _mark(sample, STATUS_MISSING_FIELD, str(exc))
+        return _mark(sample, Status.MISSING_FIELD, str(exc))
     if not sample.response.strip():
-        return _mark(sample, STATUS_EMPTY_RESPONSE, "the response is empty")
+        return _mark(sample, Status.EMPTY_RESPONSE, "the response is empty")
     if not sample.instruction.strip():
-        return _mark(sample, STATUS_EMPTY_INSTRUCTION, "the instruction is empty")
+        return _mark(sample, Status.EMPTY_INSTRUCTION, "the instruction is empty")
     if not sample.context.strip():
-        return _mark(sample, STATUS_EMPTY_CONTEXT, "the context is empty (nothing long to measure)")
+        return _mark(sample, Status.EMPTY_CONTEXT, "the context is empty (nothing long to measure)")
     return sample
 
 
@@ -133,7 +128,7 @@ def _text(value: Any, name: str) -> str:
     return value
 
 
-def _mark(sample: Sample, status: str, error: str) -> Sample:
+def _mark(sample: Sample, status: Status, error: str) -> Sample:
     sample.status, sample.error = status, error
     return sample
 

@@ -25,11 +25,11 @@ from gateau.methods.base import LONG, SHORT, Measured, MeasureSettings, RowFailu
 from gateau.models import (DEFAULT_MODEL, LoadedModel, load_model, load_tokenizer, model_context_window, resolve_device,
                      resolve_dtype, same_tokenizer)
 from gateau.prompt import PromptEncoder, TooLongError
+from gateau.status import Status
 from gateau.store import BASE_COLUMNS, RunStore, fingerprint
 
 DEFAULT_SHORT_WINDOW = 128
 MAX_LENGTH_CAP = 65536
-STATUS_OOM = "oom"
 
 
 @dataclass
@@ -187,10 +187,10 @@ class Scorer:
                 try:
                     _record(rows[i], method.measure(enc, results[i], self.settings))
                 except RowFailure as exc:
-                    rows[i].update(status=STATUS_OOM, error=str(exc))
+                    rows[i].update(status=Status.OOM, error=str(exc))
                     break
         for method in self.methods:  # the hook for extra models (CaR), once per chunk
-            live = [i for i in plans if rows[i]["status"] == "ok"]
+            live = [i for i in plans if rows[i]["status"] == Status.OK]
             batch = method.measure_samples([samples[i] for i in live], [plans[i][0] for i in live], self.settings,
                                            self.aux) if live else None
             for i, measured in zip(live, batch or []):
@@ -214,7 +214,7 @@ class Scorer:
 def _record(row: dict[str, Any], measured: Measured) -> None:
     """Merge a method's measurement into the output row (an error turns the row into a retryable failure)."""
     if measured.error:
-        row.update(status=STATUS_OOM, error=measured.error)
+        row.update(status=Status.OOM, error=measured.error)
         return
     row.update(measured.columns)
     if measured.note:

@@ -1,0 +1,35 @@
+"""Per-sample status: one enum for every stage, stored in ``scores.parquet`` as its string value.
+
+Each row carries a `Status` and an ``error`` text (the reason, for a person). ``ok`` rows are ranked; every other
+status leaves the sample unranked and is counted, by status, in the score and select summaries. Retryable statuses
+(out of memory) are measured again when the run is resumed; the others are final for the same content and settings.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+
+
+class Status(str, Enum):
+    """Why a sample has, or has no, measurements. ``str`` subclass: compares equal to its stored value."""
+
+    OK = "ok"
+    MISSING_FIELD = "missing_field"  # the record's shape is recognised but a needed field is absent or not text
+    EMPTY_RESPONSE = "empty_response"  # no response text, or no response token after tokenisation
+    EMPTY_INSTRUCTION = "empty_instruction"
+    EMPTY_CONTEXT = "empty_context"  # nothing long to measure
+    TOO_LONG = "too_long"  # template + instruction + response leave no room for context under --max-length
+    BAD_TEXT = "bad_text"  # text that cannot be encoded (e.g. a lone surrogate)
+    NONFINITE = "nonfinite"  # a measured NLL was inf or NaN (fp16/bf16 overflow)
+    OOM = "oom"  # one row alone did not fit in memory
+
+    @property
+    def retryable(self) -> bool:
+        """True if a resumed run should measure the sample again."""
+        return self is Status.OOM
+
+    def __str__(self) -> str:
+        return self.value
+
+
+RETRYABLE = frozenset(s.value for s in Status if s.retryable)
