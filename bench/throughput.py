@@ -94,23 +94,24 @@ def sync(device: torch.device) -> None:
 
 def worker_gateau(args: argparse.Namespace) -> dict:
     """Score the samples with gateau's Scorer; also time the fused pass, a plain forward and the segment passes."""
-    from gateau.measure.runner import RowRequest
+    from gateau.measure.rows import RowRequest
     from gateau.methods.hmg import FULL
-    from gateau.pipeline.scorer import ScoreConfig, Scorer
+    from gateau.config import ScoreConfig
+    from gateau.pipeline.scorer import Scorer
 
     lm = build_model(args.config, args.device, args.dtype, args.attn_impl)
     samples = make_samples(lm.tokenizer, args.length, args.samples, args.response)
     base_mb = peak_memory_mb(lm.device)
-    config = ScoreConfig(data="-", out="-", methods=args.methods, short_window=args.window,
-                         max_length=row_width(args.length), token_budget=args.token_budget, progress=False,
-                         device=args.device, dtype=args.dtype)
+    config = ScoreConfig.from_flat(data="-", out="-", methods=args.methods, short_window=args.window,
+                                   max_length=row_width(args.length), token_budget=args.token_budget, progress=False,
+                                   device=args.device, dtype=args.dtype)
     scorer = Scorer(config, lm)
     warm = make_samples(lm.tokenizer, 256, 1, args.response)
-    scorer.score_samples(warm)
+    scorer.score_batch(warm)
     sync(lm.device)
     start_tokens = scorer.forward_tokens
     t0 = time.perf_counter()
-    rows = scorer.score_samples(samples)
+    rows = scorer.score_batch(samples)
     sync(lm.device)
     wall = time.perf_counter() - t0
     assert all(r["status"] == "ok" for r in rows), [r["error"] for r in rows]
@@ -160,13 +161,15 @@ def reference_attention_bytes(config, max_len: int) -> int:
 
 def worker_reference(args: argparse.Namespace) -> dict:
     """The official-scripts way: pad to max length, full logits with labels, eager output_attentions."""
-    from gateau.pipeline.scorer import ScoreConfig, Scorer
+    from gateau.config import ScoreConfig
+    from gateau.pipeline.scorer import Scorer
 
     lm = build_model(args.config, args.device, args.dtype, "eager")
     samples = make_samples(lm.tokenizer, args.length, args.samples, args.response)
     base_mb = peak_memory_mb(lm.device)
-    config = ScoreConfig(data="-", out="-", methods=args.methods, short_window=args.window,
-                         max_length=row_width(args.length), progress=False, device=args.device, dtype=args.dtype)
+    config = ScoreConfig.from_flat(data="-", out="-", methods=args.methods, short_window=args.window,
+                                   max_length=row_width(args.length), progress=False, device=args.device,
+                                   dtype=args.dtype)
     scorer = Scorer(config, lm)  # used only to build the same rows as gateau
     pad = lm.tokenizer.pad_token_id
     max_len = row_width(args.length)

@@ -13,17 +13,20 @@ from transformers import (BertConfig, BertForSequenceClassification, BertTokeniz
                           LlamaForCausalLM, LlamaForSequenceClassification)
 
 from gateau.cli import main
-from gateau.select.rank import rank_table, resolve_options
+from gateau.config import ScoreConfig, SelectConfig
+from gateau.methods import method_options
+from gateau.select.rank import rank_table
 from gateau.data import Sample
 from gateau.measure.aux_models import (AuxModels, RewardModel, check_reward_model, default_embed_model_dir)
 from gateau.methods import METHODS, get_method
-from gateau.methods.base import LONG, ScoreOptions
+from gateau.methods.base import LONG
 from gateau.methods.car import car_select, n_clusters
 from gateau.methods.hmg import FULL
 from gateau.methods.ifd import ALONE
 from gateau.methods.random_baseline import uniform_from_id
 from gateau.models import LoadedModel
-from gateau.pipeline.scorer import ScoreConfig, Scorer, run_score
+from gateau.pipeline.run import run_score
+from gateau.pipeline.scorer import Scorer, measurement_fields
 from gateau.status import Status
 from gateau.select import select
 from gateau.store import RunStore
@@ -56,7 +59,7 @@ def _config(tmp_path: Path, methods: str, **kw) -> ScoreConfig:
     base = dict(data=str(tmp_path / "data.jsonl"), out=str(tmp_path / "run"), methods=methods, long_model="tiny",
                 max_length=256, device="cpu", dtype="float32", progress=False)
     base.update(kw)
-    return ScoreConfig(**base)
+    return ScoreConfig.from_flat(**base)
 
 
 def _loaded(model, tokenizer) -> LoadedModel:
@@ -80,7 +83,7 @@ def _naive_nll(model, ids: list[int], start: int) -> float:
 def test_ifd_equals_a_naive_two_pass_computation(tmp_path, tiny_llama, tiny_tokenizer, template):
     samples = _samples(_records(6))
     scorer = Scorer(_config(tmp_path, "ifd", template=template), _loaded(tiny_llama, tiny_tokenizer))
-    rows = scorer.score_samples(samples)
+    rows = scorer.score_batch(samples)
     bos = [tiny_tokenizer.bos_token_id] if template == "plain" else []  # the chat template has no BOS
     for sample, row in zip(samples, rows):
         assert row["status"] == "ok", row["error"]
@@ -100,7 +103,7 @@ def test_ifd_equals_a_naive_two_pass_computation(tmp_path, tiny_llama, tiny_toke
 def test_ifd_shares_the_full_row_with_hmg_and_ppl(tmp_path, tiny_llama, tiny_tokenizer):
     samples = _samples(_records(4))
     scorer = Scorer(_config(tmp_path, "ifd,ppl,hmg", token_budget=1), _loaded(tiny_llama, tiny_tokenizer))
-    rows = scorer.score_samples(samples)
+    rows = scorer.score_batch(samples)
     expected = 0
     for sample in samples:
         enc = scorer.encode(sample)
@@ -117,10 +120,12 @@ def test_ifd_shares_the_full_row_with_hmg_and_ppl(tmp_path, tiny_llama, tiny_tok
 def test_ifd_above_one_is_dropped_by_default_and_kept_on_request():
     table = {"ifd": np.array([0.5, 1.2, 0.9, np.nan, 1.01])}
     ifd = get_method("ifd")
-    score, notes = ifd.score_with_notes(table, ScoreOptions())
+    options = method_options("ifd")
+    score = ifd.score(table, options)
+    notes = ifd.notes(table, options, score, np.array([0]))
     assert np.isnan(score[[1, 3, 4]]).all() and score[0] == 0.5 and score[2] == 0.9
     assert "2 samples with IFD > 1 dropped" in notes[0]
-    kept = ifd.score(table, ScoreOptions(ifd_drop_above_one=False))
+    kept = ifd.score(table, method_options("ifd", ifd_keep_above_one=True))
     assert kept[1] == 1.2 and kept[4] == 1.01
 
 
@@ -144,7 +149,7 @@ def _stored_run(tmp_path: Path, columns: dict[str, list], methods: str = "ifd") 
 def test_select_ifd_drops_above_one_and_says_how_many(tmp_path, capsys):
     ifd = [0.3, 1.5, 0.8, 1.1, 0.6, 0.95]
     run = _stored_run(tmp_path, {"ifd": ifd, "nll_long": ifd, "nll_alone": [1.0] * 6})
-    sel = select(run, "ifd", resolve_options(), ratio=1)
+    sel = select(run, SelectConfig(method="ifd", ratio=1))
     assert [sel.ids[i] for i in sel.chosen] == ["s5", "s2", "s4", "s0"]
     assert any("2 samples with IFD > 1 dropped" in line for line in sel.summary_lines())
     assert main(["select", str(run), "--method", "ifd", "--ratio", "1", "--ifd-keep-above-one"]) == 0
@@ -157,21 +162,21 @@ def test_select_ifd_drops_above_one_and_says_how_many(tmp_path, capsys):
 
 
 def test_length_ranks_by_context_tokens():
-    score = get_method("length").score({"n_context": np.array([5.0, np.nan, 50.0])}, ScoreOptions())
+    score = get_method("length").score({"n_context": np.array([5.0, np.nan, 50.0])}, None)
     assert score[2] > score[0] and np.isnan(score[1])
 
 
 def test_random_is_deterministic_per_seed_and_independent_of_row_order():
     ids = [f"id{i}" for i in range(200)]
     rnd = get_method("random")
-    a = rnd.score({"id": ids}, ScoreOptions(seed=3))
-    assert np.array_equal(a, rnd.score({"id": ids}, ScoreOptions(seed=3)))
-    assert not np.array_equal(a, rnd.score({"id": ids}, ScoreOptions(seed=4)))
+    a = rnd.score({"id": ids}, method_options("random", seed=3))
+    assert np.array_equal(a, rnd.score({"id": ids}, method_options("random", seed=3)))
+    assert not np.array_equal(a, rnd.score({"id": ids}, method_options("random", seed=4)))
     perm = np.random.default_rng(0).permutation(len(ids))
-    assert np.array_equal(rnd.score({"id": [ids[i] for i in perm]}, ScoreOptions(seed=3)), a[perm])
+    assert np.array_equal(rnd.score({"id": [ids[i] for i in perm]}, method_options("random", seed=3)), a[perm])
     assert ((a >= 0) & (a < 1)).all() and 0.4 < a.mean() < 0.6
     assert a[0] == uniform_from_id(3, "id0")
-    assert np.isnan(rnd.score({"id": [None, "x"]}, ScoreOptions())[0])
+    assert np.isnan(rnd.score({"id": [None, "x"]}, method_options("random"))[0])
 
 
 def test_score_length_and_random_load_no_model_weights(tmp_path, tiny_tokenizer):
@@ -182,11 +187,11 @@ def test_score_length_and_random_load_no_model_weights(tmp_path, tiny_tokenizer)
     assert not METHODS["length"].uses_model and not METHODS["random"].uses_model
     summary = run_score(_config(tmp_path, "length,random", long_model=str(tok_dir)))
     assert summary.statuses == {"ok": 5} and summary.forward_tokens == 0
-    sel = select(tmp_path / "run", "length", resolve_options(), ratio=1)
+    sel = select(tmp_path / "run", SelectConfig(method="length", ratio=1))
     n_ctx = [len(tiny_tokenizer(r["context"], add_special_tokens=False)["input_ids"]) for r in records]
     assert [sel.ids[i] for i in sel.chosen] == [f"s{i}" for i in np.argsort(-np.array(n_ctx), kind="stable")]
-    a = select(tmp_path / "run", "random", resolve_options(seed=1), ratio=0.6)
-    b = select(tmp_path / "run", "random", resolve_options(seed=1), ratio=0.6)
+    a = select(tmp_path / "run", SelectConfig(method="random", ratio=0.6, options=method_options("random", seed=1)))
+    b = select(tmp_path / "run", SelectConfig(method="random", ratio=0.6, options=method_options("random", seed=1)))
     assert len(a.chosen) == 3 and list(a.chosen) == list(b.chosen)
 
 
@@ -248,13 +253,15 @@ def test_car_score_puts_the_car_set_first_then_reward_order():
     reward, emb, _ = _blobs(40)
     table = {"car_reward": reward, "car_embedding": [list(e) for e in emb]}
     car = get_method("car")
-    score, notes = car.score_with_notes(table, ScoreOptions(select_count=8))
+    options = method_options("car")
+    score = car.score(table, options, k=8)
+    notes = car.notes(table, options, score, np.argsort(-score)[:8], k=8)
     top8 = np.argsort(-score, kind="stable")[:8]
     assert set(top8.tolist()) == set(car_select(reward, emb, 8).chosen.tolist())
     rest = np.argsort(-score, kind="stable")[8:]
     assert list(rest) == sorted(rest, key=lambda i: -reward[i])
     assert "k = 4 clusters" in notes[0] and "CaR set = 8" in notes[0]
-    everything = car.score(table, ScoreOptions())  # no count: pure reward order
+    everything = car.score(table, options)  # no count: pure reward order
     assert list(np.argsort(-everything, kind="stable")) == list(np.argsort(-reward, kind="stable"))
 
 
@@ -290,7 +297,7 @@ def llama_reward_dir(tmp_path_factory, tiny_tokenizer) -> Path:
 
 
 def test_bert_reward_input_keeps_instruction_and_response_and_cuts_the_context_start(bert_reward_dir):
-    rm = RewardModel(str(bert_reward_dir), torch.device("cpu"), torch.float32)
+    rm = RewardModel(str(bert_reward_dir), torch.device("cpu"), torch.float32, 16384)
     assert rm.max_length == 64 and not rm.chat
     context = " ".join(f"w{i}" for i in range(200))
     ids, dropped = rm.encode(context, "what is the code", "the code is 7481")
@@ -349,26 +356,26 @@ def test_car_end_to_end_scores_without_the_causal_lm_and_selects_exactly_the_car
     records = _records(20, seed=3)
     _write_jsonl(tmp_path / "data.jsonl", records)
     config = _config(tmp_path, "car", long_model=str(tok_dir), reward_model=str(bert_reward_dir), chunk_size=8)
-    assert config.fingerprint_fields()["reward_model"] == str(bert_reward_dir)
-    assert config.fingerprint_fields()["embed_model"] == "default"
-    assert "reward_model" not in _config(tmp_path, "ifd").fingerprint_fields()
+    assert measurement_fields(config)["reward_model"] == str(bert_reward_dir)
+    assert measurement_fields(config)["embed_model"] == "default"
+    assert "reward_model" not in measurement_fields(_config(tmp_path, "ifd"))
     summary = run_score(config)
     assert summary.statuses == {"ok": 20} and summary.forward_tokens == 0
     table = RunStore(config.out).read_scores()
     reward = np.array(table.column("car_reward").to_pylist())
     emb = np.array(table.column("car_embedding").to_pylist())
     assert emb.shape == (20, 384) and np.allclose(np.linalg.norm(emb, axis=1), 1, atol=1e-4)
-    rm = RewardModel(str(bert_reward_dir), torch.device("cpu"), torch.float32)
+    rm = RewardModel(str(bert_reward_dir), torch.device("cpu"), torch.float32, 16384)
     assert reward[0] == pytest.approx(rm.score([(records[0]["context"], records[0]["instruction"],
                                                  records[0]["response"])])[0][0], abs=1e-5)
-    sel = select(config.out, "car", resolve_options(seed=0), ratio=0.4)
+    sel = select(config.out, SelectConfig(method="car", ratio=0.4, options=method_options("car", seed=0)))
     expected = car_select(reward, emb, count=8, seed=0)
     assert len(sel.chosen) == 8 and list(sel.chosen) == list(expected.chosen)
     lines = "\n".join(sel.summary_lines())
     assert "k = 3 clusters" in lines and "n2 = 1 per cluster" in lines
-    again = select(config.out, "car", resolve_options(seed=0), ratio=0.4)
+    again = select(config.out, SelectConfig(method="car", ratio=0.4, options=method_options("car", seed=0)))
     assert list(again.chosen) == list(sel.chosen)
-    ranking = rank_table(table, "car", resolve_options())
+    ranking = rank_table(table, "car")
     assert "car_reward" in ranking.components
 
 
@@ -387,6 +394,6 @@ def test_measure_samples_hook_failure_marks_the_sample_retryable(tmp_path, tiny_
         return out
 
     monkeypatch.setattr(RewardModel, "score", flaky)
-    rows = scorer.score_samples(samples)
+    rows = scorer.score_batch(samples)
     assert [r["status"] for r in rows] == ["ok", Status.OOM, "ok"]
     assert rows[0]["car_reward"] is not None and "car_reward" not in rows[1]

@@ -28,7 +28,7 @@ def _table(ppl_long, ppl_short, status=None) -> pa.Table:
         "index": pa.array(range(n), pa.int64()), "id": [f"s{i}" for i in range(n)], "status": status,
         "error": [""] * n, "note": [""] * n, "n_context": pa.array([100 + i for i in range(n)], pa.int64()),
         "n_instruction": pa.array([5] * n, pa.int64()), "n_response": pa.array([7] * n, pa.int64()),
-        "n_truncated": pa.array([0] * n, pa.int64()), "fingerprint": ["x"] * n,
+        "n_truncated": pa.array([0] * n, pa.int64()), "content_hash": ["h"] * n, "fingerprint": ["x"] * n,
         "ppl_short": pa.array(ppl_short, pa.float64()), "ppl_long": pa.array(ppl_long, pa.float64()),
         "n_short_context": pa.array([64] * n, pa.int64())})
 
@@ -76,7 +76,7 @@ def test_evaluate_tables_rows_match_hand_computed():
     by = {}
     for r in rows:
         by.setdefault(r["method"], []).append(r)
-    assert {"random", "length", "ppl", "hmg", "hmg-diff"} <= set(by)
+    assert {"random", "length", "ppl", "hmg"} <= set(by)
     assert "gateau" not in by and "cam" not in by and "ifd" not in by  # no CAM / IFD columns: skipped
     assert by["ppl"][0]["auroc"] == pytest.approx(4 / 9)
     # log-ratio ranks the two valid positives (ratios 4 and 3) above every negative; s5 is last
@@ -87,7 +87,11 @@ def test_evaluate_tables_rows_match_hand_computed():
     # length = n_context = 100 + i: s5 is not ok, so unranked
     assert by["length"][0]["n_ranked"] == 5
     hmg_norms = {r["settings"]["norm"] for r in by["hmg"]}
-    assert hmg_norms == {"softmax", "minmax-softmax", "log-rank", "rank", "zscore"}
+    assert hmg_norms == {"softmax", "minmax-softmax", "log-rank", "rank", "zscore", "raw"}
+    # raw: the plain difference PPL_A - PPL_B (ppl_short - ppl_long = ppl_long * (ratio - 1))
+    raw = next(r for r in by["hmg"] if r["settings"]["norm"] == "raw")
+    diff = [p * (q - 1) for p, q in zip(ppl_long[:5], ratio[:5])]  # 15, 4, 0.3, -0.1, 0.8: s0, s1 on top
+    assert raw["p30"] == 1.0 and sorted(range(5), key=lambda i: -diff[i])[:2] == [0, 1]
     presets = {r["preset"] for r in by["hmg"]}
     assert {"paper", "official"} <= presets
     text, facts = bench.recommend(rows)
@@ -116,9 +120,10 @@ def test_bench_synth_cli_writes_both_files(tmp_path):
 
 def test_plan_runs_first_window_full_others_hmg(tmp_path):
     configs = bench.plan_runs(bench.BenchConfig(dir=str(tmp_path), windows=(64, 128, 64)))
-    assert [c.short_window for c in configs] == [64, 128]
-    assert configs[0].methods == "gateau,ppl,ifd" and configs[1].methods == "hmg"
-    assert configs[0].out.endswith("runs/w64-gateau+ppl+ifd") and configs[1].out.endswith("runs/w128-hmg")
+    assert [c.models.short_window for c in configs] == [64, 128]
+    first = "cam,gateau,hmg,ifd,length,ppl,random"  # every registered method that needs no named model
+    assert ",".join(configs[0].measure.methods) == first and configs[1].measure.methods == ("hmg",)
+    assert configs[0].out.endswith(f"runs/w64-{first.replace(',', '+')}") and configs[1].out.endswith("runs/w128-hmg")
     with pytest.raises(ValueError):
         bench.parse_windows("64,x")
 
@@ -136,7 +141,7 @@ def test_bench_run_quick_end_to_end(tmp_path, tiny_model_dir, capsys):
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     result = json.loads((out / "results.json").read_text())
     methods = {r["method"] for r in result["rows"]}
-    assert {"random", "length", "ppl", "ifd", "hmg", "cam", "gateau", "hmg-diff"} <= methods
+    assert {"random", "length", "ppl", "ifd", "hmg", "cam", "gateau"} <= methods
     gateau = [r for r in result["rows"] if r["method"] == "gateau"]
     assert {r["preset"] for r in gateau} >= {"paper", "official"}
     assert {r["settings"].get("alpha") for r in gateau} >= {0.5, 0.7, 0.8, 0.9}

@@ -14,7 +14,8 @@ from gateau.data import Sample
 from gateau.methods.cam import ATTN_HEAD_TOKENS, cas_value
 from gateau.models import LoadedModel, load_model
 from gateau.prompt import PromptEncoder
-from gateau.pipeline.scorer import ScoreConfig, Scorer
+from gateau.config import ScoreConfig
+from gateau.pipeline.scorer import Scorer
 
 CONTEXT = " ".join(f"The harbour of town {i} shelters {i * 7 % 50} boats and keeps a blue lighthouse." for i in range(9))
 SAMPLE = Sample(index=0, id="s", context=CONTEXT, instruction="How many boats does town 3 shelter?",
@@ -42,10 +43,10 @@ def naive_attention(model_eager, ids: list[int], start: int) -> np.ndarray:
 def scored(tiny_tokenizer, tiny_model_dir):
     model = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32).eval()
     lm = LoadedModel(model=model, tokenizer=tiny_tokenizer, spec="tiny", device=torch.device("cpu"))
-    config = ScoreConfig(data="-", out="-", methods="gateau", max_length=2048, segment_len=SEG, short_window=16,
-                         token_budget=256, progress=False)
+    config = ScoreConfig.from_flat(data="-", out="-", methods="gateau", max_length=2048, segment_len=SEG,
+                                   short_window=16, token_budget=256, progress=False)
     scorer = Scorer(config, lm)
-    row = scorer.score_samples([SAMPLE])[0]
+    row = scorer.score_batch([SAMPLE])[0]
     row["forward_tokens"] = scorer.runners["long"].forward_tokens
     eager = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32,
                                                  attn_implementation="eager").eval()
@@ -92,7 +93,7 @@ def test_fused_pass_gives_ppl_long_and_attention_in_one_forward(scored, tiny_tok
 def test_context_shorter_than_two_segments_leaves_cas_undefined(scored):
     scorer = scored[0]
     short = Sample(index=1, id="short", context="A tiny context.", instruction="Why?", response="Because.")
-    row = scorer.score_samples([short])[0]
+    row = scorer.score_batch([short])[0]
     assert row["status"] == "ok" and row["cas"] is None and "falls back to hmg" in row["note"]
     assert row["ppl_long"] is not None and row["ppl_short"] is not None
 

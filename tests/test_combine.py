@@ -12,8 +12,10 @@ import numpy as np
 import pyarrow as pa
 import pytest
 
-from gateau.select.rank import PRESETS, rank_table, resolve_options
-from gateau.methods.base import ScoreOptions
+from gateau.methods import method_options
+from gateau.methods.gateau import GateauOptions
+from gateau.methods.presets import PRESETS
+from gateau.select.rank import rank_table
 from gateau.methods.normalize import NORMS, normalize
 
 nan = float("nan")
@@ -61,7 +63,7 @@ def test_log_rank_hmp_is_the_nll_difference():
     from gateau.methods.hmg import HMG
 
     table = {"ppl_short": np.array([4.0, 2.0, 9.0]), "ppl_long": np.array([2.0, 2.0, 3.0])}
-    hmp = HMG.score(table, resolve_options(norm="log-rank"))
+    hmp = HMG().score(table, method_options("hmg", None, norm="log-rank"))
     np.testing.assert_allclose(hmp, [math.log(2.0), 0.0, math.log(3.0)])
 
 
@@ -82,38 +84,47 @@ def test_unknown_normalisation():
 
 
 # ---------------------------------------------------------------------------------------------------------------
-# resolve_options
+# method options and presets
 
 
 def test_presets():
-    paper = resolve_options("paper")
+    paper = method_options("gateau", "paper")
     assert (paper.norm, paper.temperature, paper.alpha, paper.cas_outer, paper.is_norm, paper.attn_norm,
             paper.attn_sink_tokens) == ("softmax", 1.0, 0.8, None, "softmax", "softmax", 0)
-    official = resolve_options("official")
+    official = method_options("gateau", "official")
     assert (official.norm, official.cas_outer, official.alpha, official.temperature) == ("minmax-softmax", "raw",
                                                                                         0.8, 1.0)
-    assert resolve_options() == ScoreOptions()
+    assert method_options("gateau") == GateauOptions()
     assert set(PRESETS) == {"paper", "official"}
+    hmg = method_options("hmg", "paper")  # a method takes the preset fields it has
+    assert (hmg.norm, hmg.temperature) == ("softmax", 1.0) and not hasattr(hmg, "alpha")
 
 
 def test_overrides():
-    opts = resolve_options("paper", alpha=0.7, temperature=None, norm=None, attn_sink_tokens=4)
+    opts = method_options("gateau", "paper", alpha=0.7, temperature=None, norm=None, attn_sink_tokens=4)
     assert (opts.alpha, opts.temperature, opts.norm, opts.attn_sink_tokens) == (0.7, 1.0, "softmax", 4)
-    assert resolve_options("official", norm="rank").cas_outer == "raw"
-    assert resolve_options(alpha=0.0).alpha == 0.0 and resolve_options(alpha=1.0).alpha == 1.0
+    assert method_options("gateau", "official", norm="rank").cas_outer == "raw"
+    assert method_options("gateau", None, alpha=0.0).alpha == 0.0
+    assert method_options("gateau", None, alpha=1.0).alpha == 1.0
+    # an option of another method: refused when strict, ignored otherwise
+    with pytest.raises(ValueError, match="--alpha does not apply to method 'hmg'"):
+        method_options("hmg", None, alpha=0.5)
+    assert method_options("hmg", None, strict=False, alpha=0.5) == method_options("hmg")
 
 
 @pytest.mark.parametrize("kwargs, match", [
-    (dict(preset="mine"), "unknown preset"),
+    (dict(preset="mine"), "has no preset"),
     (dict(norm="minmax"), "unknown --norm"),
     (dict(alpha=1.5), "alpha"),
     (dict(alpha=-0.1), "alpha"),
-    (dict(beta=0.3), "unknown score options"),
+    (dict(beta=0.3), "--beta does not apply"),
+    (dict(temperature=0.0), "temperature must be positive"),
+    (dict(attn_sink_tokens=17), "attn-sink-tokens"),
 ])
 def test_option_errors(kwargs, match):
     preset = kwargs.pop("preset", None)
     with pytest.raises(ValueError, match=match):
-        resolve_options(preset, **kwargs)
+        method_options("gateau", preset, **kwargs)
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -200,19 +211,19 @@ def _check(ranking, expected: dict[int, float], n=len(ROWS)):
 def test_rank_hmg_paper():
     hmp = sm(PS) - sm(PL)
     expected = dict(zip(OK, hmp))
-    _check(rank_table(hand_table(), "hmg", resolve_options("paper")), expected)
+    _check(rank_table(hand_table(), "hmg", method_options("hmg", "paper")), expected)
 
 
 def test_rank_ppl():
     expected = dict(zip(OK, PL))
-    r = rank_table(hand_table(), "ppl", resolve_options("paper"))
+    r = rank_table(hand_table(), "ppl")
     _check(r, expected)
     assert [ROWS[i][0] for i in r.order] == ["b", "e", "a", "d", "g"]
     assert r.agreement()["ppl_long"] == pytest.approx(1.0)
 
 
 def test_rank_cam_paper():
-    _check(rank_table(hand_table(), "cam", resolve_options("paper")), dict(CAS))
+    _check(rank_table(hand_table(), "cam", method_options("cam", "paper")), dict(CAS))
     # a hand value: cos(softmax([2, 2.5]), softmax([0.1, 0.9]))
     a = np.array([1.0, math.exp(0.5)]) / (1 + math.exp(0.5))
     b = np.array([1.0, math.exp(0.8)]) / (1 + math.exp(0.8))
@@ -225,7 +236,7 @@ def test_rank_gateau_paper(alpha):
     cas_norm = dict(zip(CAS_ROWS, sm([CAS[i] for i in CAS_ROWS])))
     cas_norm[3] = 1.0 / len(CAS_ROWS)  # undefined CAS: the dataset mean of softmax(CAS) = 1/4
     expected = {i: alpha * hmp[i] + (1 - alpha) * cas_norm[i] for i in OK}
-    ranking = rank_table(hand_table(), "gateau", resolve_options("paper", alpha=alpha))
+    ranking = rank_table(hand_table(), "gateau", method_options("gateau", "paper", alpha=alpha))
     _check(ranking, expected)
     assert ranking.rank[2] == 0 and ranking.rank[5] == 0  # too_long and oom rows are never ranked
     np.testing.assert_allclose(ranking.components["hmp"][OK], sm(PS) - sm(PL), atol=1e-15)
@@ -236,7 +247,7 @@ def test_rank_gateau_official():
     cas_raw = dict(CAS)
     cas_raw[3] = float(np.mean([CAS[i] for i in CAS_ROWS]))
     expected = {i: 0.8 * hmp[i] + 0.2 * cas_raw[i] for i in OK}
-    _check(rank_table(hand_table(), "gateau", resolve_options("official")), expected)
+    _check(rank_table(hand_table(), "gateau", method_options("gateau", "official")), expected)
 
 
 def pct(v) -> np.ndarray:
@@ -250,7 +261,7 @@ def test_rank_gateau_rank_norm():
     cas = dict(zip(CAS_ROWS, pct([CAS[i] for i in CAS_ROWS])))
     cas[3] = float(np.mean(list(cas.values())))
     expected = {i: 0.8 * hmp[i] + 0.2 * cas[i] for i in OK}
-    _check(rank_table(hand_table(), "gateau", resolve_options(norm="rank")), expected)
+    _check(rank_table(hand_table(), "gateau", method_options("gateau", None, norm="rank")), expected)
 
 
 def test_sink_tokens_and_in_sample_norms():
@@ -261,29 +272,29 @@ def test_sink_tokens_and_in_sample_norms():
     table = hand_table(rows)
     table = table.set_column(table.column_names.index("attn_head"), "attn_head",
                              pa.array([head, [0.6] * 4], pa.list_(pa.float64())))
-    r = rank_table(table, "cam", resolve_options(attn_sink_tokens=2))
+    r = rank_table(table, "cam", method_options("cam", None, attn_sink_tokens=2))
     # segment 0's mean without its first two tokens: (0.2 + 0.3) / 2
     assert r.score[0] == pytest.approx(cos(sm([3.0, 5.0, 4.0]), sm([0.25, 0.2, 0.3])), abs=1e-15)
-    r = rank_table(table, "cam", resolve_options(is_norm="sum", attn_norm="minmax"))
+    r = rank_table(table, "cam", method_options("cam", None, is_norm="sum", attn_norm="minmax"))
     assert r.score[0] == pytest.approx(cos(np.array([3, 5, 4]) / 12, mm([0.375, 0.2, 0.3])), abs=1e-15)
     assert r.score[1] == pytest.approx(cos(np.array([1, 2]) / 3, [1.0, 0.0]), abs=1e-15)
 
 
 def test_ties_are_broken_by_input_order():
     rows = [(x, "ok", 1.0, 2.0, None, None) for x in "pqrs"]
-    r = rank_table(hand_table(rows), "ppl", ScoreOptions())
+    r = rank_table(hand_table(rows), "ppl")
     assert list(r.order) == [0, 1, 2, 3] and list(r.rank) == [1, 2, 3, 4]
 
 
 def test_all_cas_undefined_ranks_by_hmg():
     rows = [(x, "ok", p, 1.0, None, None) for x, p in zip("pqr", (1.0, 3.0, 2.0))]
-    r = rank_table(hand_table(rows), "gateau", ScoreOptions())
+    r = rank_table(hand_table(rows), "gateau")
     assert [rows[i][0] for i in r.order] == ["q", "r", "p"]
 
 
 def test_missing_columns_for_method():
     table = hand_table().drop(["seg_ppl", "seg_attn"])
     with pytest.raises(ValueError, match="seg_ppl"):
-        rank_table(table, "gateau", ScoreOptions())
+        rank_table(table, "gateau")
     with pytest.raises(ValueError, match="unknown method"):
-        rank_table(hand_table(), "nope", ScoreOptions())
+        rank_table(hand_table(), "nope")

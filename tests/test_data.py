@@ -98,7 +98,7 @@ def test_every_shape_from_every_container(tmp_path, fmt, shape, ids):
 def test_records_by_id_are_the_raw_records(tmp_path):
     records = [dict(EXPLICIT, id=5), dict(ALPACA), dict(LONGALIGN, id="x")]
     by_id = load_records_by_id(write(tmp_path / "d", records, "jsonl"))
-    assert by_id == {"5": records[0], "1": records[1], "x": records[2]}
+    assert by_id == {"5": (0, records[0]), "1": (1, records[1]), "x": (2, records[2])}
     assert [s.id for s in load_samples(write(tmp_path / "d", records, "jsonl"))] == ["5", "1", "x"]
 
 

@@ -72,7 +72,7 @@ def make_requests(tokenizer, template: str, n: int = 6, seed: int = 0) -> list[R
 @pytest.mark.parametrize("template", ["plain", "chat"])
 def test_single_row_matches_naive(tiny_model, tiny_tokenizer, template):
     req = make_requests(tiny_tokenizer, template, n=1)[0]
-    runner = RowRunner(tiny_model, tiny_tokenizer.pad_token_id)
+    runner = RowRunner(tiny_model, tiny_tokenizer.pad_token_id, 16384)
     (res,) = runner.run([req])
     assert res.error is None and res.attention is None
     assert res.nll == pytest.approx(naive_nll(tiny_model, list(req.ids), req.response_start), abs=ATOL)
@@ -221,7 +221,7 @@ def test_every_row_oom(tiny_tokenizer, monkeypatch):
     model = build_tiny_model("llama", len(tiny_tokenizer), seed=2)
     reqs = make_requests(tiny_tokenizer, "plain", n=2, seed=5)
     monkeypatch.setattr(model, "forward", _oom_forward(model, lambda ids: True, []))
-    results = RowRunner(model, tiny_tokenizer.pad_token_id).run(reqs)
+    results = RowRunner(model, tiny_tokenizer.pad_token_id, 16384).run(reqs)
     assert [r.nll for r in results] == [None, None]
     assert all("out of memory" in r.error for r in results)
 
@@ -235,9 +235,9 @@ def test_other_errors_are_not_swallowed(tiny_tokenizer, monkeypatch):
 
     monkeypatch.setattr(model, "forward", broken)
     with pytest.raises(RuntimeError, match="shape mismatch"):
-        RowRunner(model, tiny_tokenizer.pad_token_id).run(reqs)
+        RowRunner(model, tiny_tokenizer.pad_token_id, 16384).run(reqs)
 
 
 def test_no_requests(tiny_llama, tiny_tokenizer):
-    runner = RowRunner(tiny_llama, tiny_tokenizer.pad_token_id)
+    runner = RowRunner(tiny_llama, tiny_tokenizer.pad_token_id, 16384)
     assert runner.run([]) == [] and runner.forward_tokens == 0

@@ -16,7 +16,8 @@ from gateau.data import Sample
 from gateau.models import LoadedModel
 from gateau.prompt import PromptEncoder, TooLongError
 from gateau.status import Status
-from gateau.pipeline.scorer import ScoreConfig, Scorer
+from gateau.config import ScoreConfig
+from gateau.pipeline.scorer import Scorer
 
 WORDS = ("the quick brown fox jumps over lazy dog archive keeps every essay in order startups grow when founders "
          "talk to users write code and keep costs low secret number of blue lighthouse is red harbour boats").split()
@@ -202,10 +203,11 @@ def test_window_mode_hmg_matches_naive(tiny_tokenizer, template):
     samples = [sample(20, seed=10), sample(60, seed=11), sample(120, seed=12)]  # untruncated, truncated twice
     for i, s in enumerate(samples):
         s.index, s.id = i, f"s{i}"
-    config = ScoreConfig(data="unused.jsonl", out="unused", methods="hmg", long_model="tiny", short_window=window,
-                         max_length=max_length, template=template, token_budget=300, progress=False)
+    config = ScoreConfig.from_flat(data="unused.jsonl", out="unused", methods="hmg", long_model="tiny",
+                                   short_window=window, max_length=max_length, template=template,
+                                   token_budget=300, progress=False)
     scorer = Scorer(config, LoadedModel(model, tiny_tokenizer, spec="tiny", device=torch.device("cpu")))
-    rows = scorer.score_samples(samples)
+    rows = scorer.score_batch(samples)
 
     truncated = []
     for s, row in zip(samples, rows):

@@ -15,7 +15,9 @@ from conftest import build_tiny_model
 
 from gateau.data import FieldMap
 from gateau.models import LoadedModel, ModelLoadError
-from gateau.pipeline.scorer import ScoreConfig, run_score
+from gateau.config import ScoreConfig
+from gateau.pipeline.run import run_score
+from gateau.pipeline.scorer import resolved_max_length
 from gateau.store import RunError, RunStore
 
 WORDS = ("the quick brown fox jumps over lazy dog archive keeps every essay in order startups grow when founders "
@@ -55,7 +57,7 @@ def config(data, out, **kw) -> ScoreConfig:
     args = dict(data=str(data), out=str(out), methods="gateau", long_model="tiny", max_length=MAX_LENGTH,
                 segment_len=16, short_window=32, chunk_size=3, token_budget=2048, progress=False)
     args.update(kw)
-    return ScoreConfig(**args)
+    return ScoreConfig.from_flat(**args)
 
 
 def models(tokenizer):
@@ -198,16 +200,16 @@ def test_changed_measurement_setting_refuses_to_resume(tmp_path, data_file, tiny
 
 
 def test_resolved_max_length(tmp_path, tiny_tokenizer):
-    assert config("d", "o").resolved_max_length() == MAX_LENGTH
+    assert resolved_max_length(config("d", "o")) == MAX_LENGTH
     with pytest.raises(ValueError, match="at least 16"):
-        config("d", "o", max_length=8).resolved_max_length()
+        config("d", "o", max_length=8)
     # unset: the long model's context window, read from its config alone
     model_dir = tmp_path / "model"
     build_tiny_model("llama", len(tiny_tokenizer)).config.save_pretrained(model_dir)
-    assert config("d", "o", max_length=None, long_model=str(model_dir)).resolved_max_length() == 4096
+    assert resolved_max_length(config("d", "o", max_length=None, long_model=str(model_dir))) == 4096
     # a bare label is then looked up as a hub id, which cannot work offline
     with pytest.raises(ModelLoadError):
-        config("d", "o", max_length=None, long_model="tiny").resolved_max_length()
+        resolved_max_length(config("d", "o", max_length=None, long_model="tiny"))
 
 
 def test_store_read_errors(tmp_path):

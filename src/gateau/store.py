@@ -1,11 +1,14 @@
-"""The run directory: ``config.json`` (resolved settings + fingerprint) and Parquet shards of per-sample rows.
+"""The run directory: ``config.json`` (resolved settings + fingerprint) and Parquet chunks of per-sample rows.
 
-Each finished chunk of samples is written atomically as ``shards/part-NNNNNN.parquet`` (write to a temporary
-name, then rename), so a run killed at any moment loses at most the chunk in progress. ``scores.parquet`` is the
-consolidated table, one row per input sample in input order, rewritten at the end of every run; readers that
-find shards newer than it consolidate again. Resume: ids already stored with the same fingerprint and a final
-status are skipped; rows stored with a retryable status (out of memory) are measured again, the newest row of
-an id wins.
+Each finished chunk of samples is written atomically as ``shards/part-<time ns>-<random>.parquet`` (a temporary
+name, then a rename), so a run killed at any moment loses at most the chunks in progress, and several writers
+(executors, workers) never collide. Names sort by write time: when an id is stored twice (a retried out-of-memory
+sample, or a re-scored edited record) the newest row wins. ``scores.parquet`` is the consolidated table, one row
+per input sample in input order, rewritten at the end of every run; readers that find shards newer than it
+consolidate again.
+
+Resume: a sample is done when a row is stored for its id with the run's settings fingerprint, the same content
+hash as the record now has, and a final (non-retryable) status.
 """
 
 from __future__ import annotations
@@ -13,17 +16,21 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import time
+import uuid
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from .errors import GateauError
 from .status import RETRYABLE
 
 SCORES_FILE = "scores.parquet"
 CONFIG_FILE = "config.json"
 SHARD_DIR = "shards"
+LAYOUT_VERSION = 2  # config.json layout; runs of other layouts are refused with a clear message
 
 BASE_COLUMNS: dict[str, pa.DataType] = {
     "index": pa.int64(),
@@ -35,12 +42,13 @@ BASE_COLUMNS: dict[str, pa.DataType] = {
     "n_instruction": pa.int64(),
     "n_response": pa.int64(),
     "n_truncated": pa.int64(),
+    "content_hash": pa.string(),
     "fingerprint": pa.string(),
 }
 
 
-class RunError(RuntimeError):
-    """The run directory is missing, incomplete, or was made with other settings."""
+class RunError(GateauError, RuntimeError):
+    """The run directory is missing, incomplete, damaged, or was made with other settings or data."""
 
 
 def fingerprint(settings: dict[str, Any]) -> str:
@@ -51,8 +59,17 @@ def fingerprint(settings: dict[str, Any]) -> str:
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, path)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _table_bytes(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    pq.write_table(table, sink)
+    return sink.getvalue().to_pybytes()
 
 
 class RunStore:
@@ -72,10 +89,16 @@ class RunStore:
     def read_config(self) -> dict[str, Any]:
         if not self.config_path.is_file():
             raise RunError(f"{self.dir} is not a gateau run (no {CONFIG_FILE}); create one with `gateau score`")
-        return json.loads(self.config_path.read_text())
+        config = json.loads(self.config_path.read_text())
+        if config.get("layout") != LAYOUT_VERSION:
+            raise RunError(f"{self.dir} was made by an older gateau (run layout {config.get('layout', 1)}, this "
+                           f"version reads {LAYOUT_VERSION}); score it again with --overwrite")
+        return config
 
     def open(self, config: dict[str, Any], overwrite: bool = False) -> None:
-        """Create the run or check that an existing one was made with the same measurement settings."""
+        """Create the run, or check that an existing one was made with the same measurement settings and data.
+        ``config`` must hold ``fingerprint``, ``measure`` (the fingerprinted settings) and ``data`` (its path)."""
+        config = {**config, "layout": LAYOUT_VERSION}
         self.dir.mkdir(parents=True, exist_ok=True)
         (self.dir / SHARD_DIR).mkdir(exist_ok=True)
         if self.config_path.is_file() and not overwrite:
@@ -86,6 +109,9 @@ class RunStore:
                 raise RunError(
                     f"{self.dir} holds a run with other settings (changed: {', '.join(changed)}); "
                     "pass the same options to resume, or use --overwrite or another --out")
+            if old["data"]["path"] != config["data"]["path"]:
+                raise RunError(f"{self.dir} holds a run of {old['data']['path']}, not {config['data']['path']}; "
+                               "use --overwrite or another --out")
         if overwrite:
             for shard in (self.dir / SHARD_DIR).glob("*.parquet"):
                 shard.unlink()
@@ -96,45 +122,49 @@ class RunStore:
         return sorted((self.dir / SHARD_DIR).glob("part-*.parquet"))
 
     def write_shard(self, rows: list[dict[str, Any]], schema: pa.Schema) -> Path:
-        """Atomically write ``rows`` (one dict per sample) as the next shard."""
-        existing = self._shards()
-        number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 0
-        path = self.dir / SHARD_DIR / f"part-{number:06d}.parquet"
-        table = pa.Table.from_pylist(rows, schema=schema)
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        _atomic_write_bytes(path, sink.getvalue().to_pybytes())
+        """Atomically write ``rows`` (one dict per sample) as a new chunk; safe with concurrent writers."""
+        path = self.dir / SHARD_DIR / f"part-{time.time_ns():020d}-{uuid.uuid4().hex[:8]}.parquet"
+        _atomic_write_bytes(path, _table_bytes(pa.Table.from_pylist(rows, schema=schema)))
         return path
+
+    def _read_shard(self, path: Path) -> pa.Table:
+        try:
+            return pq.read_table(path)
+        except (pa.ArrowInvalid, OSError) as exc:
+            raise RunError(f"{path} is damaged ({exc}); delete it and run the same `gateau score` command "
+                           "again to re-score its samples") from exc
 
     def stored_rows(self) -> pa.Table | None:
         """Every stored row, newest row per id, sorted by input index; None if nothing is stored."""
-        tables = [pq.read_table(p) for p in self._shards()]
+        tables = [self._read_shard(p) for p in self._shards()]
         if not tables:
             return None
         table = pa.concat_tables(tables, promote_options="default")
         newest: dict[str, int] = {}
         for i, sid in enumerate(table.column("id").to_pylist()):
             newest[sid] = i
-        keep = sorted(newest.values(), key=lambda i: table.column("index")[i].as_py())
+        index = table.column("index").to_pylist()
+        keep = sorted(newest.values(), key=lambda i: index[i])
         return table.take(pa.array(keep, type=pa.int64()))
 
-    def done_ids(self, fp: str) -> set[str]:
-        """Ids stored with fingerprint ``fp`` and a final (non-retryable) status."""
+    def done_ids(self, fp: str, content: dict[str, str]) -> set[str]:
+        """Ids stored with fingerprint ``fp``, the content hash ``content[id]`` and a final status."""
         table = self.stored_rows()
         if table is None:
             return set()
-        return {sid for sid, f, st in zip(table.column("id").to_pylist(), table.column("fingerprint").to_pylist(),
-                                          table.column("status").to_pylist())
-                if f == fp and st not in RETRYABLE}
+        cols = (table.column(c).to_pylist() for c in ("id", "fingerprint", "content_hash", "status"))
+        return {sid for sid, f, h, st in zip(*cols) if f == fp and content.get(sid) == h and st not in RETRYABLE}
 
-    def consolidate(self) -> pa.Table:
-        """Write ``scores.parquet`` from the shards and return it."""
+    def consolidate(self, ids: list[str] | None = None) -> pa.Table:
+        """Write ``scores.parquet`` from the shards and return it; with ``ids``, only rows of those ids (the
+        current input's), so a record removed from the input leaves the table."""
         table = self.stored_rows()
         if table is None:
             raise RunError(f"{self.dir}: no scored samples yet")
-        sink = pa.BufferOutputStream()
-        pq.write_table(table, sink)
-        _atomic_write_bytes(self.scores_path, sink.getvalue().to_pybytes())
+        if ids is not None:
+            wanted = set(ids)
+            table = table.filter(pa.array([sid in wanted for sid in table.column("id").to_pylist()]))
+        _atomic_write_bytes(self.scores_path, _table_bytes(table))
         return table
 
     def read_scores(self) -> pa.Table:

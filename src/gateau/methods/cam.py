@@ -14,15 +14,43 @@ than two segments.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
-from ..measure.runner import RowRequest, RowResult
-from .normalize import normalize
-from .base import LONG, Measured, MeasureSettings, Method, RowKey, SampleEncoding, ScoreOptions, require
+from ..measure.rows import RowRequest, RowResult
+from .base import LONG, BenchVariant, Measured, MeasureSettings, Method, RowKey, SampleEncoding, option, require
 from .hmg import FULL, full_request
+from .normalize import normalize
+from .presets import PRESETS
 
 ATTN_HEAD_TOKENS = 16
+IN_SAMPLE_NORMS = ("softmax", "sum", "minmax", "rank", "zscore")
+BENCH_TEMPERATURES = (0.1, 10.0)  # extra in-sample softmax temperatures the benchmark tries for CAM alone
+
+
+@dataclass(frozen=True)
+class CAMOptions:
+    """In-sample normalisations of CAM's two profiles, their softmax temperature, and attention sinks."""
+
+    is_norm: str = option("softmax", "CAM: normalisation of segment importance inside a sample (default softmax)",
+                          IN_SAMPLE_NORMS)
+    attn_norm: str = option("softmax", "CAM: normalisation of segment attention inside a sample (default softmax)",
+                            IN_SAMPLE_NORMS)
+    segment_temperature: float = option(1.0, "CAM: softmax temperature inside a sample (default 1)")
+    attn_sink_tokens: int = option(0, "CAM: leave the first K context tokens out of the attention profile "
+                                   f"(attention sinks; default 0, at most {ATTN_HEAD_TOKENS})")
+
+    def __post_init__(self) -> None:
+        for flag, value in (("--is-norm", self.is_norm), ("--attn-norm", self.attn_norm)):
+            if value not in IN_SAMPLE_NORMS:
+                raise ValueError(f"unknown {flag} {value!r}; choose one of {IN_SAMPLE_NORMS}")
+        if not self.segment_temperature > 0:
+            raise ValueError(f"--segment-temperature must be positive, got {self.segment_temperature}")
+        if not 0 <= self.attn_sink_tokens <= ATTN_HEAD_TOKENS:
+            raise ValueError(f"--attn-sink-tokens must be in [0, {ATTN_HEAD_TOKENS}], got {self.attn_sink_tokens}")
 
 
 def segment_key(i: int) -> RowKey:
@@ -70,6 +98,11 @@ class CAM(Method):
         "cas": pa.float64(),
     }
     help = "Contextual Awareness Measurement: cos(softmax(segment PPL), softmax(segment attention))"
+    Options = CAMOptions
+    presets = PRESETS
+
+    def components(self, table: dict[str, Any], options: CAMOptions) -> dict[str, np.ndarray]:
+        return {"cas": cas_scores(table, options)}
 
     def requests(self, enc: SampleEncoding, settings: MeasureSettings) -> dict[RowKey, RowRequest]:
         reqs = {FULL: full_request(enc, attention=True)}
@@ -100,15 +133,30 @@ class CAM(Method):
             "cas": cas_value(np.asarray(seg_ppl), np.asarray(seg_attn)),
         })
 
-    @staticmethod
-    def score(table: dict[str, np.ndarray], options: ScoreOptions) -> np.ndarray:
-        """CAS per sample recomputed from the stored segment columns with ``options``' in-sample normalisations."""
-        out = np.full(len(table["seg_ppl"]), np.nan)
-        for i, (ppl, attn, head, toks) in enumerate(
-                zip(table["seg_ppl"], table["seg_attn"], table["attn_head"], table["seg_tokens"])):
-            if ppl is None or attn is None or len(ppl) < 2:
-                continue
-            attn = drop_sink(attn, head, toks, options.attn_sink_tokens)
-            out[i] = cas_value(np.asarray(ppl), attn, options.is_norm, options.attn_norm,
-                                options.segment_temperature)
+    def score(self, table: dict[str, Any], options: CAMOptions, k: int | None = None) -> np.ndarray:
+        return cas_scores(table, options)
+
+    @classmethod
+    def bench_variants(cls) -> list[BenchVariant]:
+        out = []
+        for is_norm in ("softmax", "sum"):
+            for attn_norm in ("softmax", "sum"):
+                for sink in (0, 4):
+                    paper = (is_norm, attn_norm, sink) == ("softmax", "softmax", 0)
+                    out.append(BenchVariant({"is_norm": is_norm, "attn_norm": attn_norm, "attn_sink_tokens": sink},
+                                            main=paper or (attn_norm, sink) == ("sum", 4),
+                                            preset="paper" if paper else None))
+        out.extend(BenchVariant({"segment_temperature": t}) for t in BENCH_TEMPERATURES)
         return out
+
+
+def cas_scores(table: dict[str, Any], options: CAMOptions) -> np.ndarray:
+    """CAS per sample recomputed from the stored segment columns with ``options``' in-sample normalisations."""
+    out = np.full(len(table["seg_ppl"]), np.nan)
+    for i, (ppl, attn, head, toks) in enumerate(
+            zip(table["seg_ppl"], table["seg_attn"], table["attn_head"], table["seg_tokens"])):
+        if ppl is None or attn is None or len(ppl) < 2:
+            continue
+        attn = drop_sink(attn, head, toks, options.attn_sink_tokens)
+        out[i] = cas_value(np.asarray(ppl), attn, options.is_norm, options.attn_norm, options.segment_temperature)
+    return out

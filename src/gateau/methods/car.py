@@ -22,23 +22,40 @@ Selection (cheap, at `gateau select` time, on the ranked samples only, N of them
 Score design: CaR's choice is a set, not a per-sample number, so the score encodes "in the CaR set first, then
 by reward": score = reward + B for members, reward for the rest, with B = (max reward − min reward) + 1. Every
 member outranks every non-member and, inside each group, the order is the reward's; a member's true reward is
-``score − B`` (and ``car_reward`` is exported with each record). The set depends on K, which `select` passes as
-``ScoreOptions.select_count``; with no count (e.g. ``--ratio 1``) every sample is "selected" and the order is the
+``score − B`` (and ``car_reward`` is exported with each record). The set depends on K, which `select` passes to
+``score`` as ``k``; with no count (e.g. ``--ratio 1``) every sample is "selected" and the order is the
 reward's.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pyarrow as pa
 
 from ..data import Sample
-from ..measure.aux_models import EMBED, REWARD, AuxModels
-from .base import Measured, MeasureSettings, Method, SampleEncoding, ScoreOptions
+from ..measure.rows import EMBED, REWARD
+from .base import BenchVariant, Measured, MeasureSettings, Method, SampleEncoding, option
+
+if TYPE_CHECKING:
+    from ..measure.aux_models import AuxModels
 
 PCA_VARIANCE = 0.95
+
+
+@dataclass(frozen=True)
+class CaROptions:
+    seed: int = option(0, "seed of car's PCA + k-means (default 0)")
+    car_n1: int | None = option(None, "car: samples taken by reward over the whole set (default: as many as fill "
+                                "--ratio/--count together with the per-cluster picks)")
+    car_n2: int = option(1, "car: samples taken per k-means cluster, best reward first (default 1, as in the CaR "
+                         "paper)")
+
+    def __post_init__(self) -> None:
+        if self.car_n2 < 0 or (self.car_n1 is not None and self.car_n1 < 0):
+            raise ValueError("--car-n1 and --car-n2 must be non-negative")
 
 
 def n_clusters(n: int) -> int:
@@ -85,8 +102,6 @@ def car_select(reward: np.ndarray, embeddings: np.ndarray, count: int | None, n2
     reward = np.asarray(reward, dtype=np.float64)
     n = len(reward)
     order = np.lexsort((np.arange(n), -reward))
-    if n2 < 0 or (n1 is not None and n1 < 0):
-        raise ValueError("--car-n1 and --car-n2 must be non-negative")
     if count is None or count >= n:
         return CarSelection(order, n_clusters(n), n, n2, 0, np.zeros(n, dtype=np.int64))
     k = n_clusters(n)
@@ -123,6 +138,8 @@ class CaR(Method):
     uses_model = False
     aux_models = (REWARD, EMBED)
     help = "CaR: reward-model score + k-means (k = sqrt(N/2)) on sentence embeddings; top n1 + top n2 per cluster"
+    component_columns = ("car_reward",)
+    Options = CaROptions
 
     def measure_samples(self, samples: list[Sample], encodings: list[SampleEncoding], settings: MeasureSettings,
                         models: AuxModels) -> list[Measured]:
@@ -136,28 +153,33 @@ class CaR(Method):
                 out.append(Measured({"car_reward": value, "car_embedding": [float(v) for v in vec]}))
         return out
 
-    @staticmethod
-    def score(table: dict[str, np.ndarray], options: ScoreOptions) -> np.ndarray:
-        return _car_score(table, options)[0]
+    def score(self, table: dict[str, Any], options: CaROptions, k: int | None = None) -> np.ndarray:
+        return _car_score(table, options, k)[0]
 
-    def score_with_notes(self, table: dict[str, np.ndarray], options: ScoreOptions) -> tuple[np.ndarray, list[str]]:
-        score, sel, n = _car_score(table, options)
+    def notes(self, table: dict[str, Any], options: CaROptions, score: np.ndarray, chosen: np.ndarray,
+              k: int | None = None) -> list[str]:
+        _, sel, n = _car_score(table, options, k)
         if sel is None:
-            return score, ["car: no sample has a reward and an embedding"]
+            return ["car: no sample has a reward and an embedding"]
         if len(sel.chosen) == n and sel.cluster_picks == 0:
-            return score, [f"car: the requested amount covers all {n} ranked samples; ordered by reward"]
+            return [f"car: the requested amount covers all {n} ranked samples; ordered by reward"]
         k_rule = f"round(sqrt({n}/2))"
         lines = [f"car: k-means on {n} embeddings -> k = {sel.k} clusters ({k_rule}, seed {options.seed}); "
                  f"n2 = {sel.n2} per cluster -> {sel.cluster_picks} samples; n1 = {sel.n1} top by reward overall; "
                  f"CaR set = {len(sel.chosen)} samples"]
-        if options.select_count is not None and len(sel.chosen) != options.select_count:
-            how = ("the best-rewarded of them are kept" if len(sel.chosen) > options.select_count
+        if k is not None and len(sel.chosen) != k:
+            how = ("the best-rewarded of them are kept" if len(sel.chosen) > k
                    else "the next best by reward fill the rest")
-            lines.append(f"car: the CaR set has {len(sel.chosen)} samples, {options.select_count} requested; {how}")
-        return score, lines
+            lines.append(f"car: the CaR set has {len(sel.chosen)} samples, {k} requested; {how}")
+        return lines
+
+    @classmethod
+    def bench_variants(cls) -> list[BenchVariant]:
+        return [BenchVariant(main=True)]
 
 
-def _car_score(table: dict[str, np.ndarray], options: ScoreOptions) -> tuple[np.ndarray, CarSelection | None, int]:
+def _car_score(table: dict[str, Any], options: CaROptions, k: int | None
+               ) -> tuple[np.ndarray, CarSelection | None, int]:
     reward = np.asarray(table["car_reward"], dtype=np.float64)
     emb = table["car_embedding"]
     score = np.full(len(reward), np.nan)
@@ -165,7 +187,7 @@ def _car_score(table: dict[str, np.ndarray], options: ScoreOptions) -> tuple[np.
     if len(valid) == 0:
         return score, None, 0
     r = reward[valid]
-    sel = car_select(r, np.array([emb[i] for i in valid], dtype=np.float64), options.select_count,
+    sel = car_select(r, np.array([emb[i] for i in valid], dtype=np.float64), k,
                      n2=options.car_n2, n1=options.car_n1, seed=options.seed)
     bonus = float(np.ptp(r)) + 1.0
     s = r.copy()

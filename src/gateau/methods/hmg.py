@@ -7,15 +7,40 @@ In window mode model A is model B restricted to the last W context tokens.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Any
+
 import numpy as np
 import pyarrow as pa
 
-from ..measure.runner import RowRequest, RowResult
+from ..measure.rows import RowRequest, RowResult
+from .base import (LONG, SHORT, BenchVariant, Measured, MeasureSettings, Method, RowKey, SampleEncoding, nll_to_ppl,
+                   option, require)
 from .normalize import normalize
-from .base import (LONG, SHORT, Measured, MeasureSettings, Method, RowKey, SampleEncoding, ScoreOptions, nll_to_ppl,
-                   require)
+from .presets import PRESETS
 
 FULL = RowKey(LONG, "full")
+DATASET_NORMS = ("log-rank", "rank", "softmax", "minmax-softmax", "zscore", "raw")
+# (dataset normalisation, softmax temperature) settings the benchmark compares; T only applies to a softmax.
+BENCH_NORMS: tuple[tuple[str, float], ...] = (
+    ("softmax", 0.1), ("softmax", 1.0), ("softmax", 10.0),
+    ("minmax-softmax", 0.1), ("minmax-softmax", 1.0), ("minmax-softmax", 10.0),
+    ("log-rank", 1.0), ("rank", 1.0), ("zscore", 1.0))
+
+
+@dataclass(frozen=True)
+class HMGOptions:
+    """``norm``: Norm across the dataset; ``temperature``: its softmax temperature."""
+
+    norm: str = option("log-rank", "normalisation across the dataset (default log-rank: HMP = log PPL_A - log PPL_B, "
+                       "ranks in the gateau mix; the paper uses softmax; raw: PPL_A - PPL_B)", DATASET_NORMS)
+    temperature: float = option(1.0, "softmax temperature across the dataset (default 1)")
+
+    def __post_init__(self) -> None:
+        if self.norm not in DATASET_NORMS:
+            raise ValueError(f"unknown --norm {self.norm!r}; choose one of {DATASET_NORMS}")
+        if not self.temperature > 0:
+            raise ValueError(f"--temperature must be positive, got {self.temperature}")
 
 
 def full_request(enc: SampleEncoding, attention: bool = False) -> RowRequest:
@@ -42,10 +67,21 @@ def inner_outer(norm: str) -> tuple[str, str]:
     return norm, norm
 
 
+def hmp(table: dict[str, Any], options: HMGOptions) -> np.ndarray:
+    """HMP per sample: Norm(PPL_A) − Norm(PPL_B) with the inner normalisation of ``options.norm``."""
+    inner, _ = inner_outer(options.norm)
+    t = options.temperature
+    return normalize(table["ppl_short"], inner, t) - normalize(table["ppl_long"], inner, t)
+
+
 class HMG(Method):
     name = "hmg"
-    columns = {"ppl_short": pa.float64(), "ppl_long": pa.float64(), "n_short_context": pa.int64()}
     help = "Homologous Models' Guidance: Norm(PPL_short) - Norm(PPL_long)"
+    columns = {"ppl_short": pa.float64(), "ppl_long": pa.float64(), "n_short_context": pa.int64()}
+    component_columns = ("ppl_short", "ppl_long")
+    window_columns = ("ppl_short", "ppl_long", "n_short_context")
+    Options = HMGOptions
+    presets = PRESETS
 
     def requests(self, enc: SampleEncoding, settings: MeasureSettings) -> dict[RowKey, RowRequest]:
         if settings.short_window is not None:
@@ -65,8 +101,21 @@ class HMG(Method):
             "n_short_context": n_short,
         })
 
-    @staticmethod
-    def score(table: dict[str, np.ndarray], options: ScoreOptions) -> np.ndarray:
-        inner, _ = inner_outer(options.norm)
-        t = options.temperature
-        return normalize(table["ppl_short"], inner, t) - normalize(table["ppl_long"], inner, t)
+    def score(self, table: dict[str, Any], options: HMGOptions, k: int | None = None) -> np.ndarray:
+        return hmp(table, options)
+
+    @classmethod
+    def bench_variants(cls) -> list[BenchVariant]:
+        default = HMGOptions()
+        out: list[BenchVariant] = []
+        seen: set[tuple[str, float]] = set()
+        for norm, t in BENCH_NORMS:
+            key = (norm, t if norm == "softmax" else 1.0)  # HMG alone: only the inner softmax has a temperature
+            if key in seen:
+                continue
+            seen.add(key)
+            preset = {"softmax": "paper", "minmax-softmax": "official"}.get(norm) if key[1] == 1.0 else None
+            out.append(BenchVariant({"norm": norm, "temperature": key[1]}, main=key[1] == 1.0 or norm == default.norm,
+                                    preset=preset))
+        out.append(BenchVariant({"norm": "raw"}))
+        return out

@@ -8,8 +8,8 @@ prefix and is not scored, as in Cherry's code; a one-token response then leaves 
 
 Stored raw: ``nll_long``, ``nll_alone``, ``ifd``. Score: IFD, highest first. Cherry discards samples with
 IFD > 1 (the context and instruction make the response *harder*: they do not fit); by default they get a NaN
-score, stay unranked, and the selection summary says how many (``ScoreOptions.ifd_drop_above_one``,
-``gateau select --ifd-keep-above-one`` to rank them too).
+score, stay unranked, and the selection summary says how many (``gateau select --ifd-keep-above-one``
+ranks them too).
 """
 
 from __future__ import annotations
@@ -17,11 +17,20 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ..measure.runner import RowRequest, RowResult
-from .base import LONG, Measured, MeasureSettings, Method, RowKey, SampleEncoding, ScoreOptions, require
+from dataclasses import dataclass
+from typing import Any
+
+from ..measure.rows import RowRequest, RowResult
+from .base import LONG, BenchVariant, Measured, MeasureSettings, Method, RowKey, SampleEncoding, option, require
 from .hmg import FULL, full_request
 
 ALONE = RowKey(LONG, "alone")
+
+
+@dataclass(frozen=True)
+class IFDOptions:
+    ifd_keep_above_one: bool = option(False, "ifd: also rank samples with IFD > 1 (by default they are dropped, as "
+                                      "Cherry does: unranked, never selected)")
 
 
 def alone_request(enc: SampleEncoding) -> RowRequest | None:
@@ -39,6 +48,8 @@ class IFD(Method):
     name = "ifd"
     columns = {"nll_long": pa.float64(), "nll_alone": pa.float64(), "ifd": pa.float64()}
     help = "Cherry IFD: NLL(response | context, instruction) / NLL(response alone); IFD > 1 dropped by default"
+    component_columns = ("ifd", "nll_alone")
+    Options = IFDOptions
 
     def requests(self, enc: SampleEncoding, settings: MeasureSettings) -> dict[RowKey, RowRequest]:
         reqs = {FULL: full_request(enc)}
@@ -57,17 +68,18 @@ class IFD(Method):
         note = "" if ifd is not None else "ifd undefined: the response alone has zero NLL"
         return Measured({"nll_long": nll_long, "nll_alone": nll_alone, "ifd": ifd}, note=note)
 
-    @staticmethod
-    def score(table: dict[str, np.ndarray], options: ScoreOptions) -> np.ndarray:
+    def score(self, table: dict[str, Any], options: IFDOptions, k: int | None = None) -> np.ndarray:
         ifd = np.asarray(table["ifd"], dtype=np.float64)
-        return np.where(ifd > 1, np.nan, ifd) if options.ifd_drop_above_one else ifd
+        return ifd if options.ifd_keep_above_one else np.where(ifd > 1, np.nan, ifd)
 
-    def score_with_notes(self, table: dict[str, np.ndarray], options: ScoreOptions) -> tuple[np.ndarray, list[str]]:
-        ifd = np.asarray(table["ifd"], dtype=np.float64)
-        above = int(np.sum(ifd > 1))
-        if options.ifd_drop_above_one:
-            note = (f"ifd: {above} samples with IFD > 1 dropped (unranked, never selected; "
-                    "--ifd-keep-above-one ranks them)")
-        else:
-            note = f"ifd: {above} samples with IFD > 1 kept and ranked (--ifd-keep-above-one)"
-        return self.score(table, options), [note]
+    def notes(self, table: dict[str, Any], options: IFDOptions, score: np.ndarray, chosen: np.ndarray,
+              k: int | None = None) -> list[str]:
+        above = int(np.sum(np.asarray(table["ifd"], dtype=np.float64) > 1))
+        if options.ifd_keep_above_one:
+            return [f"ifd: {above} samples with IFD > 1 kept and ranked (--ifd-keep-above-one)"]
+        return [f"ifd: {above} samples with IFD > 1 dropped (unranked, never selected; "
+                "--ifd-keep-above-one ranks them)"]
+
+    @classmethod
+    def bench_variants(cls) -> list[BenchVariant]:
+        return [BenchVariant(main=True), BenchVariant({"ifd_keep_above_one": True})]

@@ -9,7 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .base import Method, ScoreOptions
+from typing import Any
+
+from .base import Method
 
 
 class Length(Method):
@@ -17,6 +19,5 @@ class Length(Method):
     uses_model = False
     help = "context length in tokens (n_context), longest first; no model pass"
 
-    @staticmethod
-    def score(table: dict[str, np.ndarray], options: ScoreOptions) -> np.ndarray:
+    def score(self, table: dict[str, Any], options: Any, k: int | None = None) -> np.ndarray:
         return np.asarray(table["n_context"], dtype=np.float64)

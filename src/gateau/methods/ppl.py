@@ -5,14 +5,17 @@ from __future__ import annotations
 import numpy as np
 import pyarrow as pa
 
-from ..measure.runner import RowRequest, RowResult
-from .base import Measured, MeasureSettings, Method, RowKey, SampleEncoding, ScoreOptions, nll_to_ppl, require
+from typing import Any
+
+from ..measure.rows import RowRequest, RowResult
+from .base import Measured, MeasureSettings, Method, RowKey, SampleEncoding, nll_to_ppl, require
 from .hmg import FULL, full_request
 
 
 class PPL(Method):
     name = "ppl"
     columns = {"ppl_long": pa.float64()}
+    component_columns = ("ppl_long",)
     help = "Perplexity Guidance: PPL of the response under the long model"
 
     def requests(self, enc: SampleEncoding, settings: MeasureSettings) -> dict[RowKey, RowRequest]:
@@ -21,6 +24,5 @@ class PPL(Method):
     def measure(self, enc: SampleEncoding, results: dict[RowKey, RowResult], settings: MeasureSettings) -> Measured:
         return Measured({"ppl_long": nll_to_ppl(require(results, FULL).nll)})
 
-    @staticmethod
-    def score(table: dict[str, np.ndarray], options: ScoreOptions) -> np.ndarray:
+    def score(self, table: dict[str, Any], options: Any, k: int | None = None) -> np.ndarray:
         return np.asarray(table["ppl_long"], dtype=np.float64)

@@ -1,7 +1,7 @@
 """Dataset-level combination, ranking and export of a scored run; torch-free (no model is ever loaded here)."""
 
-from .choose import Selection, export_jsonl, select
-from .rank import DATASET_NORMS, PRESETS, Ranking, rank_table, resolve_options, table_columns
+from .choose import DataMismatchError, Selection, export_jsonl, select, verify_data
+from .rank import GENERIC_COMPONENTS, Ranking, rank_table, table_columns
 
-__all__ = ["DATASET_NORMS", "PRESETS", "Ranking", "Selection", "export_jsonl", "rank_table", "resolve_options",
-           "select", "table_columns"]
+__all__ = ["GENERIC_COMPONENTS", "DataMismatchError", "Ranking", "Selection", "export_jsonl", "rank_table", "select",
+           "table_columns", "verify_data"]

@@ -1,26 +1,29 @@
 """`gateau select`: rank a scored run, pick the top ratio / count, export records with their scores.
 
-No model is loaded. The input records are re-read from the run's data path (or ``--data``) and written unchanged
-with an added ``gateau`` object: ``score``, ``rank``, ``method`` and the components behind the score.
+No model is loaded and torch is never imported. The input records are re-read from the run's data path (or
+``--data``), checked against the content fingerprints stored at scoring time, and written unchanged with an added
+``gateau`` object: ``score``, ``rank``, ``method`` and the components behind the score.
 """
 
 from __future__ import annotations
 
 import json
-import math
+import os
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from gateau.select.rank import Ranking, rank_table, table_columns
-from gateau.data import FieldMap, load_records_by_id
-from gateau.methods.base import ScoreOptions
-from gateau.store import RunStore
+from ..config import FieldMap, SelectConfig
+from ..data import content_hash, load_records_by_id
+from ..store import RunError, RunStore
+from .rank import Ranking, rank_table, table_columns
 
-EXPORT_COMPONENTS = ("ppl_short", "ppl_long", "hmp", "cas", "ifd", "car_reward", "n_context", "n_response")
+
+class DataMismatchError(RunError):
+    """The data file given for export is not the one that was scored (records edited, removed or reordered)."""
 
 
 @dataclass
@@ -31,21 +34,17 @@ class Selection:
     chosen: np.ndarray
     ids: list[str]
     statuses: list[str]
-    notes: list[str]
+    errors: list[str]
 
     def summary_lines(self) -> list[str]:
         r = self.ranking
-        n = len(self.ids)
+        options = ", ".join(f"{k}={v}" for k, v in asdict(r.options).items()) or "none"
+        lines = [f"method: {r.method}  options: {options}",
+                 f"samples: {len(self.ids)}  ranked: {len(r.order)}  selected: {len(self.chosen)}"]
         excluded = Counter(s for s, rk in zip(self.statuses, r.rank) if rk == 0)
-        lines = [f"method: {r.method}  options: " + ", ".join(f"{k}={v}" for k, v in asdict(r.options).items()),
-                 f"samples: {n}  ranked: {len(r.order)}  selected: {len(self.chosen)}"]
         if excluded:
             lines.append("not ranked (never selected): " + ", ".join(f"{k}={v}" for k, v in sorted(excluded.items())))
-        fallback = sum(1 for i in self.chosen if "falls back to hmg" in (self.notes[i] or ""))
-        if r.method == "gateau" and any("falls back to hmg" in (x or "") for x in self.notes):
-            total_fb = sum(1 for x in self.notes if "falls back to hmg" in (x or ""))
-            lines.append(f"cas undefined -> ranked by hmg alone: {total_fb} samples ({fallback} selected)")
-        lines.extend(r.notes)
+        lines.extend(r.notes(self.chosen))
         lines.append(_quantile_line("score (all ranked)", r.score[r.order]))
         lines.append(_quantile_line("score (selected)  ", r.score[self.chosen]))
         agree = r.agreement()
@@ -62,50 +61,64 @@ def _quantile_line(label: str, values: np.ndarray) -> str:
     return f"{label}: min {q[0]:.4g}  q25 {q[1]:.4g}  median {q[2]:.4g}  q75 {q[3]:.4g}  max {q[4]:.4g}"
 
 
-def select(run: str | Path, method: str, options: ScoreOptions, ratio: float | None = None,
-           count: int | None = None) -> Selection:
-    """Rank the run's stored scores with ``method`` and keep the top ``ratio`` of all samples or ``count``."""
-    if (ratio is None) == (count is None):
-        raise ValueError("give exactly one of --ratio and --count")
-    table = RunStore(run).read_scores()
-    n = table.num_rows
-    if ratio is not None:
-        if not 0 < ratio <= 1:
-            raise ValueError("--ratio must be in (0, 1]")
-        k = n if ratio == 1 else max(1, math.ceil(ratio * n - 1e-9))
-    else:
-        if count <= 0:
-            raise ValueError("--count must be positive")
-        k = count
-    ranking = rank_table(table, method, replace(options, select_count=k))  # CaR's set depends on k
+def select(run: str | Path, config: SelectConfig, allow_partial: bool = False) -> Selection:
+    """Rank the run's stored scores with ``config.method`` and keep the top ``ratio`` of all samples or ``count``.
+    A run with samples still unscored is refused (RunError with the counts) unless ``allow_partial``."""
+    store = RunStore(run)
+    table = store.read_scores()
+    expected = store.read_config().get("n_records")
+    if not allow_partial and expected is not None and table.num_rows < expected:
+        raise RunError(f"{run}: only {table.num_rows} of {expected} samples are scored; finish the run with the same "
+                       "`gateau score` command, or pass --allow-partial to rank the scored ones")
+    k = config.keep(table.num_rows)
+    ranking = rank_table(table, config.method, config.options, k=k)
     cols = table_columns(table)
-    return Selection(ranking, ranking.order[:k], cols["id"], cols["status"], cols["note"])
+    return Selection(ranking, ranking.order[:k], cols["id"], cols["status"], cols["error"])
+
+
+def verify_data(table_cols: dict[str, Any], records: dict[str, tuple[int, dict[str, Any]]], source: str) -> None:
+    """DataMismatchError naming the first scored id whose record in ``source`` is missing, moved or edited."""
+    for sid, index, stored in zip(table_cols["id"], table_cols["index"], table_cols["content_hash"]):
+        hint = "pass --data with the file that was scored, or score this file into a new --out"
+        if sid not in records:
+            raise DataMismatchError(f"sample {sid!r} was scored but is not in {source}; {hint}")
+        position, record = records[sid]
+        if position != int(index):
+            raise DataMismatchError(f"sample {sid!r} was record {int(index)} when scored but is record {position} "
+                                    f"in {source} (reordered); {hint}")
+        if content_hash(record) != stored:
+            raise DataMismatchError(f"sample {sid!r} differs in {source} from the record that was scored "
+                                    f"(edited); {hint}")
 
 
 def export_jsonl(selection: Selection, run: str | Path, out: str | Path, data: str | None = None,
                  fields: FieldMap | None = None) -> int:
-    """Write the selected input records, best first, each with a ``gateau`` object; returns the count written."""
+    """Write the selected input records, best first, each with a ``gateau`` object; returns the count written.
+    The data is checked against the run first, and the file appears only when complete (temp file + rename)."""
     store = RunStore(run)
     config = store.read_config()
-    source = data or config["data"]
-    fmap = fields or FieldMap(**config["measure"]["fields"])
+    source = data or config["data"]["path"]
+    fmap = fields or FieldMap(**config["data"]["fields"])
     records = load_records_by_id(source, fmap)
+    verify_data(table_columns(store.read_scores()), records, source)
     r = selection.ranking
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    with out_path.open("w", encoding="utf-8") as handle:
-        for pos in selection.chosen:
-            sid = selection.ids[pos]
-            if sid not in records:
-                raise KeyError(f"sample id {sid!r} is in the run but not in {source}; pass --data with the scored file")
-            record = dict(records[sid])
-            record["gateau"] = _export_object(r, pos)
-            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
+    try:
+        with tmp.open("w", encoding="utf-8") as handle:
+            for pos in selection.chosen:
+                record = dict(records[selection.ids[pos]][1])
+                record["gateau"] = _export_object(r, pos)
+                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+        os.replace(tmp, out_path)
+    finally:
+        tmp.unlink(missing_ok=True)
     return len(selection.chosen)
 
 
 def _export_object(r: Ranking, pos: int) -> dict[str, Any]:
-    comps = {name: _clean(r.components[name][pos]) for name in EXPORT_COMPONENTS if name in r.components}
+    comps = {name: _clean(values[pos]) for name, values in r.components.items()}
     return {"score": _clean(r.score[pos]), "rank": int(r.rank[pos]), "method": r.method, "components": comps}
 
 

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from gateau.select.rank import resolve_options
-from gateau.methods import METHODS
-from gateau.pipeline.scorer import ScoreConfig, run_score
-from gateau.select import export_jsonl, select
-from gateau.tools.synth import read_labels, write_synthetic_set
+from ..config import ScoreConfig, SelectConfig
+from ..methods import METHODS, method_options
+from ..pipeline.run import run_score
+from ..select import export_jsonl, select
+from .synth import read_labels, write_synthetic_set
 
 DEMO_RATIO = 0.3
 # Methods compared in the demo, in print order; those needing a user-named model (car) are left out.
@@ -31,7 +31,8 @@ def demo_methods() -> list[str]:
 def long_dependent_fraction(run: Path, labels: dict[str, bool], method: str, ratio: float = DEMO_RATIO,
                             seed: int = 0, preset: str | None = None) -> tuple[float, int]:
     """(fraction of long-dependent samples among the selected, number selected) for ``method`` at ``ratio``."""
-    selection = select(run, method, resolve_options(preset, seed=seed), ratio=ratio)
+    options = method_options(method, preset, strict=False, seed=seed)
+    selection = select(run, SelectConfig(method=method, ratio=ratio, options=options))
     chosen = [selection.ids[i] for i in selection.chosen]
     return float(np.mean([labels[i] for i in chosen])) if chosen else float("nan"), len(chosen)
 
@@ -46,7 +47,7 @@ def run_demo(out: Path, n: int = 36, words: int = 600, seed: int = 0, device: st
     methods = demo_methods()
     scored = ",".join(m for m in methods if METHODS[m].uses_model)
     print(f"gateau demo: {n} samples of ~{words} words from real essays -> {data_path}")
-    config = ScoreConfig(data=str(data_path), out=str(out / "run"), methods=scored, device=device, progress=progress)
+    config = ScoreConfig.from_flat(data_path, out / "run", methods=scored, device=device, progress=progress)
     summary = run_score(config)
     print("\n".join(summary.lines()))
     base_rate = float(np.mean(list(labels.values())))
@@ -58,7 +59,7 @@ def run_demo(out: Path, n: int = 36, words: int = 600, seed: int = 0, device: st
         frac, k = long_dependent_fraction(out / "run", labels, method, seed=seed, preset=preset)
         fractions[label] = frac
         print(f"{label:<8} {frac:6.0%}  ({round(frac * k)}/{k})")
-    selection = select(out / "run", "gateau", resolve_options(), ratio=DEMO_RATIO)
+    selection = select(out / "run", SelectConfig(method="gateau", ratio=DEMO_RATIO))
     written = export_jsonl(selection, out / "run", out / "selected.jsonl")
     print(f"\nwrote the gateau top {DEMO_RATIO:.0%} ({written} records) to {out / 'selected.jsonl'}")
     print(f"demo wall time: {time.perf_counter() - start:.0f} s")

@@ -8,19 +8,23 @@ context token position; dotted lines mark segment boundaries. The title gives th
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from gateau.select.rank import rank_table, table_columns
-from gateau.methods.base import ScoreOptions
-from gateau.methods.cam import cas_value, drop_sink
-from gateau.methods.normalize import normalize
-from gateau.store import RunStore
+from ..methods import method_options
+from ..methods.cam import CAMOptions, cas_value, drop_sink
+from ..methods.normalize import normalize
+from ..select.rank import rank_table, table_columns
+from ..status import Status
+from ..store import RunStore
 
 
-def inspect_sample(run: str | Path, sample_id: str, out: str | Path, options: ScoreOptions = ScoreOptions(),
-                   method: str = "gateau") -> Path:
-    """Write a PNG for ``sample_id`` of ``run`` to ``out``; returns the path. KeyError for an unknown id."""
+def inspect_sample(run: str | Path, sample_id: str, out: str | Path, method: str = "gateau",
+                   options: Any = None) -> Path:
+    """Write a PNG for ``sample_id`` of ``run`` to ``out``; returns the path. KeyError for an unknown id.
+    ``options``: the options of ``method`` (its defaults when None); the CAM panels use its in-sample options
+    where it has them (gateau, cam), CAM's defaults otherwise."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -34,29 +38,31 @@ def inspect_sample(run: str | Path, sample_id: str, out: str | Path, options: Sc
         raise KeyError(f"no sample with id {sample_id!r} in {run}") from None
     if "seg_ppl" not in cols:
         raise ValueError(f"{run} has no CAM columns; score it with --methods gateau or cam")
-    if cols["status"][pos] != "ok" or cols["seg_ppl"][pos] is None:
+    if cols["status"][pos] != Status.OK or cols["seg_ppl"][pos] is None:
         reason = cols["error"][pos] or cols["note"][pos] or cols["status"][pos]
         raise ValueError(f"sample {sample_id!r} has no segment measurements ({reason})")
+    options = method_options(method) if options is None else options
     ranking = rank_table(table, method, options)
+    cam = options if isinstance(options, CAMOptions) else CAMOptions()
     seg_ppl = np.asarray(cols["seg_ppl"][pos])
     seg_tokens = cols["seg_tokens"][pos]
-    seg_attn = drop_sink(cols["seg_attn"][pos], cols["attn_head"][pos], seg_tokens, options.attn_sink_tokens)
+    seg_attn = drop_sink(cols["seg_attn"][pos], cols["attn_head"][pos], seg_tokens, cam.attn_sink_tokens)
     starts = np.asarray(cols["seg_starts"][pos])
     centers = starts + np.asarray(seg_tokens) / 2
     widths = np.asarray(seg_tokens) * 0.9
-    imp = normalize(seg_ppl, options.is_norm, options.segment_temperature)
-    att = normalize(seg_attn, options.attn_norm, options.segment_temperature)
+    imp = normalize(seg_ppl, cam.is_norm, cam.segment_temperature)
+    att = normalize(seg_attn, cam.attn_norm, cam.segment_temperature)
 
     fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
     ax1.bar(centers, seg_ppl, width=widths, color="#9ecae1", label="PPL(y | segment, x)")
     ax1.set_ylabel("segment PPL")
     ax1b = ax1.twinx()
-    ax1b.plot(centers, imp, "o-", color="#08519c", label=f"IS ({options.is_norm})")
+    ax1b.plot(centers, imp, "o-", color="#08519c", label=f"IS ({cam.is_norm})")
     ax1b.set_ylabel("importance IS")
     ax2.bar(centers, seg_attn, width=widths, color="#fdae6b", label="mean attention")
     ax2.set_ylabel("mean attention / token")
     ax2b = ax2.twinx()
-    ax2b.plot(centers, att, "o-", color="#a63603", label=f"Attn ({options.attn_norm})")
+    ax2b.plot(centers, att, "o-", color="#a63603", label=f"Attn ({cam.attn_norm})")
     ax2b.set_ylabel("Attn")
     for ax in (ax1, ax2):
         for s in starts[1:]:
@@ -68,7 +74,7 @@ def inspect_sample(run: str | Path, sample_id: str, out: str | Path, options: Sc
         main.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=8)
     rank = int(ranking.rank[pos])
     parts = [f"id {sample_id}", f"{method} rank {rank}/{len(ranking.order)}" if rank else "unranked"]
-    cas = cas_value(seg_ppl, seg_attn, options.is_norm, options.attn_norm, options.segment_temperature)
+    cas = cas_value(seg_ppl, seg_attn, cam.is_norm, cam.attn_norm, cam.segment_temperature)
     parts.append(f"CAS {cas:.3f}")
     for name, fmt in (("ppl_short", ".2f"), ("ppl_long", ".2f")):
         value = cols.get(name)

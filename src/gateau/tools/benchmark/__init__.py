@@ -22,15 +22,17 @@ percentile of each sample type (100 = ranked first, 50 = random). Outputs: ``DIR
 and ``results.png``. The evaluation functions are pure (tables + labels in, rows out) and need no model.
 """
 
-from gateau.tools.benchmark.plot import default_distributions, plot_results
-from gateau.tools.benchmark.report import (RESULTS_JSON, RESULTS_MD, RESULTS_PNG, markdown_table, recommend, settings_text, type_table,
+from .plot import default_distributions, plot_results
+from .report import (RESULTS_JSON, RESULTS_MD, RESULTS_PNG, markdown_table, recommend, settings_text, type_table,
                      write_report)
-from gateau.tools.benchmark.run import (DATA_FILE, DEFAULT_N, DEFAULT_WINDOWS, DEFAULT_WORDS, FULL_METHODS, LABELS_FILE, QUICK_N,
-                  QUICK_WINDOWS, QUICK_WORDS, RUNS_DIR, WINDOW_METHODS, BenchConfig, default_methods, parse_windows,
-                  plan_runs, run_bench, synth)
-from gateau.tools.benchmark.stats import TOP_FRACTIONS, hanley_mcneil_se, label_arrays, metrics, top_count
-from gateau.tools.benchmark.variants import (ALPHAS, CAM_INSAMPLE, CAM_TEMPERATURES, GATEAU_CAM, MAIN_WINDOW, NORM_SETTINGS, evaluate,
-                       evaluate_tables, has_columns, hmg_difference, read_run, sort_rows, with_window)
+from .run import (DATA_FILE, DEFAULT_N, DEFAULT_WINDOWS, DEFAULT_WORDS, LABELS_FILE, QUICK_N, QUICK_WINDOWS, QUICK_WORDS,
+                  RUNS_DIR, WINDOW_METHODS, BenchConfig, default_methods, parse_windows, plan_runs, run_bench, synth)
+from .stats import TOP_FRACTIONS, hanley_mcneil_se, label_arrays, metrics, top_count
+from .variants import MAIN_WINDOW, TOP_FRACTION, evaluate, evaluate_tables, has_columns, read_run, sort_rows, with_window
 
-__all__ = ["BenchConfig", "evaluate", "evaluate_tables", "metrics", "plan_runs", "recommend", "run_bench", "synth",
-           "write_report", "with_window"]
+__all__ = ["DATA_FILE", "DEFAULT_N", "DEFAULT_WINDOWS", "DEFAULT_WORDS", "LABELS_FILE", "MAIN_WINDOW", "QUICK_N",
+           "QUICK_WINDOWS", "QUICK_WORDS", "RESULTS_JSON", "RESULTS_MD", "RESULTS_PNG", "RUNS_DIR", "TOP_FRACTION",
+           "TOP_FRACTIONS", "WINDOW_METHODS", "BenchConfig", "default_distributions", "default_methods", "evaluate",
+           "evaluate_tables", "hanley_mcneil_se", "has_columns", "label_arrays", "markdown_table", "metrics",
+           "parse_windows", "plan_runs", "plot_results", "read_run", "recommend", "run_bench", "settings_text",
+           "sort_rows", "synth", "top_count", "type_table", "with_window", "write_report"]

@@ -10,23 +10,25 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from gateau.select.rank import rank_table, resolve_options
-from gateau.tools.synth import LONG_DEPENDENT_TYPES, SAMPLE_TYPES, SynthLabel
-from gateau.tools.benchmark.report import _method_label, settings_text
-from gateau.tools.benchmark.stats import label_arrays
-from gateau.tools.benchmark.variants import has_columns
+from ...methods import METHODS
+from ...select.rank import rank_table
+from ..synth import LONG_DEPENDENT_TYPES, SAMPLE_TYPES, SynthLabel
+from .report import _method_label, settings_text
+from .stats import label_arrays
+from .variants import has_columns
 
 
 def default_distributions(table: pa.Table, labels: Sequence[SynthLabel]) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """Scores of hmg, cam and gateau under the tool's default options (those present), with each sample's type."""
+    """Scores under default options of every method that measures model columns of its own (those present), with
+    each sample's type."""
     _, types = label_arrays(table.column("id").to_pylist(), labels)
-    return {m: (rank_table(table, m, resolve_options()).score, types)
-            for m in ("hmg", "cam", "gateau") if has_columns(table, m)}
+    return {m: (rank_table(table, m).score, types)
+            for m, cls in METHODS.items() if cls.columns and cls.uses_model and has_columns(table, m)}
 
 
 def plot_results(main_rows: Sequence[dict[str, Any]], distributions: Mapping[str, tuple[np.ndarray, np.ndarray]],
                  path: str | Path) -> Path:
-    """AUROC bars (± SE) of the main variants + per-type score strips of hmg / cam / gateau (default options)."""
+    """AUROC bars (± SE) of the main variants (one colour per method) + per-type score strips per method."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -41,8 +43,8 @@ def plot_results(main_rows: Sequence[dict[str, Any]], distributions: Mapping[str
              + (f" [{r['preset']}]" if r["preset"] else "") for r in rows]
     values = [r["auroc"] if np.isfinite(r["auroc"]) else 0.0 for r in rows]
     errors = [r["auroc_se"] if np.isfinite(r["auroc_se"]) else 0.0 for r in rows]
-    colours = ["tab:orange" if r["method"].startswith("gateau") else "tab:blue" if r["method"].startswith("hmg")
-               else "tab:green" if r["method"] == "cam" else "tab:gray" for r in rows]
+    palette = {m: f"C{i % 10}" for i, m in enumerate(METHODS)}
+    colours = [palette.get(r["method"], "tab:gray") for r in rows]
     ax.barh(range(len(rows)), values, xerr=errors, color=colours, alpha=0.85)
     ax.set_yticks(range(len(rows)), names, fontsize=7)
     ax.axvline(0.5, color="k", lw=0.8, ls="--")

@@ -10,11 +10,13 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from gateau.select.rank import resolve_options
-from gateau.methods.base import ScoreOptions
-from gateau.tools.synth import LONG_DEPENDENT_TYPES, SAMPLE_TYPES
-from gateau.tools.benchmark.stats import hanley_mcneil_se
-from gateau.tools.benchmark.variants import MAIN_WINDOW, sort_rows
+from ...config import SelectConfig
+from ...methods import method_options
+from ..synth import LONG_DEPENDENT_TYPES, SAMPLE_TYPES
+from .stats import hanley_mcneil_se
+from .variants import MAIN_WINDOW, sort_rows
+
+DEFAULT_METHOD = SelectConfig.method  # the tool's default method, whose defaults the benchmark checks
 
 RESULTS_MD, RESULTS_JSON, RESULTS_PNG = "results.md", "results.json", "results.png"
 
@@ -22,13 +24,12 @@ RESULTS_MD, RESULTS_JSON, RESULTS_PNG = "results.md", "results.json", "results.p
 def settings_text(row: dict[str, Any]) -> str:
     """Short human text of a row's settings, e.g. ``norm=rank α=0.8 attn=softmax sink=0``."""
     names = {"norm": "norm", "temperature": "T", "segment_temperature": "T_seg", "alpha": "α", "is_norm": "IS",
-             "attn_norm": "attn", "attn_sink_tokens": "sink", "ifd_drop_above_one": "drop>1", "seed": "seed",
-             "select_count": "k"}
+             "attn_norm": "attn", "attn_sink_tokens": "sink", "seed": "seed",
+             "ifd_keep_above_one": "keep>1"}
     parts = []
     for k, v in row["settings"].items():
-        if k == "temperature" and row["settings"].get("norm") in ("log-rank", "rank", "zscore") \
-                and row["method"] == "hmg":
-            continue
+        if k == "temperature" and row["settings"].get("norm") in ("log-rank", "rank", "zscore", "raw"):
+            continue  # no softmax taken: the temperature does not apply
         parts.append(f"{names.get(k, k)}={_fmt_value(v)}")
     return " ".join(parts) or "—"
 
@@ -92,19 +93,18 @@ def recommend(rows: Sequence[dict[str, Any]], main_window: int | None = None) ->
         return "No variant has a defined AUROC (need both long-dependent and other samples).", {}
     position = {id(r): i + 1 for i, r in enumerate(ranked)}
     registered = [r for r in ranked if not r["extra"]]
-    gateau = [r for r in registered if r["method"] == "gateau"]
+    gateau = [r for r in registered if r["method"] == DEFAULT_METHOD]
     facts: dict[str, Any] = {"n_variants": len(ranked), "best_overall": ranked[0], "best_registered": registered[0]}
     lines = []
     if gateau:
-        default = resolve_options()
+        default = method_options(DEFAULT_METHOD)
         windows = sorted({r["window"] for r in rows if r["window"]})
         w_main = main_window or (MAIN_WINDOW if MAIN_WINDOW in windows else windows[0] if windows else None)
         top = [r for r in gateau if r["auroc"] >= gateau[0]["auroc"] - 1e-9 and r["p30"] >= gateau[0]["p30"] - 1e-9]
         best = min(top, key=lambda r: _distance(r, default, w_main))  # exact ties: the one closest to the defaults
         dflt = next((r for r in gateau if r["window"] == w_main and not r["preset"]
-                     and r["settings"] == {"norm": default.norm, "temperature": default.temperature,
-                                           "alpha": default.alpha, "attn_norm": default.attn_norm,
-                                           "attn_sink_tokens": default.attn_sink_tokens}), None)
+                     and r["settings"] and all(getattr(default, k) == v for k, v in r["settings"].items())),
+                    None)
         facts.update(best_gateau=best, default_gateau=dflt)
         lines.append(f"Best gateau configuration: {_describe(best)} (#{position[id(best)]} of {len(ranked)}).")
         if dflt is not None:
@@ -133,12 +133,11 @@ def recommend(rows: Sequence[dict[str, Any]], main_window: int | None = None) ->
         verdict = ("clearly better (more than one SE) than" if e["auroc"] - ref > e["auroc_se"] else
                    "on par with" if abs(e["auroc"] - ref) <= e["auroc_se"] else "worse than")
         lines.append(f"Best bench-only extra: {_describe(e)}; {verdict} the best registered variant.")
-    cam = [r for r in registered if r["method"] == "cam"]
-    if cam:
-        lines.append(f"CAM alone spans AUROC {min(r['auroc'] for r in cam):.3f}–{max(r['auroc'] for r in cam):.3f} "
-                     f"over its in-sample options; paper CAM ranks the types: "
-                     + ", ".join(f"{t} {p:.0f}" for t, p in next(
-                         (r for r in cam if r["preset"] == "paper"), cam[0])["type_pct"].items()) + ".")
+    spans = {}
+    for r in registered:
+        spans.setdefault(r["method"], []).append(r["auroc"])
+    lines.append("AUROC range of each method over its variants: "
+                 + ", ".join(f"{m} {min(v):.3f}–{max(v):.3f}" for m, v in spans.items() if len(v) > 1) + ".")
     n, n_pos = ranked[0]["n"], _n_positive(ranked[0])
     lines.append(f"With n={n} samples an AUROC near 0.8 has SE ≈{hanley_mcneil_se(0.8, n_pos, n - n_pos):.2f}; "
                  "differences below ~2 SE are noise — rerun with a larger --n before changing a default.")
@@ -150,18 +149,19 @@ def _n_positive(row: dict[str, Any]) -> int:
     return sum(row.get("type_n", {}).get(t, 0) for t in LONG_DEPENDENT_TYPES)
 
 
-def _distance(row: dict[str, Any], default: ScoreOptions, main_window: int | None) -> tuple[int, float]:
-    """How far a gateau row's settings are from the tool's defaults (differing settings, then |α − default α|)."""
+def _distance(row: dict[str, Any], default: Any, main_window: int | None) -> tuple[int, float]:
+    """How far a row's settings are from the default method's defaults (differing settings, then the summed
+    numeric gaps)."""
     s = row["settings"]
-    differ = sum(s.get(k) != getattr(default, k) for k in ("norm", "temperature", "alpha", "attn_norm",
-                                                           "attn_sink_tokens"))
-    return differ + (row["window"] != main_window) + (row["preset"] is not None), abs(s.get("alpha", 0) - default.alpha)
+    differ = sum(v != getattr(default, k) for k, v in s.items())
+    gap = sum(abs(v - getattr(default, k)) for k, v in s.items() if isinstance(v, float))
+    return differ + (row["window"] != main_window) + (row["preset"] is not None), gap
 
 
 def write_report(out_dir: str | Path, rows: Sequence[dict[str, Any]], meta: dict[str, Any],
                  distributions: Mapping[str, tuple[np.ndarray, np.ndarray]] | None = None) -> tuple[str, str]:
     """Write results.md / results.json / results.png into ``out_dir``; returns (printed text, recommendation)."""
-    from gateau.tools.benchmark.plot import plot_results  # plot labels rows with this module's helpers: import at call time
+    from .plot import plot_results  # plot labels rows with this module's helpers: import at call time
 
     out_dir = Path(out_dir)
     ordered = sort_rows(rows)

@@ -13,17 +13,17 @@ from typing import Any
 
 import numpy as np
 
-from gateau.select.rank import resolve_options
-from gateau.methods import METHODS
-from gateau.tools.synth import SAMPLE_TYPES, read_labels, write_synthetic_set
-from gateau.tools.benchmark.plot import default_distributions
-from gateau.tools.benchmark.report import RESULTS_JSON, RESULTS_MD, RESULTS_PNG, write_report
-from gateau.tools.benchmark.variants import MAIN_WINDOW, evaluate, read_run, with_window
+from ...config import ExecutionConfig, ScoreConfig, SelectConfig
+from ...methods import METHODS, method_options
+from ..synth import SAMPLE_TYPES, read_labels, write_synthetic_set
+from .plot import default_distributions
+from .report import RESULTS_JSON, RESULTS_MD, RESULTS_PNG, write_report
+from .variants import MAIN_WINDOW, evaluate, read_run, with_window
 
 DEFAULT_N, DEFAULT_WORDS, DEFAULT_WINDOWS = 120, 600, (64, 128, 256)
 QUICK_N, QUICK_WORDS, QUICK_WINDOWS = 12, 400, (128,)
-FULL_METHODS = ("gateau", "ppl", "ifd")  # scored at the first window (when registered)
-WINDOW_METHODS = "hmg"  # scored at every other window
+# Scored at every other window: the methods all of whose columns depend on the window (HMG).
+WINDOW_METHODS = tuple(n for n, c in METHODS.items() if c.window_columns and set(c.columns) <= set(c.window_columns))
 DATA_FILE, LABELS_FILE, RUNS_DIR = "data.jsonl", "labels.jsonl", "runs"
 
 
@@ -43,16 +43,13 @@ class BenchConfig:
     reward_model: str | None = None  # adds car to the first window's methods
     device: str = "auto"
     dtype: str = "auto"
-    token_budget: int = 16384
+    token_budget: int = ExecutionConfig.token_budget
     progress: bool = True
 
 
 def default_methods(reward_model: str | None = None) -> str:
-    """gateau, ppl, ifd (those registered), plus car when a reward model is given."""
-    names = [m for m in FULL_METHODS if m in METHODS]
-    if reward_model and "car" in METHODS:
-        names.append("car")
-    return ",".join(names)
+    """Every registered method that needs no user-named model, plus those that do when a reward model is given."""
+    return ",".join(n for n, c in METHODS.items() if not c.aux_models or reward_model)
 
 
 def _model_tag(spec: str) -> str:
@@ -62,10 +59,8 @@ def _model_tag(spec: str) -> str:
     return f"{stem}-{hashlib.sha256(spec.encode()).hexdigest()[:8]}-"
 
 
-def plan_runs(cfg: BenchConfig) -> list[Any]:
+def plan_runs(cfg: BenchConfig) -> list[ScoreConfig]:
     """One `ScoreConfig` per window: the first with the full method set, the others hmg only."""
-    from gateau.pipeline.scorer import ScoreConfig
-
     if not cfg.windows:
         raise ValueError("--windows is empty")
     if any(w <= 0 for w in cfg.windows):
@@ -75,36 +70,36 @@ def plan_runs(cfg: BenchConfig) -> list[Any]:
     full = cfg.methods or default_methods(cfg.reward_model)
     out = []
     for i, w in enumerate(dict.fromkeys(cfg.windows)):
-        methods = full if i == 0 else WINDOW_METHODS
+        methods = full if i == 0 else ",".join(WINDOW_METHODS)
         name = f"{_model_tag(cfg.long_model)}w{w}-{methods.replace(',', '+')}"
-        out.append(ScoreConfig(data=str(data), out=str(root / RUNS_DIR / name), methods=methods,
-                               long_model=cfg.long_model, short_window=w, reward_model=cfg.reward_model,
-                               device=cfg.device, dtype=cfg.dtype, token_budget=cfg.token_budget,
-                               progress=cfg.progress))
+        out.append(ScoreConfig.from_flat(data, root / RUNS_DIR / name, methods=methods, long_model=cfg.long_model,
+                                         short_window=w, reward_model=cfg.reward_model, device=cfg.device,
+                                         dtype=cfg.dtype, token_budget=cfg.token_budget, progress=cfg.progress))
     return out
 
 
-def _pending(config: Any) -> int:
+def _pending(config: ScoreConfig) -> int:
     """Samples of ``config`` not yet stored as done (all of them for a new run)."""
-    from gateau.data import load_samples
-    from gateau.store import RunStore, fingerprint
+    from ...data import load_samples
+    from ...pipeline.scorer import measurement_fields
+    from ...store import RunStore, fingerprint
 
-    samples = load_samples(config.data, config.fields, config.limit)
+    samples = load_samples(config.data.path, config.data.fields, config.data.limit)
     store = RunStore(config.out)
     if not store.config_path.is_file():
         return len(samples)
-    old = store.read_config().get("fingerprint")
-    fp = fingerprint(config.fingerprint_fields())
-    if old != fp:
+    fp = fingerprint(measurement_fields(config))
+    if store.read_config().get("fingerprint") != fp:
         return len(samples)  # run_score will refuse with a clear message
-    done = store.done_ids(fp)
+    done = store.done_ids(fp, {s.id: s.content_hash for s in samples})
     return sum(1 for s in samples if s.id not in done)
 
 
 def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
     """`gateau bench run`: score (resumably) every planned run, evaluate, write the report. Returns
     {"rows", "text", "recommendation", "runs"}."""
-    from gateau.pipeline.scorer import load_models, run_score
+    from ...pipeline.run import run_score
+    from ...pipeline.scorer import load_models
 
     root = Path(cfg.dir)
     labels_path, data_path = root / LABELS_FILE, root / DATA_FILE
@@ -116,7 +111,8 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
     models = None
     for i, config in enumerate(configs, 1):
         pending = _pending(config)
-        log(f"[{i}/{len(configs)}] W={config.short_window} methods={config.methods} -> {config.out} "
+        methods = ",".join(config.measure.methods)
+        log(f"[{i}/{len(configs)}] W={config.models.short_window} methods={methods} -> {config.out} "
             f"({pending} samples to score)")
         if pending and models is None:
             models = load_models(config)
@@ -124,7 +120,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
         for line in summary.lines():
             log("  " + line)
     rows = evaluate([c.out for c in configs], labels)
-    windows = [c.short_window for c in configs]
+    windows = [c.models.short_window for c in configs]
     main_window = MAIN_WINDOW if MAIN_WINDOW in windows else windows[0]
     _, base = read_run(configs[0].out)
     tables = {w: read_run(c.out)[1] for w, c in zip(windows, configs)}
@@ -136,7 +132,8 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
             "long_model": cfg.long_model, "runs": [c.out for c in configs],
             "type_counts": {t: counts[t] for t in SAMPLE_TYPES if t in counts},
             "base_rate": float(np.mean([lab.long_dependent for lab in labels])) if labels else float("nan"),
-            "first_window_methods": configs[0].methods, "default_options": asdict(resolve_options())}
+            "first_window_methods": ",".join(configs[0].measure.methods),
+            "default_options": asdict(method_options(SelectConfig.method))}
     printed, text = write_report(root, rows, meta, default_distributions(dist_table, labels))
     log(printed)
     log(f"\nwrote {root / RESULTS_MD}, {root / RESULTS_JSON}, {root / RESULTS_PNG}")

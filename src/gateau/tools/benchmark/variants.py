@@ -1,7 +1,7 @@
 """The variants the benchmark compares, evaluated from stored score tables alone: every registered method under
-its settings grid (HMG normalisations, CAM in-sample options, gateau α × CAM options × window), the bench-only
-extra (HMG as the raw difference PPL_A − PPL_B), `with_window` to pair one window's HMG
-with the base run's CAM columns, `evaluate_tables` / `evaluate` to turn tables or run directories into result rows,
+the settings grid it declares (`Method.bench_variants`: HMG normalisations, CAM in-sample options, gateau α × CAM
+options, at every window for window-dependent methods), `with_window` to pair one window's HMG with the base
+run's CAM columns, `evaluate_tables` / `evaluate` to turn tables or run directories into result rows,
 and `sort_rows` to order them. Needs no model."""
 
 from __future__ import annotations
@@ -14,42 +14,28 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 import pyarrow as pa
 
-from gateau.select.rank import rank_table, resolve_options, table_columns
-from gateau.methods import METHODS
-from gateau.methods.base import ScoreOptions
-from gateau.methods.normalize import normalize
-from gateau.tools.synth import SynthLabel
-from gateau.tools.benchmark.stats import label_arrays, metrics, top_count
+from ...config import ModelConfig
+from ...methods import METHODS, method_options
+from ...methods.base import BenchVariant
+from ...select.rank import rank_table
+from ..synth import SynthLabel
+from .stats import label_arrays, metrics, top_count
 
-MAIN_WINDOW = 128  # the tool's default short window (gateau.pipeline.scorer.DEFAULT_SHORT_WINDOW)
-
-# (dataset normalisation, softmax temperature); the temperature only applies where a softmax is taken.
-NORM_SETTINGS: tuple[tuple[str, float], ...] = (
-    ("softmax", 0.1), ("softmax", 1.0), ("softmax", 10.0),
-    ("minmax-softmax", 0.1), ("minmax-softmax", 1.0), ("minmax-softmax", 10.0),
-    ("log-rank", 1.0), ("rank", 1.0), ("zscore", 1.0))
-ALPHAS = (0.5, 0.7, 0.8, 0.9)
-CAM_INSAMPLE = tuple((i, a, s) for i in ("softmax", "sum") for a in ("softmax", "sum") for s in (0, 4))
-CAM_TEMPERATURES = (0.1, 10.0)  # extra in-sample softmax temperatures for CAM alone (paper options otherwise)
-GATEAU_CAM = tuple((a, s) for a in ("softmax", "sum") for s in (0, 4))  # importance softmax, as in the paper
-# Settings shown per method (the others do not change its score).
-_SHOWN = {"hmg": ("norm", "temperature"), "cam": ("is_norm", "attn_norm", "attn_sink_tokens", "segment_temperature"),
-          "gateau": ("norm", "temperature", "alpha", "attn_norm", "attn_sink_tokens"),
-          "ifd": ("ifd_drop_above_one",), "random": ("seed",), "car": ("select_count",)}
-
+MAIN_WINDOW = ModelConfig.short_window  # the tool's default short window
+TOP_FRACTION = 0.3  # the selection size every method is evaluated at (CaR's set depends on it)
 
 
 def has_columns(table: pa.Table, method: str) -> bool:
     """True if ``table`` holds every stored column ``method`` scores from."""
-    if method not in METHODS:
-        return False
-    need = set(METHODS[method].columns) | ({"n_context"} if method == "length" else set())
-    return need <= set(table.column_names)
+    return method in METHODS and set(METHODS[method].columns) <= set(table.column_names)
+
+
+WINDOW_COLUMNS = tuple(dict.fromkeys(c for cls in METHODS.values() for c in cls.window_columns))
 
 
 def with_window(base: pa.Table, window_table: pa.Table) -> pa.Table:
-    """``base`` with its HMG columns (ppl_short, ppl_long, n_short_context) taken from ``window_table`` (aligned by
-    id); a row is ``ok`` only where it is ok in both. Lets gateau combine one window's HMG with the CAM columns
+    """``base`` with its window-dependent columns (`Method.window_columns`) taken from ``window_table`` (aligned by
+    id); a row is ``ok`` only where it is ok in both. Lets a method combine one window's HMG with the CAM columns
     measured once in the base run."""
     if window_table is base:
         return base
@@ -60,7 +46,7 @@ def with_window(base: pa.Table, window_table: pa.Table) -> pa.Table:
               for s, j in zip(base.column("status").to_pylist(), take)]
     out = base.set_column(base.schema.get_field_index("status"), "status", pa.array(status, pa.string()))
     idx = pa.array(take, type=pa.int64())
-    for name in ("ppl_short", "ppl_long", "n_short_context"):
+    for name in WINDOW_COLUMNS:
         if name in window_table.column_names:
             col = window_table.column(name).take(idx)
             if name in out.column_names:
@@ -70,44 +56,29 @@ def with_window(base: pa.Table, window_table: pa.Table) -> pa.Table:
     return out
 
 
-def _ok_array(cols: dict[str, Any], name: str) -> np.ndarray:
-    ok = np.array([s == "ok" for s in cols["status"]])
-    return np.where(ok, cols[name], np.nan)
-
-
-def hmg_difference(table: pa.Table) -> np.ndarray:
-    """Extra: the raw difference PPL_A − PPL_B (no normalisation)."""
-    cols = table_columns(table)
-    return _ok_array(cols, "ppl_short") - _ok_array(cols, "ppl_long")
-
-
 @dataclass
 class _Eval:
     labels: Sequence[SynthLabel]
+    k: int
     rows: list[dict[str, Any]] = field(default_factory=list)
 
-    def add(self, method: str, table: pa.Table, options: ScoreOptions | None = None, *, window: int | None = None,
-            preset: str | None = None, extra: bool = False, main: bool = False,
-            score: np.ndarray | None = None, name: str | None = None) -> None:
-        options = options or resolve_options()
-        if score is None:
-            score = rank_table(table, method, options).score
+    def add(self, method: str, table: pa.Table, variant: BenchVariant, *, window: int | None, main: bool) -> None:
+        options = method_options(method, variant.preset, **variant.overrides)
+        score = rank_table(table, method, options, k=self.k).score
         positive, types = label_arrays(table.column("id").to_pylist(), self.labels)
-        shown = {k: getattr(options, k) for k in _SHOWN.get(method.split("-")[0], ())}
-        if method == "hmg-diff":
-            shown = {}
-        self.rows.append({"method": name or method, "window": window, "preset": preset, "extra": extra,
-                          "main": main, "settings": shown, **metrics(score, positive, types)})
+        self.rows.append({"method": method, "window": window, "preset": variant.preset, "extra": False,
+                          "main": main, "settings": dict(variant.overrides), **metrics(score, positive, types)})
 
 
 def evaluate_tables(tables: Mapping[int, pa.Table], labels: Sequence[SynthLabel], base: pa.Table | None = None,
                     main_window: int | None = None) -> list[dict[str, Any]]:
-    """Evaluate every method and variant on stored score tables; one dict per variant, in a fixed order.
+    """Evaluate every registered method under each of its `Method.bench_variants`; one dict per variant.
 
-    ``tables``: short window W → a score table holding that window's HMG columns (``ppl_short``, ``ppl_long``).
+    ``tables``: short window W → a score table holding that window's columns (``ppl_short``, ``ppl_long``...).
     ``base``: the table with the window-independent columns (CAM, IFD, PPL...); default: the table with the most
-    columns. ``main_window``: the W whose variants are flagged ``main`` (default 128 if present, else the
-    smallest). Methods whose columns are absent are skipped.
+    columns. Methods with window-dependent columns are evaluated at every W (their other columns from ``base``),
+    the others once. ``main_window``: the W whose variants are flagged ``main`` (default 128 if present, else the
+    smallest). Methods whose columns are absent are skipped. Every method ranks for a selection of the top 30%.
     """
     if not tables:
         raise ValueError("no score tables to evaluate")
@@ -116,57 +87,14 @@ def evaluate_tables(tables: Mapping[int, pa.Table], labels: Sequence[SynthLabel]
         main_window = MAIN_WINDOW if MAIN_WINDOW in tables else windows[0]
     if base is None:
         base = max(tables.values(), key=lambda t: len(t.column_names))
-    ev = _Eval(labels)
-    default = resolve_options()
-    ev.add("random", base, default, main=True)
-    ev.add("length", base, default, main=True)
-    if has_columns(base, "ppl"):
-        ev.add("ppl", base, default, main=True)
-    if has_columns(base, "ifd"):
-        ev.add("ifd", base, default, main=True)
-        ev.add("ifd", base, resolve_options(ifd_drop_above_one=False))
-    if has_columns(base, "car"):
-        ev.add("car", base, default, main=True)
-        ev.add("car", base, resolve_options(select_count=top_count(0.3, base.num_rows)))
-
-    has_cam = has_columns(base, "cam")
-    if has_cam:
-        for is_norm, attn_norm, sink in CAM_INSAMPLE:
-            paper = (is_norm, attn_norm, sink) == ("softmax", "softmax", 0)
-            ev.add("cam", base, resolve_options(is_norm=is_norm, attn_norm=attn_norm, attn_sink_tokens=sink),
-                   preset="paper" if paper else None, main=paper or (attn_norm, sink) == ("sum", 4))
-        for t in CAM_TEMPERATURES:
-            ev.add("cam", base, resolve_options(segment_temperature=t))
-
-    for w in windows:
-        table = tables[w]
-        if not has_columns(table, "hmg"):
-            continue
-        main = w == main_window
-        seen: set[tuple[str, float]] = set()
-        for norm, t in NORM_SETTINGS:
-            key = (norm, t if norm == "softmax" else 1.0)  # HMG alone: only the inner softmax has a temperature
-            if key in seen:
+    ev = _Eval(labels, top_count(TOP_FRACTION, base.num_rows))
+    for name, cls in METHODS.items():
+        at = [(w, with_window(base, tables[w])) for w in windows] if cls.window_columns else [(None, base)]
+        for w, table in at:
+            if not has_columns(table, name):
                 continue
-            seen.add(key)
-            preset = {"softmax": "paper", "minmax-softmax": "official"}.get(norm) if key[1] == 1.0 else None
-            ev.add("hmg", table, resolve_options(norm=norm, temperature=key[1]), window=w, preset=preset,
-                   main=(main and key[1] == 1.0) or norm == default.norm)
-        ev.add("hmg-diff", table, window=w, extra=True, score=hmg_difference(table))
-        if not has_cam:
-            continue
-        merged = with_window(base, table)
-        for preset in ("paper", "official"):
-            ev.add("gateau", merged, resolve_options(preset), window=w, preset=preset, main=main)
-        for norm, t in NORM_SETTINGS:
-            for alpha in ALPHAS:
-                for attn_norm, sink in GATEAU_CAM:
-                    opts = resolve_options(norm=norm, temperature=t, alpha=alpha, attn_norm=attn_norm,
-                                           attn_sink_tokens=sink)
-                    is_main = t == 1.0 and alpha == default.alpha and (attn_norm, sink) == (
-                        default.attn_norm, default.attn_sink_tokens) and (
-                        norm == default.norm or (main and norm == "zscore"))
-                    ev.add("gateau", merged, opts, window=w, main=is_main)
+            for variant in cls.bench_variants():
+                ev.add(name, table, variant, window=w, main=variant.main and w in (None, main_window))
     return ev.rows
 
 
@@ -175,7 +103,7 @@ def read_run(run_dir: str | Path) -> tuple[int | None, pa.Table]:
     from gateau.store import RunStore
 
     store = RunStore(run_dir)
-    return store.read_config()["measure"].get("short_window"), store.read_scores()
+    return store.read_config()["measure"]["short_window"], store.read_scores()
 
 
 def evaluate(run_dirs: Sequence[str | Path], labels: Sequence[SynthLabel],

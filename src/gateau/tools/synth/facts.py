@@ -75,7 +75,8 @@ class _Fact:
 
 def count_subject(rng: Rng, spec: tuple[str, str, str, str, str]) -> str:
     """The counted thing's owner with fresh invented names, e.g. "the harbour of Kelwick"."""
-    names = {"town": draw_town(rng), "person": draw_person(rng), "street": rng.choice(_NAME_HEADS) + rng.choice(_NAME_TAILS)}
+    names = {"town": draw_town(rng), "person": draw_person(rng),
+             "street": rng.choice(_NAME_HEADS) + rng.choice(_NAME_TAILS)}
     return spec[0].format(**names)
 
 

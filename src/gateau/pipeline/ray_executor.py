@@ -1,0 +1,108 @@
+"""The Ray executor: one actor per worker loads the models once; chunks go out longest first, one per idle actor,
+and the driver stores each returned chunk atomically in the same run store as the local executor.
+
+So a run can start under one executor and finish under the other, a killed worker is restarted by Ray and its
+chunk retried, and a killed driver loses only the chunks in flight (re-running resumes). Workers return rows to
+the driver, which alone writes: ``--out`` must be a path the *driver* can write (workers never touch it).
+
+Without ``ray_address`` a Ray instance is started on this machine (all its CPUs and GPUs); with it, the driver
+joins that cluster, whose workers must have gateau and the models' files (or hub access) installed.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from ..config import ScoreConfig
+from ..data import Sample
+from ..errors import GateauError
+from ..store import RunStore
+from .progress import Progress
+from .scorer import output_schema
+
+ACTOR_RESTARTS = 3  # a worker process that dies is restarted (and its chunk retried) up to this many times
+
+
+class ExecutorError(GateauError, RuntimeError):
+    """The executor could not finish (a worker kept dying, Ray is missing or unreachable)."""
+
+
+def _ray():
+    try:
+        import ray
+    except ImportError as exc:
+        raise ExecutorError("--executor ray needs Ray: pip install 'gateau[ray]'") from exc
+    return ray
+
+
+class _Worker:
+    """A Ray actor's state: the run's `Scorer`, built once from the serialised config."""
+
+    def __init__(self, config: dict[str, Any]):
+        from .scorer import Scorer, load_models
+
+        cfg = ScoreConfig.from_dict(config)
+        self.scorer = Scorer(cfg, *load_models(cfg))
+
+    def score(self, samples: list[Sample]) -> tuple[list[dict[str, Any]], int]:
+        """(rows, model tokens this chunk ran)."""
+        before = self.scorer.forward_tokens
+        rows = self.scorer.score_batch(samples)
+        return rows, self.scorer.forward_tokens - before
+
+    def pid(self) -> int:
+        return os.getpid()
+
+
+def start_ray(config: ScoreConfig) -> Any:
+    """Join ``ray_address``, or start a local instance with at least one CPU per worker; returns the module."""
+    ray = _ray()
+    ex = config.execution
+    if not ray.is_initialized():
+        if ex.ray_address:
+            ray.init(address=ex.ray_address, log_to_driver=False)
+        else:
+            ray.init(num_cpus=max(os.cpu_count() or 1, ex.workers), include_dashboard=False, log_to_driver=False)
+    return ray
+
+
+def start_workers(config: ScoreConfig) -> list[Any]:
+    """One actor per worker, each loading the models once."""
+    ray = start_ray(config)
+    ex = config.execution
+    actor = ray.remote(_Worker).options(num_cpus=1, num_gpus=ex.gpus_per_worker, max_restarts=ACTOR_RESTARTS,
+                                        max_task_retries=ACTOR_RESTARTS)
+    payload = config.to_dict()
+    return [actor.remote(payload) for _ in range(ex.workers)]
+
+
+def run_ray(config: ScoreConfig, chunks: list[list[Sample]], store: RunStore, fp: str) -> int:
+    """Score and store every chunk on Ray workers; returns the model tokens run."""
+    ray = start_ray(config)
+    schema = output_schema(config)
+    queue = list(reversed(chunks))  # pop() hands out the longest first
+    workers = start_workers(config) if chunks else []
+    in_flight: dict[Any, tuple[Any, list[Sample]]] = {}
+
+    def hand_out(worker: Any) -> None:
+        if queue:
+            chunk = queue.pop()
+            in_flight[worker.score.remote(chunk)] = (worker, chunk)
+
+    with Progress(sum(map(len, chunks)), config.execution.progress) as progress:
+        for worker in workers:
+            hand_out(worker)
+        while in_flight:
+            (ref,), _ = ray.wait(list(in_flight), num_returns=1)
+            worker, chunk = in_flight.pop(ref)
+            try:
+                rows, tokens = ray.get(ref)
+            except ray.exceptions.RayError as exc:
+                raise ExecutorError(f"a Ray worker failed on a chunk of {len(chunk)} samples after "
+                                    f"{ACTOR_RESTARTS} restarts ({type(exc).__name__}: {exc}); the chunks stored so "
+                                    "far are kept: run the same command to resume") from exc
+            store.write_shard(rows, schema)
+            progress.chunk_done(len(chunk), tokens)
+            hand_out(worker)
+    return progress.tokens
