@@ -298,3 +298,43 @@ def test_missing_columns_for_method():
         rank_table(table, "gateau")
     with pytest.raises(ValueError, match="unknown method"):
         rank_table(hand_table(), "nope")
+
+
+@pytest.mark.parametrize("name", ["softmax", "sum", "minmax", "zscore", "rank", "raw"])
+def test_grouped_normalisation_equals_per_group(name):
+    from gateau.methods.normalize import normalize_groups
+
+    rng = np.random.default_rng(1)
+    lengths = np.array([2, 5, 1, 3, 7])
+    x = rng.uniform(0.1, 4.0, lengths.sum())
+    x[7:10] = 2.5  # a constant group (minmax -> 0.5, zscore -> 0)
+    expected, lo = [], 0
+    for n in lengths:
+        expected.append(normalize(x[lo: lo + n], name, 0.7))
+        lo += n
+    np.testing.assert_allclose(normalize_groups(x, lengths, name, 0.7), np.concatenate(expected), atol=1e-15)
+
+
+@pytest.mark.parametrize("is_norm, attn_norm, sink", [("softmax", "softmax", 0), ("sum", "minmax", 2),
+                                                      ("zscore", "sum", 4), ("rank", "softmax", 1)])
+def test_vectorised_cas_equals_the_per_sample_definition(is_norm, attn_norm, sink):
+    from gateau.methods.cam import cas_scores, drop_sink
+
+    rng = np.random.default_rng(2)
+    n_seg = [3, 2, 1, 6, 4]
+    table = {"seg_ppl": [rng.uniform(1, 9, k).tolist() for k in n_seg],
+             "seg_attn": [rng.uniform(1e-4, 3e-3, k).tolist() for k in n_seg],
+             "seg_tokens": [[8] * k for k in n_seg], "attn_head": [rng.uniform(0, 1e-2, 16).tolist() for _ in n_seg]}
+    table["seg_ppl"].append(None)
+    table["seg_attn"].append(None)
+    options = method_options("cam", None, is_norm=is_norm, attn_norm=attn_norm, attn_sink_tokens=sink,
+                             segment_temperature=0.5)
+    got = cas_scores(table, options)
+    for i, k in enumerate(n_seg):
+        if k < 2:
+            assert np.isnan(got[i])
+            continue
+        attn = drop_sink(table["seg_attn"][i], table["attn_head"][i], table["seg_tokens"][i], sink)
+        expected = cos(normalize(table["seg_ppl"][i], is_norm, 0.5), normalize(attn, attn_norm, 0.5))
+        assert got[i] == pytest.approx(expected, abs=1e-12)
+    assert np.isnan(got[-1])

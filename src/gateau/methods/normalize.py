@@ -55,3 +55,42 @@ def normalize(x: np.ndarray, name: str, temperature: float = 1.0) -> np.ndarray:
     else:
         raise ValueError(f"unknown normalisation {name!r}; choose one of {NORMS}")
     return out
+
+
+def normalize_groups(x: np.ndarray, lengths: np.ndarray, name: str, temperature: float = 1.0) -> np.ndarray:
+    """`normalize` applied to each consecutive group of a flat vector, vectorised over groups.
+
+    x: (sum(lengths),) finite values; lengths: (n_groups,) positive group sizes. Equals concatenating
+    ``normalize(group, name, temperature)`` over the groups (``rank`` loops over groups)."""
+    x = np.asarray(x, dtype=np.float64)
+    lengths = np.asarray(lengths, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    group = np.repeat(np.arange(len(lengths)), lengths)
+
+    def per_group(reduce: np.ufunc, v: np.ndarray) -> np.ndarray:
+        return reduce.reduceat(v, starts)[group]
+
+    if name == "softmax":
+        if temperature <= 0:
+            raise ValueError("softmax temperature must be > 0")
+        z = x / temperature
+        e = np.exp(z - per_group(np.maximum, z))
+        return e / per_group(np.add, e)
+    if name == "sum":
+        total = per_group(np.add, x)
+        if (total == 0).any():
+            raise ValueError("sum normalisation of an all-zero vector")
+        return x / total
+    if name == "minmax":
+        low = per_group(np.minimum, x)
+        span = per_group(np.maximum, x) - low
+        return np.where(span > 0, (x - low) / np.where(span > 0, span, 1.0), 0.5)
+    if name == "zscore":
+        mean = per_group(np.add, x) / lengths[group]
+        std = np.sqrt(per_group(np.add, (x - mean) ** 2) / lengths[group])
+        return np.where(std > 0, (x - mean) / np.where(std > 0, std, 1.0), 0.0)
+    if name in ("log", "raw"):
+        return normalize(x, name, temperature)
+    if name == "rank":
+        return np.concatenate([normalize(x[s: s + n], name) for s, n in zip(starts, lengths)])
+    raise ValueError(f"unknown normalisation {name!r}; choose one of {NORMS}")

@@ -19,7 +19,7 @@ import numpy as np
 from ..config import FieldMap, SelectConfig
 from ..data import content_hash, load_records_by_id
 from ..store import RunError, RunStore
-from .rank import Ranking, rank_table, table_columns
+from .rank import Ranking, rank_table
 
 
 class DataMismatchError(RunError):
@@ -72,8 +72,8 @@ def select(run: str | Path, config: SelectConfig, allow_partial: bool = False) -
                        "`gateau score` command, or pass --allow-partial to rank the scored ones")
     k = config.keep(table.num_rows)
     ranking = rank_table(table, config.method, config.options, k=k)
-    cols = table_columns(table)
-    return Selection(ranking, ranking.order[:k], cols["id"], cols["status"], cols["error"])
+    ids, statuses, errors = (table.column(c).to_pylist() for c in ("id", "status", "error"))
+    return Selection(ranking, ranking.order[:k], ids, statuses, errors)
 
 
 def verify_data(table_cols: dict[str, Any], records: dict[str, tuple[int, dict[str, Any]]], source: str) -> None:
@@ -100,7 +100,7 @@ def export_jsonl(selection: Selection, run: str | Path, out: str | Path, data: s
     source = data or config["data"]["path"]
     fmap = fields or FieldMap(**config["data"]["fields"])
     records = load_records_by_id(source, fmap)
-    verify_data(table_columns(store.read_scores()), records, source)
+    verify_data(store.read_scores().select(["id", "index", "content_hash"]).to_pydict(), records, source)
     r = selection.ranking
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
