@@ -29,6 +29,7 @@ from .status import RETRYABLE
 
 SCORES_FILE = "scores.parquet"
 CONFIG_FILE = "config.json"
+HISTORY_FILE = "history.jsonl"  # one line per `gateau score` invocation: what it measured, how long, how fast
 SHARD_DIR = "shards"
 LAYOUT_VERSION = 2  # config.json layout; runs of other layouts are refused with a clear message
 
@@ -117,6 +118,18 @@ class RunStore:
                 shard.unlink()
             self.scores_path.unlink(missing_ok=True)
         _atomic_write_bytes(self.config_path, json.dumps(config, indent=2, sort_keys=True).encode())
+
+    def append_history(self, entry: dict[str, Any]) -> None:
+        """Add one invocation's summary to ``history.jsonl`` (appended whole in one write)."""
+        with (self.dir / HISTORY_FILE).open("a", encoding="utf-8") as handle:
+            handle.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
+
+    def read_history(self) -> list[dict[str, Any]]:
+        """Every invocation's summary, oldest first ([] for a run without history)."""
+        path = self.dir / HISTORY_FILE
+        if not path.is_file():
+            return []
+        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
     def _shards(self) -> list[Path]:
         return sorted((self.dir / SHARD_DIR).glob("part-*.parquet"))

@@ -76,6 +76,22 @@ def run_score(config: ScoreConfig, models: Models | None = None) -> ScoreSummary
     table = store.consolidate([s.id for s in samples])
     statuses = Counter(table.column("status").to_pylist())
     notes = sum(1 for n in table.column("note").to_pylist() if n)
-    return ScoreSummary(total=len(samples), measured_now=len(todo), skipped_done=len(samples) - len(todo),
-                        statuses=dict(statuses), notes=notes, forward_tokens=tokens, measure_s=measure_s,
-                        wall_s=time.perf_counter() - start)
+    summary = ScoreSummary(total=len(samples), measured_now=len(todo), skipped_done=len(samples) - len(todo),
+                           statuses=dict(statuses), notes=notes, forward_tokens=tokens, measure_s=measure_s,
+                           wall_s=time.perf_counter() - start)
+    store.append_history({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "executor": config.execution.executor,
+                          "workers": config.execution.workers, "versions": library_versions(), **asdict(summary)})
+    return summary
+
+
+def library_versions() -> dict[str, str]:
+    """Versions of gateau and the libraries that decide the numbers."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"gateau": __version__}
+    for name in ("torch", "transformers", "tokenizers", "pyarrow"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "absent"
+    return out
