@@ -1,8 +1,9 @@
 """`gateau inspect`: draw why one sample ranks where it does (CAM's segment importance vs attention).
 
-Top panel: raw per-segment response PPL given only that segment (low = the segment helps) and the importance
-IS = Norm(seg_ppl). Bottom panel: mean attention per segment (raw) and Attn = Norm(seg_attn). The x axis is the
-context token position; dotted lines mark segment boundaries. The title gives the sample's rank and components.
+Top panel: raw per-segment response PPL given only that segment (PPL = exp(seg_nll); low = the segment helps) and
+the importance IS = Norm(PPL). Bottom panel: mean attention per segment (raw) and Attn = Norm(seg_attn). The x axis
+is the context token position; dotted lines mark segment boundaries. The title gives the sample's rank and
+components.
 """
 
 from __future__ import annotations
@@ -36,15 +37,15 @@ def inspect_sample(run: str | Path, sample_id: str, out: str | Path, method: str
         pos = cols["id"].index(str(sample_id))
     except ValueError:
         raise KeyError(f"no sample with id {sample_id!r} in {run}") from None
-    if "seg_ppl" not in cols:
+    if "seg_nll" not in cols:
         raise ValueError(f"{run} has no CAM columns; score it with --methods gateau or cam")
-    if cols["status"][pos] != Status.OK or cols["seg_ppl"][pos] is None:
+    if cols["status"][pos] != Status.OK or cols["seg_nll"][pos] is None:
         reason = cols["error"][pos] or cols["note"][pos] or cols["status"][pos]
         raise ValueError(f"sample {sample_id!r} has no segment measurements ({reason})")
     options = method_options(method) if options is None else options
     ranking = rank_table(table, method, options)
     cam = options if isinstance(options, CAMOptions) else CAMOptions()
-    seg_ppl = np.asarray(cols["seg_ppl"][pos])
+    seg_ppl = np.exp(np.asarray(cols["seg_nll"][pos]))
     seg_tokens = cols["seg_tokens"][pos]
     seg_attn = drop_sink(cols["seg_attn"][pos], cols["attn_head"][pos], seg_tokens, cam.attn_sink_tokens)
     starts = np.asarray(cols["seg_starts"][pos])
@@ -76,10 +77,9 @@ def inspect_sample(run: str | Path, sample_id: str, out: str | Path, method: str
     parts = [f"id {sample_id}", f"{method} rank {rank}/{len(ranking.order)}" if rank else "unranked"]
     cas = cas_value(seg_ppl, seg_attn, cam.is_norm, cam.attn_norm, cam.segment_temperature)
     parts.append(f"CAS {cas:.3f}")
-    for name, fmt in (("ppl_short", ".2f"), ("ppl_long", ".2f")):
-        value = cols.get(name)
-        if value is not None and np.isfinite(value[pos]):
-            parts.append(f"{name} {value[pos]:{fmt}}")
+    for name, values in ranking.components.items():
+        if name.startswith("ppl") and np.isfinite(values[pos]):
+            parts.append(f"{name} {values[pos]:.2f}")
     fig.suptitle("  |  ".join(parts), fontsize=10)
     fig.tight_layout()
     out_path = Path(out)
