@@ -87,6 +87,8 @@ def _add_score(sub) -> None:
     x.add_argument("--chunk-size", type=int, help="samples per stored chunk, the unit of resume and of work per worker "
                    f"(default {d(ExecutionConfig, 'chunk_size')})")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
+    p.add_argument("--repair", action="store_true", help="set damaged chunks of the run aside (*.damaged) and score "
+                   "their samples again")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_fields(p)
 
@@ -95,7 +97,7 @@ def _score_config(args: argparse.Namespace):
     from .config import ScoreConfig
 
     return ScoreConfig.from_flat(
-        args.data, args.out, overwrite=args.overwrite, fields=_fields(args), methods=args.methods,
+        args.data, args.out, overwrite=args.overwrite, repair=args.repair, fields=_fields(args), methods=args.methods,
         long_model=args.long_model, short_model=args.short_model, short_window=args.short_window,
         short_rope_theta=args.short_rope_theta, reward_model=args.reward_model, embed_model=args.embed_model,
         max_length=args.max_length, template=args.template, segment_len=args.segment_len,

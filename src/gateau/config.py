@@ -143,10 +143,11 @@ class ScoreConfig:
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     overwrite: bool = False
+    repair: bool = False  # set damaged chunks aside and score their samples again
 
     @classmethod
     def from_flat(cls, data: str, out: str, overwrite: bool = False, fields: FieldMap | None = None,
-                  **values: Any) -> ScoreConfig:
+                  repair: bool = False, **values: Any) -> ScoreConfig:
         """Build from flat ``name=value`` pairs (each name is a field of exactly one section; None = default).
         ``methods`` may be a comma-separated string. TypeError names an unknown field."""
         given = {k: v for k, v in values.items() if v is not None}
@@ -161,7 +162,7 @@ class ScoreConfig:
             parts[name] = section(**mine)
         if given:
             raise TypeError(f"unknown settings: {sorted(given)}")
-        return cls(out=str(out), overwrite=overwrite, **parts)
+        return cls(out=str(out), overwrite=overwrite, repair=repair, **parts)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,7 +175,7 @@ class ScoreConfig:
         measure["methods"] = tuple(measure.get("methods", MeasureConfig.methods))
         return cls(data=DataConfig(**data), out=payload["out"], models=ModelConfig(**payload.get("models", {})),
                    measure=MeasureConfig(**measure), execution=ExecutionConfig(**payload.get("execution", {})),
-                   overwrite=bool(payload.get("overwrite", False)))
+                   overwrite=bool(payload.get("overwrite", False)), repair=bool(payload.get("repair", False)))
 
     def with_execution(self, **changes: Any) -> ScoreConfig:
         return replace(self, execution=replace(self.execution, **changes))
