@@ -10,13 +10,19 @@ _CACHE: dict[tuple, float] = {}
 
 
 @torch.no_grad()
-def response_nll(model: torch.nn.Module, ids: list[int], response_start: int) -> float:
-    """Mean −log p(ids[t] | ids[:t]) over t ≥ response_start, in nats, from full-sequence fp32 logits."""
+def response_token_nll(model: torch.nn.Module, ids: list[int], response_start: int) -> np.ndarray:
+    """(len(ids) − response_start,) −log p(ids[t] | ids[:t]) for t ≥ response_start, in nats, from full-sequence
+    fp32 logits of one unpadded row."""
     x = torch.tensor([ids], dtype=torch.long)
     logits = model(x, use_cache=False).logits[0].float()  # (n, vocab)
     logp = torch.log_softmax(logits[:-1], dim=-1)  # position t predicts token t + 1
     nll = -logp[torch.arange(len(ids) - 1), x[0, 1:]]  # nll[t - 1] is the NLL of token t
-    return nll[response_start - 1:].mean().item()
+    return nll[response_start - 1:].numpy()
+
+
+def response_nll(model: torch.nn.Module, ids: list[int], response_start: int) -> float:
+    """Mean −log p(ids[t] | ids[:t]) over t ≥ response_start, in nats, from full-sequence fp32 logits."""
+    return float(response_token_nll(model, ids, response_start).mean())
 
 
 def response_nll_cached(model: torch.nn.Module, ids: list[int], response_start: int) -> float:

@@ -9,15 +9,17 @@ from __future__ import annotations
 
 import random
 
+import numpy as np
 import pytest
 import torch
 from conftest import build_tiny_model
 
 from gateau.data import Sample
-from gateau.measure.nll import forward_response_nll, make_batch
+from gateau.measure.nll import forward_response, forward_response_nll, make_batch
 from gateau.measure.runner import RowRequest, RowResult, RowRunner
 from gateau.prompt import PromptEncoder
 from naive import response_nll_cached as naive_nll
+from naive import response_token_nll as naive_token_nll
 
 ATOL = 1e-5
 WORDS = ("the quick brown fox jumps over lazy dog archive keeps every essay in order startups grow when founders "
@@ -93,6 +95,34 @@ def test_batched_variable_length_rows_match_naive(tiny_model, tiny_tokenizer, te
     else:
         assert batches == [(len(reqs), sum(lengths))]
         assert runner.forward_tokens == len(reqs) * lengths[-1]
+
+
+@pytest.mark.parametrize("attention", [False, True])
+def test_per_token_nll_from_the_same_forward_matches_naive(tiny_model, tiny_tokenizer, attention):
+    """Padded batches of rows of different lengths: each row's per-token NLLs equal the naive full-logits values,
+    in response order, and their mean is the stored mean NLL; one forward per batch gives both."""
+    reqs = [RowRequest(r.ids, r.response_start, attention) for r in make_requests(tiny_tokenizer, "plain", n=5,
+                                                                                   seed=7)]
+    runner = RowRunner(tiny_model, tiny_tokenizer.pad_token_id, token_budget=10 ** 7, max_pad_fraction=1.0)
+    forwards: list[int] = []
+    results = runner.run(reqs, on_rows_done=lambda rows, _toks: forwards.append(rows))
+    assert forwards == [len(reqs)]  # one padded batch, one forward
+    for req, res in zip(reqs, results):
+        want = naive_token_nll(tiny_model, list(req.ids), req.response_start)
+        assert res.token_nll is not None and res.token_nll.dtype == np.float32
+        assert res.token_nll.shape == (len(req.ids) - req.response_start,)
+        np.testing.assert_allclose(res.token_nll, want, atol=ATOL)
+        assert res.nll == pytest.approx(float(np.mean(res.token_nll, dtype=np.float64)), abs=1e-6)
+
+
+def test_forward_response_gives_mean_and_tokens(tiny_llama, tiny_tokenizer):
+    reqs = make_requests(tiny_tokenizer, "chat", n=3, seed=8)
+    rows = [(list(r.ids), r.response_start) for r in reqs]
+    batch = make_batch(rows, tiny_tokenizer.pad_token_id, torch.device("cpu"))
+    got = forward_response(tiny_llama, batch)
+    assert [g.mean for g in got] == forward_response_nll(tiny_llama, batch)
+    for (ids, start), g in zip(rows, got):
+        np.testing.assert_allclose(g.tokens, naive_token_nll(tiny_llama, ids, start), atol=ATOL)
 
 
 def test_rows_of_very_different_lengths_never_share_a_batch(tiny_llama, tiny_tokenizer):

@@ -4,12 +4,15 @@ A row is ``ids`` (a full token sequence) and ``response_start``: the tokens ``id
 Rows are right-padded to the longest row *of the batch* only; the model computes hidden states for every position
 but the LM head runs only on the positions that predict response tokens (``logits_to_keep`` as a 2-D bool mask),
 and the log-softmax runs in fp32 in chunks of rows, so memory is O(|y| · vocab), not O(n · vocab).
+The same pass gives the mean and the per-token response NLLs (`forward_response`): methods that aggregate tokens
+(``hmg-tokens``) need no second forward.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import torch
 
 LOGSOFTMAX_CHUNK_ROWS = 1024
@@ -62,11 +65,30 @@ def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     return out
 
 
+@dataclass
+class ResponseNLL:
+    """One row's response NLL from one forward pass: ``mean`` in nats/token (float32 mean, as stored in
+    ``nll_long``/``nll_short``/``seg_nll``) and ``tokens`` (n_response,) float32, −log p of each response token in
+    nats, in response order."""
+
+    mean: float
+    tokens: np.ndarray
+
+
 @torch.no_grad()
-def forward_response_nll(model: torch.nn.Module, batch: RowBatch, **model_kwargs) -> list[float]:
-    """Mean response NLL (nats/token) per row of ``batch``. Extra kwargs go to ``model(...)`` (e.g. a probe)."""
+def forward_response(model: torch.nn.Module, batch: RowBatch, **model_kwargs) -> list[ResponseNLL]:
+    """Mean and per-token response NLL per row of ``batch``, from one forward with response-only logits. Extra
+    kwargs go to ``model(...)`` (e.g. an attention probe)."""
     out = model(input_ids=batch.ids, attention_mask=batch.attention_mask, logits_to_keep=batch.keep,
                 use_cache=False, **model_kwargs)
     logits = out.logits.reshape(-1, out.logits.shape[-1])
     nll = token_nll(logits, batch.targets)
-    return [part.mean().item() for part in torch.split(nll, batch.response_counts)]
+    host = nll.cpu().numpy()
+    bounds = np.cumsum([0, *batch.response_counts])
+    return [ResponseNLL(part.mean().item(), host[lo:hi].copy())
+            for part, lo, hi in zip(torch.split(nll, batch.response_counts), bounds[:-1], bounds[1:])]
+
+
+def forward_response_nll(model: torch.nn.Module, batch: RowBatch, **model_kwargs) -> list[float]:
+    """Mean response NLL (nats/token) per row of ``batch`` (`forward_response` without the per-token values)."""
+    return [r.mean for r in forward_response(model, batch, **model_kwargs)]

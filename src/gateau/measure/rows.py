@@ -33,7 +33,8 @@ class RowRequest:
 
 @dataclass
 class RowResult:
-    """``nll``: mean response NLL in nats/token. ``attention``: (len(ids),) float32, the mean attention weight that
+    """``nll``: mean response NLL in nats/token. ``token_nll``: (n_response,) float32, −log p of each response token
+    in nats (from the same forward as ``nll``), or None for a failed row. ``attention``: (len(ids),) float32, the mean attention weight that
     response tokens pay to each position (averaged over response tokens, heads and layers), or None.
     ``error``: why the row could not be run (then nll is None) and ``status`` its per-sample status value
     (``oom``, ``nonfinite``)."""
@@ -42,3 +43,4 @@ class RowResult:
     attention: np.ndarray | None = None
     error: str | None = None
     status: str | None = None
+    token_nll: np.ndarray | None = None

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .nll import forward_response_nll, make_batch
+from .nll import forward_response, make_batch
 from ..status import Status
 from .rows import RowRequest, RowResult
 
@@ -87,8 +87,8 @@ class RowRunner:
         batch = make_batch([(list(r.ids), r.response_start) for r in reqs], self.pad_id, self.device)
         self.forward_tokens += batch.ids.numel()
         if not reqs[0].attention:
-            nlls = forward_response_nll(self.model, batch)
-            return [_checked(RowResult(nll), len(r.ids)) for nll, r in zip(nlls, reqs)]
+            nlls = forward_response(self.model, batch)
+            return [_checked(RowResult(n.mean, token_nll=n.tokens), len(r.ids)) for n, r in zip(nlls, reqs)]
         from .attention import PROBE_KWARG, AttentionProbe, probe_attn_implementation
 
         impl = self.model.config._attn_implementation
@@ -96,10 +96,10 @@ class RowRunner:
             self.model.set_attn_implementation(probe_attn_implementation(impl))
         probe = AttentionProbe([(r.response_start, len(r.ids)) for r in reqs], batch.ids.shape[1],
                                chunk_rows=self.attention_chunk_rows)
-        nlls = forward_response_nll(self.model, batch, **{PROBE_KWARG: probe})
+        nlls = forward_response(self.model, batch, **{PROBE_KWARG: probe})
         mass = probe.mean_mass().numpy()
-        return [_checked(RowResult(nll, mass[b, : len(r.ids)].copy()), len(r.ids))
-                for b, (nll, r) in enumerate(zip(nlls, reqs))]
+        return [_checked(RowResult(n.mean, mass[b, : len(r.ids)].copy(), token_nll=n.tokens), len(r.ids))
+                for b, (n, r) in enumerate(zip(nlls, reqs))]
 
 
 def _checked(res: RowResult, n_tokens: int) -> RowResult:
