@@ -10,6 +10,7 @@ import pyarrow as pa
 import pytest
 
 from gateau import cli
+from gateau.config import NEUTRAL_RESPONSE
 from gateau.tools import benchmark as bench
 from gateau.tools.synth import SynthLabel, read_labels
 
@@ -99,6 +100,30 @@ def test_evaluate_tables_rows_match_hand_computed():
     assert "noise" in text and facts["best_overall"]["auroc"] >= facts["best_registered"]["auroc"]
 
 
+def test_variants_needing_an_unmeasured_column_are_skipped():
+    """Calibrated CAM variants need the neutral profile; a run without it evaluates the other CAM variants only."""
+    n = 6
+    seg = pa.list_(pa.float64())
+    base = _table([5.0, 2.0, 3.0, 1.0, 4.0, 2.0], [20.0, 6.0, 3.3, 0.9, 4.8, 2.0])
+    cam = {"seg_nll": pa.array([[0.1 * i, 0.5, 0.2] for i in range(n)], seg),
+           "seg_attn": pa.array([[0.5, 0.2, 0.3]] * n, seg), "attn_head": pa.array([[0.1] * 4] * n, seg),
+           "seg_tokens": pa.array([[8, 8, 8]] * n, pa.list_(pa.int64())),
+           "seg_starts": pa.array([[0, 8, 16]] * n, pa.list_(pa.int64())), "cas": pa.array([None] * n, pa.float64())}
+    for name, col in cam.items():
+        base = base.append_column(name, col)
+
+    def calibrated(neutral) -> list[dict]:
+        t = base.append_column("seg_attn_neutral", pa.array(neutral, seg))
+        t = t.append_column("attn_head_neutral", pa.array([None if v is None else [0.1] * 4 for v in neutral], seg))
+        rows = bench.evaluate_tables({128: t}, _labels())
+        return [r for r in rows if r["method"] == "cam" and r["settings"].get("attn_calibration", "none") != "none"]
+
+    assert calibrated([None] * n) == []
+    got = calibrated([[0.4, 0.1, 0.5]] * n)
+    assert {r["settings"]["attn_calibration"] for r in got} == {"divide", "subtract"}
+    assert all(r["n_ranked"] == n for r in got)
+
+
 def test_with_window_replaces_hmg_columns_and_combines_status():
     base = _table([1.0, 2.0, 3.0], [1.5, 2.5, 3.5])
     window = _table([1.0, 2.0, 3.0], [9.0, 8.0, 7.0], ["ok", "oom", "ok"])
@@ -122,9 +147,12 @@ def test_bench_synth_cli_writes_both_files(tmp_path):
 def test_plan_runs_first_window_full_others_hmg(tmp_path):
     configs = bench.plan_runs(bench.BenchConfig(dir=str(tmp_path), windows=(64, 128, 64)))
     assert [c.models.short_window for c in configs] == [64, 128]
-    first = "cam,gateau,hmg,ifd,length,ppl,random"  # every registered method that needs no named model
-    assert ",".join(configs[0].measure.methods) == first and configs[1].measure.methods == ("hmg",)
-    assert configs[0].out.endswith(f"runs/w64-{first.replace(',', '+')}") and configs[1].out.endswith("runs/w128-hmg")
+    first = "cam,gateau,hmg,hmg-tokens,ifd,length,ppl,random"  # every registered method that needs no named model
+    assert ",".join(configs[0].measure.methods) == first and configs[1].measure.methods == ("hmg", "hmg-tokens")
+    assert configs[0].out.endswith(f"runs/w64-{first.replace(',', '+')}")
+    assert configs[1].out.endswith("runs/w128-hmg+hmg-tokens")
+    # the calibration profile is measured once, in the run with CAM
+    assert configs[0].measure.neutral_response == NEUTRAL_RESPONSE and configs[1].measure.neutral_response is None
     with pytest.raises(ValueError):
         bench.parse_windows("64,x")
 
@@ -142,7 +170,11 @@ def test_bench_run_quick_end_to_end(tmp_path, tiny_model_dir, capsys):
     assert (out / "results.png").read_bytes()[:4] == b"\x89PNG"
     result = json.loads((out / "results.json").read_text())
     methods = {r["method"] for r in result["rows"]}
-    assert {"random", "length", "ppl", "ifd", "hmg", "cam", "gateau"} <= methods
+    assert {"random", "length", "ppl", "ifd", "hmg", "hmg-tokens", "cam", "gateau"} <= methods
+    tokens = {r["settings"]["token_aggregate"] for r in result["rows"] if r["method"] == "hmg-tokens"}
+    assert tokens == {"topk", "key-share", "key-count", "key-gain", "positive-sum", "mean"}
+    calibrated = {r["settings"].get("attn_calibration") for r in result["rows"] if r["method"] in ("cam", "gateau")}
+    assert {"divide", "subtract"} <= calibrated  # the bench run measures the neutral profile
     gateau = [r for r in result["rows"] if r["method"] == "gateau"]
     assert {r["preset"] for r in gateau} >= {"paper", "official"}
     assert {r["settings"].get("alpha") for r in gateau} >= {0.5, 0.7, 0.8, 0.9}

@@ -171,6 +171,11 @@ def hand_table(rows=ROWS) -> pa.Table:
                                pa.list_(pa.int64())),
         "attn_head": pa.array([None if r[4] is None else [0.0] * 4 for r in rows], pa.list_(pa.float64())),
         "cas": pa.array([None] * n, pa.float64()),  # stored value is not what ranking uses
+        # measured only with --calibrate-attention / used only with --token-weight > 0: absent values here
+        "seg_attn_neutral": pa.array([None] * n, pa.list_(pa.float64())),
+        "attn_head_neutral": pa.array([None] * n, pa.list_(pa.float64())),
+        "tok_nll_long": pa.array([None] * n, pa.list_(pa.float32())),
+        "tok_nll_short": pa.array([None] * n, pa.list_(pa.float32())),
     })
 
 

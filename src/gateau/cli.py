@@ -9,7 +9,7 @@ import sys
 from dataclasses import fields as dataclass_fields
 from pathlib import Path
 
-from .config import ExecutionConfig, FieldMap, MeasureConfig, ModelConfig, SelectConfig
+from .config import NEUTRAL_RESPONSE, ExecutionConfig, FieldMap, MeasureConfig, ModelConfig, SelectConfig
 from .errors import GateauError
 
 
@@ -72,6 +72,10 @@ def _add_score(sub) -> None:
     p.add_argument("--max-segments", type=int, help="CAM: score at most this many segments per sample "
                    "(order-preserving seeded subsample; default all)")
     p.add_argument("--seed", type=int, help=f"seed of --max-segments' subsample (default {d(MeasureConfig, 'seed')})")
+    p.add_argument("--calibrate-attention", action="store_true", help="CAM: also measure the attention profile of "
+                   f"a content-free response ({NEUTRAL_RESPONSE!r}) on the same context, one extra attention pass "
+                   "per sample, so `gateau select --attn-calibration divide|subtract` can calibrate the profile")
+    p.add_argument("--neutral-response", help="CAM: the content-free response of --calibrate-attention (implies it)")
     p.add_argument("--limit", type=int, help="score only the first N records")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
@@ -103,6 +107,7 @@ def _score_config(args: argparse.Namespace):
         max_length=args.max_length, template=args.template, segment_len=args.segment_len,
         last_segment=args.last_segment,
         max_segments=args.max_segments, seed=args.seed, limit=args.limit, device=args.device, dtype=args.dtype,
+        neutral_response=args.neutral_response or (NEUTRAL_RESPONSE if args.calibrate_attention else None),
         attn_impl=args.attn_impl, executor=args.executor, workers=args.workers,
         gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address, token_budget=args.token_budget,
         chunk_size=args.chunk_size, progress=False if args.no_progress else None)

@@ -20,6 +20,9 @@ TEMPLATES = ("plain", "chat")
 LAST_SEGMENT = ("drop", "keep")
 EXECUTORS = ("local", "ray")
 MAX_LENGTH_CAP = 65536  # the paper's maximum length; also the cap of a model's window used as the default
+# CAM's content-free response (`MeasureConfig.neutral_response`): its attention profile on the same context
+# calibrates the real response's profile (position bias: sinks, recency).
+NEUTRAL_RESPONSE = "I have read the text above."
 
 
 def _positive(owner: str, **values: int | float | None) -> None:
@@ -86,7 +89,9 @@ class MeasureConfig:
     """What is measured per sample. ``max_length`` in tokens (None: the long model's window, at most
     `MAX_LENGTH_CAP`); longer samples lose context tokens from the left. ``segment_len``: CAM's L in tokens;
     ``last_segment``: ``drop`` a shorter last segment (the paper, the official script) or ``keep`` it;
-    ``max_segments``: an order-preserving seeded subsample of segments (None: all)."""
+    ``max_segments``: an order-preserving seeded subsample of segments (None: all). ``neutral_response``: a
+    content-free response (e.g. `NEUTRAL_RESPONSE`) whose attention profile on the same context is measured in one
+    extra attention pass per sample, so CAM can calibrate the real profile at select time (None: not measured)."""
 
     methods: tuple[str, ...] = ("gateau",)
     max_length: int | None = None
@@ -95,8 +100,11 @@ class MeasureConfig:
     last_segment: str = "drop"
     max_segments: int | None = None
     seed: int = 0
+    neutral_response: str | None = None
 
     def __post_init__(self) -> None:
+        if self.neutral_response is not None and not self.neutral_response.strip():
+            raise ValueError("--neutral-response is empty")
         if not self.methods:
             raise ValueError("--methods is empty")
         if self.last_segment not in LAST_SEGMENT:

@@ -33,7 +33,8 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.jsonl"  # one line per `gateau score` invocation: what it measured, how long, how fast
 SHARD_DIR = "shards"
 LOCK_FILE = ".lock"
-LAYOUT_VERSION = 3  # config.json layout; runs of other layouts are refused with a clear message
+LAYOUT_VERSION = 4  # config.json layout; runs of other layouts are refused with a clear message (4: per-token
+# NLL columns in gateau runs, CAM's neutral-profile columns)
 
 BASE_COLUMNS: dict[str, pa.DataType] = {
     "index": pa.int64(),

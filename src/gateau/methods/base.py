@@ -40,19 +40,29 @@ __all__ = ["LONG", "SHORT", "BenchVariant", "Measured", "MeasureSettings", "Meth
 @dataclass(frozen=True)
 class MeasureSettings:
     """The per-sample measurement settings methods read, resolved from a `ScoreConfig` (no defaults here: each
-    lives once in `gateau.config`). ``short_window``: window mode's W in tokens, None in pair mode."""
+    lives once in `gateau.config`). ``short_window``: window mode's W in tokens, None in pair mode.
+    ``neutral_response``: CAM's content-free response for the calibration profile (None: not measured)."""
 
     short_window: int | None
     segment_len: int
     last_segment: str
     max_segments: int | None
     seed: int
+    neutral_response: str | None = None
 
     @classmethod
     def from_config(cls, config: ScoreConfig) -> MeasureSettings:
         m = config.measure
         return cls(short_window=config.models.window, segment_len=m.segment_len, last_segment=m.last_segment,
-                   max_segments=m.max_segments, seed=m.seed)
+                   max_segments=m.max_segments, seed=m.seed, neutral_response=m.neutral_response)
+
+    def fingerprinted(self) -> dict[str, Any]:
+        """These settings for the run's fingerprint. ``neutral_response`` enters only when set, so runs that do
+        not measure the calibration profile keep the fingerprint they had before the setting existed."""
+        out = dict(vars(self))
+        if out["neutral_response"] is None:
+            del out["neutral_response"]
+        return out
 
     def segments(self, enc: EncodedSample) -> list[tuple[int, int]]:
         """The CAM segments of ``enc``'s context under these settings."""
@@ -62,11 +72,14 @@ class MeasureSettings:
 @dataclass
 class SampleEncoding:
     """A sample tokenised for the long model (``long``) and the short model (``short``; the same object in
-    window mode or when both models share a tokenizer), plus the response alone (``alone``: ids, start)."""
+    window mode or when both models share a tokenizer), plus the response alone (``alone``: ids, start) and, when
+    `MeasureSettings.neutral_response` is set, the long model's tokens of that content-free response in the
+    response's place (``neutral``; None otherwise)."""
 
     long: EncodedSample
     short: EncodedSample
     alone: tuple[list[int], int]
+    neutral: list[int] | None = None
 
 
 @dataclass
@@ -91,11 +104,13 @@ class NoOptions:
 @dataclass(frozen=True)
 class BenchVariant:
     """One setting of a method that the long-dependency benchmark evaluates: option overrides, whether the row
-    belongs in the main table, and the preset it reproduces (if any)."""
+    belongs in the main table, the preset it reproduces (if any), and stored columns it needs values in beyond
+    the method's own (``requires``: e.g. an optional measurement; the variant is skipped when no row has them)."""
 
     overrides: Mapping[str, Any] = field(default_factory=dict)
     main: bool = False
     preset: str | None = None
+    requires: tuple[str, ...] = ()
 
 
 class RowFailure(RuntimeError):

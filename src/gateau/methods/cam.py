@@ -11,11 +11,19 @@ NLL in nats per segment row; PPL_i = exp), ``seg_attn``,
 ``attn_head`` (the first `ATTN_HEAD_TOKENS` context tokens' attention, so sink tokens can be left out later),
 ``seg_tokens`` and ``cas`` (paper normalisation). CAS is undefined (NaN, with a note) when the context has fewer
 than two segments.
+
+Calibration (beyond the paper; DESIGN §3 "Attention sinks and recency"): the raw profile mostly measures position
+(the first tokens are a sink, the last segment gets a recency bump). With ``gateau score --calibrate-attention``
+one more attention row per sample, ``head + context + middle + neutral`` with a content-free response in the
+response's place, stores that response's profile over the same segments (``seg_attn_neutral``,
+``attn_head_neutral``); ``--attn-calibration divide|subtract`` then uses seg_attn / seg_attn_neutral or
+seg_attn − seg_attn_neutral as the attention profile (in the spirit of "Found in the Middle": the part of the
+attention that the response adds beyond what any answer at that place would pay).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -29,7 +37,11 @@ from .presets import PRESETS
 
 ATTN_HEAD_TOKENS = 16
 IN_SAMPLE_NORMS = ("softmax", "sum", "minmax", "rank", "zscore")
+CALIBRATIONS = ("none", "divide", "subtract")
+NEUTRAL = RowKey(LONG, "neutral")  # the content-free response's attention row (only with --calibrate-attention)
 BENCH_TEMPERATURES = (0.1, 10.0)  # extra in-sample softmax temperatures the benchmark tries for CAM alone
+BENCH_CALIBRATED = (("divide", "softmax"), ("divide", "sum"), ("divide", "zscore"), ("subtract", "softmax"),
+                    ("subtract", "zscore"), ("subtract", "minmax"))  # (attn_calibration, attn_norm), IS softmax
 
 
 @dataclass(frozen=True)
@@ -43,8 +55,16 @@ class CAMOptions:
     segment_temperature: float = option(1.0, "CAM: softmax temperature inside a sample (default 1)")
     attn_sink_tokens: int = option(0, "CAM: leave the first K context tokens out of the attention profile "
                                    f"(attention sinks; default 0, at most {ATTN_HEAD_TOKENS})")
+    attn_calibration: str = option("none", "CAM: calibrate the attention profile by a content-free response's "
+                                   "profile on the same context (measured with `gateau score --calibrate-attention`): "
+                                   "divide (ratio) or subtract (difference); default none (the paper)", CALIBRATIONS)
 
     def __post_init__(self) -> None:
+        if self.attn_calibration not in CALIBRATIONS:
+            raise ValueError(f"unknown --attn-calibration {self.attn_calibration!r}; choose one of {CALIBRATIONS}")
+        if self.attn_calibration == "subtract" and self.attn_norm == "sum":
+            raise ValueError("--attn-calibration subtract gives negative values, which --attn-norm sum cannot "
+                             "normalise; use softmax, minmax, rank or zscore")
         for flag, value in (("--is-norm", self.is_norm), ("--attn-norm", self.attn_norm)):
             if value not in IN_SAMPLE_NORMS:
                 raise ValueError(f"unknown {flag} {value!r}; choose one of {IN_SAMPLE_NORMS}")
@@ -97,6 +117,8 @@ class CAM(Method):
         "seg_starts": pa.list_(pa.int64()),
         "attn_head": pa.list_(pa.float64()),
         "cas": pa.float64(),
+        "seg_attn_neutral": pa.list_(pa.float64()),
+        "attn_head_neutral": pa.list_(pa.float64()),
     }
     help = "Contextual Awareness Measurement: cos(softmax(segment PPL), softmax(segment attention))"
     Options = CAMOptions
@@ -112,6 +134,9 @@ class CAM(Method):
             for i, (s, e) in enumerate(spans):
                 ids, start = enc.long.row(enc.long.context[s:e])
                 reqs[segment_key(i)] = RowRequest(tuple(ids), start)
+            if enc.neutral is not None:
+                ids, start = replace(enc.long, response=enc.neutral).row()
+                reqs[NEUTRAL] = RowRequest(tuple(ids), start, attention=True)
         return reqs
 
     def measure(self, enc: SampleEncoding, results: dict[RowKey, RowResult], settings: MeasureSettings) -> Measured:
@@ -125,6 +150,11 @@ class CAM(Method):
         context_attn = full.attention[head: head + len(enc.long.context)]
         seg_nll = [require(results, segment_key(i)).nll for i in range(len(spans))]
         seg_attn = segment_attention(context_attn, spans)
+        neutral, note = None, ""
+        if NEUTRAL in results:
+            neutral = require(results, NEUTRAL).attention[head: head + len(enc.long.context)]
+        elif settings.neutral_response is not None:
+            note = "attention calibration undefined: the neutral response cannot be encoded for this sample"
         return Measured({
             "seg_nll": seg_nll,
             "seg_attn": seg_attn,
@@ -132,7 +162,9 @@ class CAM(Method):
             "seg_starts": [s for s, _ in spans],
             "attn_head": [float(v) for v in context_attn[:ATTN_HEAD_TOKENS]],
             "cas": cas_value(np.exp(seg_nll), np.asarray(seg_attn)),
-        })
+            "seg_attn_neutral": None if neutral is None else segment_attention(neutral, spans),
+            "attn_head_neutral": None if neutral is None else [float(v) for v in neutral[:ATTN_HEAD_TOKENS]],
+        }, note=note)
 
     def score(self, table: dict[str, Any], options: CAMOptions, k: int | None = None) -> np.ndarray:
         return cas_scores(table, options)
@@ -148,27 +180,51 @@ class CAM(Method):
                                             main=paper or (attn_norm, sink) == ("sum", 4),
                                             preset="paper" if paper else None))
         out.extend(BenchVariant({"segment_temperature": t}) for t in BENCH_TEMPERATURES)
+        for calibration, attn_norm in BENCH_CALIBRATED:
+            out.append(BenchVariant({"attn_norm": attn_norm, "attn_calibration": calibration},
+                                    main=(calibration, attn_norm) in (("divide", "sum"), ("subtract", "zscore")),
+                                    requires=("seg_attn_neutral",)))
         return out
 
 
 def cas_scores(table: dict[str, Any], options: CAMOptions) -> np.ndarray:
     """CAS per sample recomputed from the stored segment columns with ``options``' in-sample normalisations;
-    vectorised over samples (equal to `cas_value` per sample, with `drop_sink` applied)."""
+    vectorised over samples (equal to `cas_value` per sample, with `drop_sink` applied to the profile and, under
+    ``attn_calibration``, to the neutral profile it is divided by or reduced by). Samples without a neutral
+    profile get NaN under calibration; ValueError when no sample of the table has one."""
     seg_nll, seg_attn = table["seg_nll"], table["seg_attn"]
     out = np.full(len(seg_nll), np.nan)
     rows = [i for i, (p, a) in enumerate(zip(seg_nll, seg_attn)) if p is not None and a is not None and len(p) >= 2]
+    calibrate = options.attn_calibration != "none"
+    if calibrate:
+        neutral = table.get("seg_attn_neutral")
+        if neutral is None or all(v is None for v in neutral):
+            raise ValueError("--attn-calibration needs the neutral response's attention profile, which this run did "
+                             "not measure; score it again with `gateau score --calibrate-attention`")
+        rows = [i for i in rows if neutral[i] is not None and min(neutral[i]) > 0]
     if not rows:
         return out
     lengths = np.array([len(seg_nll[i]) for i in rows])
     firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
     ppl = np.exp(np.concatenate([seg_nll[i] for i in rows]).astype(np.float64))
-    attn = np.concatenate([seg_attn[i] for i in rows]).astype(np.float64)
-    if options.attn_sink_tokens:
-        attn[firsts] = [drop_sink(seg_attn[i], table["attn_head"][i], table["seg_tokens"][i],
-                                  options.attn_sink_tokens)[0] for i in rows]
+    attn = _profile(table, "seg_attn", "attn_head", rows, firsts, options.attn_sink_tokens)
+    if calibrate:
+        base = _profile(table, "seg_attn_neutral", "attn_head_neutral", rows, firsts, options.attn_sink_tokens)
+        attn = attn / base if options.attn_calibration == "divide" else attn - base
     a = normalize_groups(ppl, lengths, options.is_norm, options.segment_temperature)
     b = normalize_groups(attn, lengths, options.attn_norm, options.segment_temperature)
     dot, aa, bb = (np.add.reduceat(v, firsts) for v in (a * b, a * a, b * b))
     denom = np.sqrt(aa) * np.sqrt(bb)
     out[rows] = np.where(denom > 0, dot / np.where(denom > 0, denom, 1.0), np.nan)
     return out
+
+
+def _profile(table: dict[str, Any], column: str, head_column: str, rows: list[int], firsts: np.ndarray,
+             sink: int) -> np.ndarray:
+    """The segment attention of ``rows`` from ``column``, flat (sum of segments,), with the first ``sink`` context
+    tokens (from ``head_column``) left out of each sample's first segment (`drop_sink`)."""
+    values = table[column]
+    flat = np.concatenate([values[i] for i in rows]).astype(np.float64)
+    if sink:
+        flat[firsts] = [drop_sink(values[i], table[head_column][i], table["seg_tokens"][i], sink)[0] for i in rows]
+    return flat

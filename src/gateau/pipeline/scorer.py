@@ -9,7 +9,7 @@ store (`gateau.store`) keeps what it returns.
 from __future__ import annotations
 
 import sys
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from typing import Any, Callable
 
 import pyarrow as pa
@@ -54,7 +54,7 @@ def measurement_fields(config: ScoreConfig) -> dict[str, Any]:
         "dtype": str(resolve_dtype(models.dtype, resolve_device(models.device))),
         "fields": asdict(config.data.fields),
         **aux_specs(needs, models.reward_model, models.embed_model),
-        **vars(settings),
+        **settings.fingerprinted(),
     }
 
 
@@ -122,7 +122,19 @@ class Scorer:
     def encode(self, sample: Sample) -> SampleEncoding:
         enc = self.long_encoder.encode(sample)
         short = self.short_encoder.encode(sample) if self.short_encoder else enc
-        return SampleEncoding(long=enc, short=short, alone=self.long_encoder.response_alone(sample))
+        return SampleEncoding(long=enc, short=short, alone=self.long_encoder.response_alone(sample),
+                              neutral=self._neutral(sample))
+
+    def _neutral(self, sample: Sample) -> list[int] | None:
+        """The long model's tokens of the content-free response in this sample's response place (tokenised with
+        the whole text, like every row), or None when no calibration profile is measured or it cannot be encoded."""
+        text = self.settings.neutral_response
+        if text is None:
+            return None
+        try:
+            return self.long_encoder.encode(replace(sample, response=text)).response
+        except EncodeError:
+            return None
 
     def plan(self, sample: Sample, row: dict[str, Any]) -> tuple[SampleEncoding, dict[RowKey, RowRequest]] | None:
         """Encode ``sample`` and collect the rows its methods need; None (status recorded in ``row``) if it cannot

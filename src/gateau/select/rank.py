@@ -22,15 +22,31 @@ GENERIC_COMPONENTS = ("n_context", "n_response")
 
 
 def table_columns(table: pa.Table) -> dict[str, Any]:
-    """Columns as numpy arrays (scalars, NaN for null) or Python lists (list and string columns)."""
+    """Columns as numpy arrays (scalars, NaN for null) or Python lists (list and string columns). Per-token
+    columns (lists of float32, |y| values per sample) come as a list of float32 numpy arrays (None for
+    null), views of one buffer: no Python float per token."""
     out: dict[str, Any] = {}
     for name in table.column_names:
         col = table.column(name)
-        if pa.types.is_list(col.type) or pa.types.is_string(col.type) or pa.types.is_large_list(col.type):
+        if pa.types.is_list(col.type) and pa.types.is_float32(col.type.value_type):
+            out[name] = _float32_lists(col)
+        elif pa.types.is_list(col.type) or pa.types.is_string(col.type) or pa.types.is_large_list(col.type):
             out[name] = col.to_pylist()
         else:
             out[name] = col.to_numpy(zero_copy_only=False).astype(np.float64) if col.null_count == 0 else np.array(
                 [np.nan if v is None else v for v in col.to_pylist()], dtype=np.float64)
+    return out
+
+
+def _float32_lists(col: pa.ChunkedArray) -> list[np.ndarray | None]:
+    """A list<float32> column as one numpy array per row (None for null rows)."""
+    out: list[np.ndarray | None] = []
+    for chunk in col.chunks:
+        flat = chunk.flatten().to_numpy(zero_copy_only=False)  # the values of non-null rows, in order
+        lengths = chunk.value_lengths().fill_null(0).to_numpy(zero_copy_only=False)
+        parts = np.split(flat, np.cumsum(lengths)[:-1]) if len(lengths) else []
+        valid = chunk.is_valid().to_numpy(zero_copy_only=False)
+        out.extend(p if v else None for p, v in zip(parts, valid))
     return out
 
 

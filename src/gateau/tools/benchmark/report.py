@@ -25,13 +25,28 @@ def settings_text(row: dict[str, Any]) -> str:
     """Short human text of a row's settings, e.g. ``norm=rank α=0.8 attn=softmax sink=0``."""
     names = {"norm": "norm", "temperature": "T", "segment_temperature": "T_seg", "alpha": "α", "is_norm": "IS",
              "attn_norm": "attn", "attn_sink_tokens": "sink", "seed": "seed",
-             "ifd_keep_above_one": "keep>1"}
+             "ifd_keep_above_one": "keep>1", "attn_calibration": "calib", "token_aggregate": "tok",
+             "top_k": "k", "key_gain": "gain>", "key_logp": "logp>", "token_weight": "w_tok"}
     parts = []
     for k, v in row["settings"].items():
         if k == "temperature" and row["settings"].get("norm") in ("log-rank", "rank", "zscore", "raw"):
             continue  # no softmax taken: the temperature does not apply
+        if _inapplicable(k, row["settings"]):
+            continue
         parts.append(f"{names.get(k, k)}={_fmt_value(v)}")
     return " ".join(parts) or "—"
+
+
+def _inapplicable(name: str, settings: dict[str, Any]) -> bool:
+    """Token options that do not act under the row's aggregate (top_k outside topk, thresholds outside key-*)."""
+    aggregate = settings.get("token_aggregate")
+    if aggregate is None:
+        return False
+    if name == "top_k":
+        return aggregate != "topk"
+    if name in ("key_gain", "key_logp"):
+        return not aggregate.startswith("key-")
+    return False
 
 
 def _fmt_value(v: Any) -> str:

@@ -13,7 +13,7 @@ from typing import Any
 
 import numpy as np
 
-from ...config import ExecutionConfig, ScoreConfig, SelectConfig
+from ...config import NEUTRAL_RESPONSE, ExecutionConfig, ScoreConfig, SelectConfig
 from ...methods import METHODS, method_options
 from ..synth import SAMPLE_TYPES, read_labels, write_synthetic_set
 from .plot import default_distributions
@@ -45,6 +45,7 @@ class BenchConfig:
     dtype: str = "auto"
     token_budget: int = ExecutionConfig.token_budget
     progress: bool = True
+    neutral_response: str | None = NEUTRAL_RESPONSE  # first window: CAM's calibration profile (None: not measured)
 
 
 def default_methods(reward_model: str | None = None) -> str:
@@ -60,7 +61,8 @@ def _model_tag(spec: str) -> str:
 
 
 def plan_runs(cfg: BenchConfig) -> list[ScoreConfig]:
-    """One `ScoreConfig` per window: the first with the full method set, the others hmg only."""
+    """One `ScoreConfig` per window: the first with the full method set (and CAM's calibration profile), the
+    others with the methods whose columns all change with W (hmg, hmg-tokens: the same two rows)."""
     if not cfg.windows:
         raise ValueError("--windows is empty")
     if any(w <= 0 for w in cfg.windows):
@@ -74,7 +76,8 @@ def plan_runs(cfg: BenchConfig) -> list[ScoreConfig]:
         name = f"{_model_tag(cfg.long_model)}w{w}-{methods.replace(',', '+')}"
         out.append(ScoreConfig.from_flat(data, root / RUNS_DIR / name, methods=methods, long_model=cfg.long_model,
                                          short_window=w, reward_model=cfg.reward_model, device=cfg.device,
-                                         dtype=cfg.dtype, token_budget=cfg.token_budget, progress=cfg.progress))
+                                         dtype=cfg.dtype, token_budget=cfg.token_budget, progress=cfg.progress,
+                                         neutral_response=cfg.neutral_response if i == 0 else None))
     return out
 
 

@@ -30,6 +30,11 @@ def has_columns(table: pa.Table, method: str) -> bool:
     return method in METHODS and set(METHODS[method].columns) <= set(table.column_names)
 
 
+def has_values(table: pa.Table, column: str) -> bool:
+    """True if ``table`` has ``column`` with a value in at least one row."""
+    return column in table.column_names and table.column(column).null_count < table.num_rows
+
+
 WINDOW_COLUMNS = tuple(dict.fromkeys(c for cls in METHODS.values() for c in cls.window_columns))
 
 
@@ -78,7 +83,8 @@ def evaluate_tables(tables: Mapping[int, pa.Table], labels: Sequence[SynthLabel]
     ``base``: the table with the window-independent columns (CAM, IFD, PPL...); default: the table with the most
     columns. Methods with window-dependent columns are evaluated at every W (their other columns from ``base``),
     the others once. ``main_window``: the W whose variants are flagged ``main`` (default 128 if present, else the
-    smallest). Methods whose columns are absent are skipped. Every method ranks for a selection of the top 30%.
+    smallest). Methods whose columns are absent are skipped, and so are variants whose `BenchVariant.requires`
+    columns hold no value (e.g. calibrated CAM on a run scored without ``--calibrate-attention``). Every method ranks for a selection of the top 30%.
     """
     if not tables:
         raise ValueError("no score tables to evaluate")
@@ -94,6 +100,8 @@ def evaluate_tables(tables: Mapping[int, pa.Table], labels: Sequence[SynthLabel]
             if not has_columns(table, name):
                 continue
             for variant in cls.bench_variants():
+                if not all(has_values(table, c) for c in variant.requires):
+                    continue  # an optional measurement this run did not make
                 ev.add(name, table, variant, window=w, main=variant.main and w in (None, main_window))
     return ev.rows
 
