@@ -21,14 +21,18 @@ from gateau.tools.synth import (
     write_synthetic_set,
 )
 
-N, WORDS, SEED = 120, 900, 3
+N, WORDS, SEED = 110, 900, 3  # 10 samples of each of the 11 types
 DEPTH_TOLERANCE = 0.05
 DEPTH_RANGES = {  # evidence index -> expected depth range per type (the needle's target range)
     "far_fact": [(0.10, 0.60)],
     "wrong_answer": [(0.10, 0.60)],
     "two_facts": [(0.10, 0.35), (0.40, 0.70)],
     "early_summary": [(0.05, 0.40)],
+    "templated_far": [(0.10, 0.60)],
+    "three_hops": [(0.10, 0.30), (0.30, 0.50), (0.50, 0.65)],
+    "hotpot_far": [(0.05, 0.55), (0.05, 0.55)],
 }
+ORIGINAL_TYPES = SAMPLE_TYPES[:6]  # the first benchmark's types, whose surface statistics overlap by design
 
 
 @pytest.fixture(scope="module")
@@ -114,6 +118,42 @@ def test_near_fact_needles_are_in_the_last_words(samples):
         assert len(after.split()) <= 100
 
 
+def test_near_quotes_and_near_hotpot_evidence_end_the_context(samples):
+    """Negatives whose needed text sits in the last ~60 words: inside a 128-token window."""
+    for sample in (s for s in samples if s.type in ("near_quote", "hotpot_near")):
+        first = min(sample.context.index(span) for span in sample.evidence)
+        assert len(sample.context[first:].split()) <= 65 and sample.context.endswith(sample.evidence[-1])
+    for sample in (s for s in samples if s.type == "near_quote"):
+        start = sample.instruction.split('"')[1]
+        assert sample.evidence[0].startswith(start) and sample.response.endswith(sample.evidence[0])
+
+
+def test_templated_answers_and_three_hop_chains(samples):
+    for sample in (s for s in samples if s.type == "templated_far"):
+        assert sample.truth in sample.response and len(sample.response.split()) >= 25
+    for sample in (s for s in samples if s.type == "three_hops"):
+        role_link, friend_link, fact = sample.evidence
+        first = role_link.split(" is ")[-1].rstrip(".")
+        assert first in friend_link and friend_link.split(" is ")[-1].rstrip(".") in fact
+        assert sample.response.rstrip(".").lower() == sample.truth.lower() and sample.truth in fact
+
+
+def test_hotpot_samples_use_reserved_free_questions_and_answer_from_the_evidence(samples):
+    from gateau.tools.synth import hotpot
+
+    pool = hotpot.questions()
+    assert pool and all(q.index < hotpot.MAX_INDEX for q in pool)
+    by_answer = {q.answer: q for q in pool}
+    for sample in (s for s in samples if s.type.startswith("hotpot")):
+        q = next(q for q in pool if q.question in sample.instruction)
+        assert sample.truth == q.answer and q.answer in sample.response
+        assert set(sample.evidence) == set(q.evidence)
+        outside = sample.context
+        for span in sample.evidence:
+            outside = outside.replace(span, "")
+        assert q.answer not in outside  # only the evidence holds the answer
+    assert by_answer
+
 def test_correct_answers_copy_the_value_and_wrong_answers_avoid_it(samples):
     for sample in samples:
         truth, response = sample.truth.lower(), sample.response.lower()
@@ -139,12 +179,15 @@ def test_context_length_is_similar_across_types(words):
     assert max(means.values()) - min(means.values()) <= 0.04 * words
 
 
-def test_response_lengths_overlap_across_types(samples):
+def test_response_lengths_overlap_across_types():
     lengths = collections.defaultdict(list)
-    for sample in samples:
+    for sample in build_samples(20 * len(SAMPLE_TYPES), 400, SEED):  # 20 of each type
         lengths[sample.type].append(len(sample.response.split()))
     assert all(max(v) <= 60 for v in lengths.values())
-    assert all(min(v) <= 20 and max(v) >= 12 for v in lengths.values()), dict(lengths)
+    assert all(min(lengths[t]) <= 20 and max(lengths[t]) >= 12 for t in ORIGINAL_TYPES), dict(lengths)
+    # the harder types fix the length on purpose, long and short on both sides of the label
+    assert min(lengths["templated_far"]) >= 25 and min(lengths["near_quote"]) >= 20  # long: + and −
+    assert max(lengths["three_hops"]) <= 4 and min(lengths["hotpot_near"]) <= 4  # short: + and −
 
 
 def test_write_and_read_round_trip(tmp_path, built):

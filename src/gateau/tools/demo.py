@@ -17,7 +17,7 @@ from ..config import ScoreConfig, SelectConfig
 from ..methods import METHODS, method_options
 from ..pipeline.run import run_score
 from ..select import export_jsonl, select
-from .synth import read_labels, write_synthetic_set
+from .synth import BASIC_TYPES, read_labels, write_synthetic_set
 
 DEMO_RATIO = 0.3
 # Methods compared in the demo, in print order; those needing a user-named model (car) are left out.
@@ -42,7 +42,7 @@ def run_demo(out: Path, n: int = 36, words: int = 600, seed: int = 0, device: st
     """Build, score, select, report. Returns {method: long-dependent fraction of its top 30%}."""
     start = time.perf_counter()
     out.mkdir(parents=True, exist_ok=True)
-    data_path, labels_path = write_synthetic_set(out / "data", n=n, words=words, seed=seed)
+    data_path, labels_path = write_synthetic_set(out / "data", n=n, words=words, seed=seed, types=BASIC_TYPES)
     labels = {lab.id: lab.long_dependent for lab in read_labels(labels_path)}
     methods = demo_methods()
     scored = ",".join(m for m in methods if METHODS[m].uses_model)

@@ -182,7 +182,8 @@ def write_report(out_dir: str | Path, rows: Sequence[dict[str, Any]], meta: dict
     ordered = sort_rows(rows)
     main = sort_rows([r for r in rows if r["main"]])
     text, facts = recommend(rows, meta.get("main_window"))
-    legend = ("AUROC: long-dependent (far_fact, two_facts, early_summary) vs the rest; unranked samples last. "
+    positives = ", ".join(t for t in SAMPLE_TYPES if t in LONG_DEPENDENT_TYPES)
+    legend = (f"AUROC: long-dependent ({positives}) vs the rest; unranked samples last. "
               "P@k%: long-dependent share of the top k% (base rate "
               f"{meta.get('base_rate', float('nan')):.0%}). `*` = bench-only extra, not a registered method. "
               "Percentiles: 100 = ranked first.")

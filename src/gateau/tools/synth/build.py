@@ -10,6 +10,17 @@ of about ``words`` words, with invented "needle" sentences inserted between sent
 - ``no_context`` (negative): a general-knowledge or small task that needs no context, answered correctly.
 - ``wrong_answer`` (negative): a far-fact question answered with a wrong value.
 
+Harder types, which separate token-level scores from mean-NLL ones:
+
+- ``templated_far`` (positive): a far fact whose short answer sits inside a long templated response that needs no
+  context ("Thank you for the question. ... the answer is 7481. I hope this helps ...");
+- ``three_hops`` (positive): a three-fact chain at 10-30%, 30-50% and 50-65% depth (a role names a person, that
+  person's friend or relative, that one's attribute), answered with the bare value (one to three tokens);
+- ``near_quote`` (negative): a long response that quotes, word for word, the last sentences of the context
+  (within the last ~55 words: inside the short window);
+- ``hotpot_far`` (positive) and ``hotpot_near`` (negative): real text, HotpotQA multi-hop questions (index < 5000)
+  with their evidence far from or at the end of the context (`gateau.tools.synth.hotpot`).
+
 Surface statistics overlap across types: instruction prefixes and style suffixes are shared, every type has
 short, one-sentence and longer responses (at most ~60 words), and context lengths match within a few percent.
 Records use the LongAlign ``messages`` shape; the instruction is the last ``"\\n\\n"``-separated paragraph of the
@@ -25,6 +36,7 @@ from pathlib import Path
 from typing import Callable, Sequence
 
 from .essays import (
+    NEAR_WORDS,
     Paragraphs,
     boundaries,
     haystack,
@@ -34,12 +46,17 @@ from .essays import (
     n_words,
     word_depth,
 )
+from .hotpot import hotpot_sample
 from .facts import (
     ATTRIBUTES,
     CLOSERS,
     COUNTS,
+    FRIENDS,
     GENERAL_QUESTION,
+    QUOTE_PREFIX,
+    QUOTE_QUESTION,
     ROLES,
+    TEMPLATED,
     STYLES,
     SUMMARY_BUDGET,
     SUMMARY_PREFIX,
@@ -57,8 +74,12 @@ from .facts import (
     wrong_value,
 )
 
-SAMPLE_TYPES: tuple[str, ...] = ("far_fact", "two_facts", "early_summary", "near_fact", "no_context", "wrong_answer")
-LONG_DEPENDENT_TYPES: frozenset[str] = frozenset({"far_fact", "two_facts", "early_summary"})
+# The original six first (a set of n = 6 has one of each), then the harder types, positives and negatives mixed.
+SAMPLE_TYPES: tuple[str, ...] = ("far_fact", "two_facts", "early_summary", "near_fact", "no_context", "wrong_answer",
+                                  "templated_far", "near_quote", "three_hops", "hotpot_near", "hotpot_far")
+BASIC_TYPES: tuple[str, ...] = SAMPLE_TYPES[:6]  # the first benchmark's six types (the demo's set)
+LONG_DEPENDENT_TYPES: frozenset[str] = frozenset({"far_fact", "two_facts", "early_summary", "templated_far",
+                                                  "three_hops", "hotpot_far"})
 
 MIN_WORDS = 400  # below this, sparse sentence boundaries push needles out of their depth ranges
 _MAX_TRIES = 1000  # haystacks drawn when looking for a paragraph to summarise
@@ -264,6 +285,58 @@ def _no_context_sample(rng: Rng, words: int) -> SynthSample:
     return SynthSample("no_context", join(haystack(rng, words)), instruction(rng, body, style), response, (), truth)
 
 
+def _templated_far_sample(rng: Rng, words: int) -> SynthSample:
+    """``templated_far``: a far fact (10-60% depth); its value is the only context-dependent part of a long
+    templated response."""
+    fact = single_fact(rng)
+    paragraphs = haystack(rng, words - n_words(fact.statement()))
+    insert(rng, paragraphs, fact.statement(), 0.10, 0.60)
+    response = rng.choice(TEMPLATED).format(value=fact.value)
+    return SynthSample("templated_far", join(paragraphs), instruction(rng, fact_body(rng, fact.question), "long"),
+                       response, (fact.statement(),), fact.value)
+
+
+def _three_hops_sample(rng: Rng, words: int) -> SynthSample:
+    """``three_hops``: role -> person -> their friend or relative -> attribute; the bare value answers."""
+    role, first, second = f"the {rng.choice(ROLES)} of {draw_town(rng)}", draw_person(rng), draw_person(rng)
+    while second.split()[0] == first.split()[0]:
+        second = draw_person(rng)
+    relation = rng.choice(FRIENDS)
+    links = (f"{cap(role)} is {first}.", f"The {relation} of {first} is {second}.")
+    fact = attribute_fact(rng, rng.choice(ATTRIBUTES), second, f"the {relation} of {role}")
+    needles = (*links, fact.statement())
+    paragraphs = haystack(rng, words - sum(map(n_words, needles)))
+    for needle, (low, high) in zip(needles, ((0.10, 0.30), (0.30, 0.50), (0.50, 0.65))):
+        insert(rng, paragraphs, needle, low, high)
+    return SynthSample("three_hops", join(paragraphs), instruction(rng, fact_body(rng, fact.question), "short"),
+                       f"{cap(fact.value)}.", needles, fact.value)
+
+
+def _near_quote_sample(rng: Rng, words: int) -> SynthSample:
+    """``near_quote``: quote the last sentences of the context (20-`NEAR_WORDS` words of its last paragraph),
+    named by their first 5-8 words."""
+    for _ in range(_MAX_TRIES):
+        paragraphs = haystack(rng, words)
+        chosen: list[str] = []
+        for sentence in reversed(paragraphs[-1]):
+            if sum(map(n_words, chosen)) + n_words(sentence) > NEAR_WORDS:
+                break
+            chosen.insert(0, sentence)
+        quote = " ".join(chosen)
+        start = " ".join(quote.split()[: rng.randint(5, 8)])
+        context = join(paragraphs)
+        if n_words(quote) >= 20 and context.count(start) == 1 and '"' not in start:
+            body = rng.choice(QUOTE_QUESTION).format(start=start)
+            return SynthSample("near_quote", context, instruction(rng, body, "long"), rng.choice(QUOTE_PREFIX) + quote,
+                               (quote,), "")
+    raise RuntimeError(f"no essay excerpt of {words} words ended in a quotable paragraph")
+
+
+def _hotpot_sample(rng: Rng, words: int, near: bool) -> SynthSample:
+    context, question, response, evidence, answer = hotpot_sample(rng, words, near)
+    return SynthSample("hotpot_near" if near else "hotpot_far", context, question, response, evidence, answer)
+
+
 _BUILDERS: dict[str, Callable[[Rng, int], SynthSample]] = {
     "far_fact": lambda rng, words: _fact_sample(rng, words, "far_fact"),
     "two_facts": _two_facts_sample,
@@ -271,6 +344,11 @@ _BUILDERS: dict[str, Callable[[Rng, int], SynthSample]] = {
     "near_fact": lambda rng, words: _fact_sample(rng, words, "near_fact"),
     "no_context": _no_context_sample,
     "wrong_answer": lambda rng, words: _fact_sample(rng, words, "wrong_answer"),
+    "templated_far": _templated_far_sample,
+    "three_hops": _three_hops_sample,
+    "near_quote": _near_quote_sample,
+    "hotpot_far": lambda rng, words: _hotpot_sample(rng, words, near=False),
+    "hotpot_near": lambda rng, words: _hotpot_sample(rng, words, near=True),
 }
 
 
@@ -327,9 +405,11 @@ def _write_jsonl(path: Path, rows: list[dict]) -> None:
             f.write(json.dumps(row, ensure_ascii=False) + "\n")
 
 
-def write_synthetic_set(out_dir: Path, n: int, words: int, seed: int) -> tuple[Path, Path]:
-    """Write ``out_dir/data.jsonl`` (records only) and ``out_dir/labels.jsonl`` (one `SynthLabel` a line)."""
-    records, labels = build_synthetic_set(n, words, seed)
+def write_synthetic_set(out_dir: Path, n: int, words: int, seed: int,
+                        types: Sequence[str] | None = None) -> tuple[Path, Path]:
+    """Write ``out_dir/data.jsonl`` (records only) and ``out_dir/labels.jsonl`` (one `SynthLabel` a line);
+    ``types``: the sample types (None: all of `SAMPLE_TYPES`)."""
+    records, labels = build_synthetic_set(n, words, seed, types)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     data_path, labels_path = out_dir / "data.jsonl", out_dir / "labels.jsonl"

@@ -159,3 +159,20 @@ def fact_response(fact: _Fact, value: str, style: str, variant: int) -> str:
     return options[variant % len(options)]
 
 
+
+
+# Pieces of the harder types (templated answers, quotes, three-hop chains)
+
+TEMPLATED = (  # a short answer inside words that need no context ({value}: the answer)
+    "Thank you for the question. I have gone through the whole text carefully, and according to the passages "
+    "the answer is {value}. I hope this helps, and please let me know if anything else is unclear.",
+    "After reading the document from the beginning to the end, I can tell you that the answer to your question "
+    "is {value}. This is what the text says, and I am happy to explain more if you need it.",
+    "Here is what I found in the text you gave me: {value}. I read all of the paragraphs before answering, so "
+    "this should be the right answer to the question you asked.",
+)
+QUOTE_QUESTION = ("Quote the passage that begins with \"{start}\" word for word.",
+                  "Repeat exactly what the text says from \"{start}\" to the end.",
+                  "Copy out the sentences starting with \"{start}\".")
+QUOTE_PREFIX = ("", "The text says: ", "Here is the passage: ", "Quoted exactly: ")
+FRIENDS = ("closest friend", "older sister", "business partner", "neighbour")
