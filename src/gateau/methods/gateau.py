@@ -28,7 +28,7 @@ BENCH_ALPHAS = (0.5, 0.7, 0.8, 0.9)
 BENCH_CAM = tuple((a, s) for a in ("softmax", "sum") for s in (0, 4))  # (attn_norm, sink); importance softmax
 # The token / calibration grid (norm log-rank): α × token aggregate × token weight × CAM profile.
 BENCH_TOKEN_ALPHAS = (0.5, 0.7, 0.8, 0.9, 1.0)
-BENCH_TOKEN_AGGREGATES = (("topk", 5), ("topk", 3), ("key-share", 5), ("key-gain", 5), ("positive-sum", 5))
+BENCH_TOKEN_AGGREGATES = (("topk", 10), ("topk", 5), ("key-share", 10), ("key-gain", 10), ("positive-sum", 10))
 BENCH_TOKEN_WEIGHTS = (0.5, 1.0)
 BENCH_PROFILES = (("softmax", 0, "none"), ("sum", 4, "none"), ("sum", 0, "divide"), ("zscore", 0, "subtract"),
                   ("softmax", 0, "divide"))  # (attn_norm, sink, attn_calibration)
@@ -130,7 +130,7 @@ class Gateau(Method):
         """log-rank × α × (no tokens | token aggregate × weight) × attention profile (raw, sink-free, calibrated);
         variants with a calibrated profile need the neutral profile (`gateau score --calibrate-attention`)."""
         default = GateauOptions()
-        tokens = [(None, 5, 0.0)] + [(agg, k, w) for agg, k in BENCH_TOKEN_AGGREGATES for w in BENCH_TOKEN_WEIGHTS]
+        tokens = [(None, 10, 0.0)] + [(agg, k, w) for agg, k in BENCH_TOKEN_AGGREGATES for w in BENCH_TOKEN_WEIGHTS]
         out = []
         for alpha in BENCH_TOKEN_ALPHAS:
             for agg, k, w in tokens:
@@ -141,10 +141,11 @@ class Gateau(Method):
                                                 "attn_sink_tokens": sink, "attn_calibration": calibration}
                     if agg is not None:
                         settings.update(token_aggregate=agg, top_k=k, token_weight=w)
+                    raw_profile = (attn_norm, sink, calibration) == (default.attn_norm, default.attn_sink_tokens,
+                                                                     default.attn_calibration)
                     main = alpha == default.alpha and (
                         (agg is None and (attn_norm, calibration) in (("sum", "divide"), ("zscore", "subtract")))
-                        or (agg in ("topk", "key-share") and k == 5 and (attn_norm, sink, calibration) == (
-                            default.attn_norm, default.attn_sink_tokens, default.attn_calibration)))
+                        or (agg in ("topk", "key-share") and k == default.top_k and raw_profile))
                     needs = ("seg_attn_neutral",) if calibration != "none" else ()
                     out.append(BenchVariant(settings, main=main, requires=needs))
         return out
