@@ -84,6 +84,9 @@ def _add_score(sub) -> None:
     x.add_argument("--ray-address", help="ray: join this cluster (default: start Ray on this machine)")
     x.add_argument("--token-budget", type=int, help=f"padded tokens per forward pass (default "
                    f"{d(ExecutionConfig, 'token_budget')})")
+    x.add_argument("--pack", choices=["auto", "on", "off"], help="pack rows without attention (window and segment "
+                   "rows) into unpadded sequences; auto (default): with flash-attention, whose varlen kernels make it "
+                   "pay")
     x.add_argument("--chunk-size", type=int, help="samples per stored chunk, the unit of resume and of work per worker "
                    f"(default {d(ExecutionConfig, 'chunk_size')})")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
@@ -105,7 +108,7 @@ def _score_config(args: argparse.Namespace):
         max_segments=args.max_segments, seed=args.seed, limit=args.limit, device=args.device, dtype=args.dtype,
         attn_impl=args.attn_impl, executor=args.executor, workers=args.workers,
         gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address, token_budget=args.token_budget,
-        chunk_size=args.chunk_size, progress=False if args.no_progress else None)
+        chunk_size=args.chunk_size, pack=args.pack, progress=False if args.no_progress else None)
 
 
 def _add_select(sub) -> None:
