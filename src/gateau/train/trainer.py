@@ -22,6 +22,7 @@ from typing import Any
 
 import datasets
 import torch
+from torch.utils.data import Sampler
 from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import SFTConfig, SFTTrainer
@@ -39,19 +40,54 @@ CHECKPOINT_PREFIX = "checkpoint-"
 _RUN_FILES = (CONFIG_FILE, LOG_FILE, SUMMARY_FILE, PLOT_FILE)
 
 
+class SeededLengthGroupedSampler(Sampler[int]):
+    """Length-grouped order drawn from (seed, epoch) alone, so a resumed run and any split of the same effective
+    batch over devices and accumulation steps see the same sequence order.
+
+    transformers' `LengthGroupedSampler` draws from the global RNG, whose state differs after a resume. Here the
+    order is `get_length_grouped_indices` (shuffle, cut into mega-batches, sort each by length, longest first) with
+    ``group`` = the effective batch, from a generator seeded with ``seed + epoch``.
+    """
+
+    def __init__(self, lengths: list[int], group: int, seed: int):
+        self.lengths, self.group, self.seed, self.epoch = lengths, group, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return len(self.lengths)
+
+    def __iter__(self):
+        from transformers.trainer_pt_utils import get_length_grouped_indices
+
+        generator = torch.Generator().manual_seed(self.seed + self.epoch)
+        return iter(get_length_grouped_indices(self.lengths, self.group, generator=generator))
+
+
 class GateauSFTTrainer(SFTTrainer):
-    """`SFTTrainer` with a choice of loss weighting: ``token`` (TRL's own loss) or ``sequence`` (see `loss`).
+    """`SFTTrainer` with a choice of loss weighting, ``token`` (TRL's own loss) or ``sequence`` (see `loss`), and
+    seeded length-grouped batches (``group_by_length``, for unpacked batches of more than one sequence).
 
     For ``sequence`` the trainer's count of items per optimizer step (``num_items_in_batch``, normally label tokens
     over the accumulated batch, summed across processes) becomes the count of sequences, so accumulation and data
     parallelism divide by the same number as one large batch would.
     """
 
-    def __init__(self, *args, loss_weighting: str = "token", **kwargs):
+    def __init__(self, *args, loss_weighting: str = "token", group_by_length: bool = False, **kwargs):
         if loss_weighting not in ("token", "sequence"):
             raise ConfigError(f"unknown loss weighting {loss_weighting!r}")
         self.loss_weighting = loss_weighting
+        self.group_by_length = group_by_length
         super().__init__(*args, **kwargs)
+
+    def _get_train_sampler(self, train_dataset=None):
+        dataset = self.train_dataset if train_dataset is None else train_dataset
+        if not self.group_by_length:
+            return super()._get_train_sampler(train_dataset)
+        group = self.args.per_device_train_batch_size * self.args.gradient_accumulation_steps * self.args.world_size
+        seed = self.args.seed if self.args.data_seed is None else self.args.data_seed
+        return SeededLengthGroupedSampler([len(ids) for ids in dataset["input_ids"]], group, seed)
 
     def _positions(self, batch: dict[str, Any]) -> torch.Tensor | None:
         return batch.get("position_ids") if self.padding_free else None
@@ -213,7 +249,6 @@ def build_sft_config(config: TrainConfig) -> SFTConfig:
         optim="adamw_torch", seed=config.seed, data_seed=config.seed,
         bf16=config.bf16, fp16=False, use_cpu=config.device == "cpu",
         activation_checkpointing=config.gradient_checkpointing,
-        train_sampling_strategy="group_by_length" if not config.packing and config.batch_size > 1 else "random",
         include_num_input_tokens_seen="all" if config.packing else "non_padding",
         logging_steps=config.logging_steps, logging_first_step=True,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
@@ -269,7 +304,7 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     trainer = GateauSFTTrainer(
         model=model, args=args, train_dataset=training_set.to_dataset(), processing_class=tokenizer,
         peft_config=_lora_config(config) if config.lora_r else None, callbacks=[log],
-        loss_weighting=config.loss_weighting)
+        loss_weighting=config.loss_weighting, group_by_length=not config.packing and config.batch_size > 1)
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(BarProgressCallback() if config.progress else LinePrinterCallback())
