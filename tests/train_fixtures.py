@@ -9,6 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 from conftest import build_tiny_model, build_tiny_tokenizer
 
 SRC = Path(__file__).resolve().parents[1] / "src"
@@ -22,10 +23,11 @@ def context_text(i: int, n_words: int) -> str:
 
 
 def long_records(n: int = 8, words: int = 40) -> list[dict]:
-    """``n`` single-turn LongAlign ``messages`` records with distinct answers (a `gateau select` output shape)."""
+    """``n`` single-turn LongAlign ``messages`` records with distinct answers of 1-3 sentences (the shape of a
+    `gateau select` output)."""
     return [{"id": f"s{i}", "messages": [
         {"role": "user", "content": context_text(i, words + 3 * i) + "\n\nWhat is the secret number?"},
-        {"role": "assistant", "content": f"The secret number is {1000 + 37 * i}."}],
+        {"role": "assistant", "content": f"The secret number is {1000 + 37 * i}." + " The archive keeps it." * (i % 3)}],
         "gateau": {"score": float(n - i), "rank": i + 1}} for i in range(n)]
 
 
@@ -75,5 +77,26 @@ def run_cli(*args: str, timeout: float = 300) -> subprocess.CompletedProcess:
     return subprocess.run(gateau_cmd(*args), env=cli_env(), capture_output=True, text=True, timeout=timeout)
 
 
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """Run ``gateau ARGS`` in this process; returns (exit code, stdout, stderr)."""
+    from gateau.cli import main
+
+    code = main(list(args))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
 def read_log(out: Path) -> list[dict]:
     return [json.loads(line) for line in (out / "train_log.jsonl").read_text().splitlines() if line.strip()]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Train on one CPU thread: on a shared 2-core machine two OpenMP threads wait on each other for most of
+    every step (measured 5-10x slower), and one thread also makes runs bitwise reproducible across processes."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
