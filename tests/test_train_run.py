@@ -50,6 +50,9 @@ def test_tiny_llama_overfits_and_writes_every_output(tmp_path, model_dir, data):
         assert (out / name).is_file(), name
     before, after = _response_nll(model_dir, data), _response_nll(out, data)
     assert after == pytest.approx(log[-1]["loss"], rel=0.2) and after < 0.5 * before
+    from gateau.models import load_model
+
+    assert load_model(str(out), device="cpu").model.config.vocab_size == 300  # what gateau score/eval use
 
 
 def _response_nll(model_path, data) -> float:

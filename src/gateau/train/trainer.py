@@ -322,15 +322,24 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
 
 
 def _save_model(trainer: GateauSFTTrainer, config: TrainConfig, out: Path) -> None:
-    """Write the model folder: full weights, or for LoRA the adapter in ``out/adapter`` and merged weights."""
+    """Write the model folder: the full weights, or for LoRA the adapter in ``out/adapter`` plus the base model with
+    the adapter merged in (rebuilt from disk on the main process, so it also works when DeepSpeed shards the
+    trained model)."""
     if not config.lora_r:
         trainer.save_model(str(out))
         return
-    trainer.model.save_pretrained(str(out / "adapter"))
+    adapter = out / "adapter"
+    trainer.save_model(str(adapter))
+    trainer.accelerator.wait_for_everyone()
     if trainer.is_world_process_zero():
-        merged = trainer.accelerator.unwrap_model(trainer.model).merge_and_unload()
+        from peft import PeftModel
+
+        from gateau.models import load_model
+
+        base = load_model(config.model, device="cpu", dtype="float32", attn_impl=config.attn_impl)
+        merged = PeftModel.from_pretrained(base.model, str(adapter)).merge_and_unload()
         merged.save_pretrained(str(out))
-        trainer.processing_class.save_pretrained(str(out))
+        base.tokenizer.save_pretrained(str(out))
 
 
 def _summary(trainer: GateauSFTTrainer, config: TrainConfig, training_set: TrainingSet, seconds: float,
