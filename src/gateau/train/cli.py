@@ -58,8 +58,10 @@ def register(subparsers) -> None:
     o.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
     o.add_argument("--lr-scheduler", help="transformers scheduler name (default cosine)")
     o.add_argument("--warmup-ratio", type=float, help="fraction of steps of linear warm-up (default 0.03)")
-    o.add_argument("--batch-size", type=int, help="sequences (packed rows with packing) per device per micro-step")
-    o.add_argument("--grad-accum", type=int, help="micro-steps per optimizer step")
+    o.add_argument("--batch-size", type=int, help="sequences (packed rows with packing) per device per micro-step "
+                   "(default 1; paper: 8 // devices)")
+    o.add_argument("--grad-accum", type=int, help="micro-steps per optimizer step (default 8; paper: what keeps "
+                   "96 sequences per step). Giving either flag turns the preset's scaling off")
     o.add_argument("--seed", type=int, help="seed of the data order and initialisation (default 0)")
     o.add_argument("--loss-weighting", choices=["token", "sequence"],
                    help="token: each response token weighs the same (TRL, default); sequence: each sequence weighs "
