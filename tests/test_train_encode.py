@@ -34,7 +34,7 @@ def naive_chat_mask(tok, messages):
             spans.append((start, start + len(needle)))
             cursor = start + len(needle)
     labels = [i if any(a <= s < b for a, b in spans) else IGNORE_INDEX
-              for i, (s, _) in zip(enc["input_ids"], enc["offset_mapping"])]
+              for i, (s, _) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)]
     return enc["input_ids"], labels
 
 
@@ -48,7 +48,7 @@ def naive_plain_mask(tok, pieces):
             spans.append((pos, pos + len(p)))
         pos += len(p)
     labels = [i if any(a <= s < b for a, b in spans) else IGNORE_INDEX
-              for i, (s, _) in zip(enc["input_ids"], enc["offset_mapping"])]
+              for i, (s, _) in zip(enc["input_ids"], enc["offset_mapping"], strict=True)]
     return [tok.bos_token_id] + enc["input_ids"], [IGNORE_INDEX] + labels
 
 
@@ -102,7 +102,7 @@ def test_packed_batches_keep_every_mask(tiny_tokenizer):
     batch = collator([packed[i] for i in range(len(packed))])
     ids, labels, pos = batch["input_ids"][0].tolist(), batch["labels"][0].tolist(), batch["position_ids"][0]
     starts = (pos == 0).nonzero().flatten().tolist() + [len(ids)]
-    segments = sorted((tuple(ids[a:b]), tuple(labels[a:b])) for a, b in zip(starts, starts[1:]))
+    segments = sorted((tuple(ids[a:b]), tuple(labels[a:b])) for a, b in zip(starts, starts[1:], strict=False))
     assert segments == sorted((tuple(e.input_ids), tuple(e.labels)) for e in encoded)
 
 

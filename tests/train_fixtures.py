@@ -27,7 +27,8 @@ def long_records(n: int = 8, words: int = 40) -> list[dict]:
     `gateau select` output)."""
     return [{"id": f"s{i}", "messages": [
         {"role": "user", "content": context_text(i, words + 3 * i) + "\n\nWhat is the secret number?"},
-        {"role": "assistant", "content": f"The secret number is {1000 + 37 * i}." + " The archive keeps it." * (i % 3)}],
+        {"role": "assistant",
+         "content": f"The secret number is {1000 + 37 * i}." + " The archive keeps it." * (i % 3)}],
         "gateau": {"score": float(n - i), "rank": i + 1}} for i in range(n)]
 
 

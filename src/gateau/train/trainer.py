@@ -12,7 +12,6 @@ settings), ``train_log.jsonl`` (one line per logging step: ``step``, ``loss``, `
 from __future__ import annotations
 
 import json
-import os
 import resource
 import shutil
 import time
