@@ -85,6 +85,9 @@ def test_short_loader_filters_empty_responses_and_applies_limited(tmp_path):
     assert any(len(c.messages) == 4 for c in real.conversations)  # multi-turn kept whole
     jsonl = load_short(str(write_jsonl(tmp_path / "short.jsonl", records)), "real-world")
     assert [c.id for c in jsonl.conversations] == [c.id for c in real.conversations]
+    (tmp_path / "wrapped.json").write_text(json.dumps({"data": records}))  # a {"data": [...]} file, as iter_records
+    wrapped = load_short(str(tmp_path / "wrapped.json"))
+    assert [c.id for c in wrapped.conversations] == [c.id for c in real.conversations]
 
 
 def test_bad_sources_give_clear_errors(tmp_path):

@@ -210,7 +210,7 @@ def iter_source(source: str | Path, role: str, state: StreamState) -> Iterator[t
     from gateau.data import iter_records
 
     path = Path(source)
-    if path.suffix.lower() == ".json" and path.is_file():
+    if path.suffix.lower() == ".json" and path.is_file() and _starts_with_array(path):
         try:
             for i, record in enumerate(iter_json_array(path, state)):
                 yield f"{path}[{i}]", record
@@ -220,6 +220,16 @@ def iter_source(source: str | Path, role: str, state: StreamState) -> Iterator[t
     if not path.exists() and (path.suffix or len(path.parts) > 1):
         raise TrainDataError(f"{role} {source}: no such file")
     yield from iter_records(source)
+
+
+def _starts_with_array(path: Path) -> bool:
+    """True when the file's first non-blank character opens a JSON array (other JSON goes to `iter_records`)."""
+    with path.open("r", encoding="utf-8", errors="replace") as handle:
+        while chunk := handle.read(4096):
+            stripped = chunk.lstrip()
+            if stripped:
+                return stripped[0] == "["
+    return True  # empty: let the stream report it
 
 
 def load_conversations(source: str | Path, source_label: str, role: str, fields: RecordFields = RecordFields(),
