@@ -95,3 +95,14 @@ def test_flags_without_values_leave_the_preset_in_charge():
     config, _ = train_cli.config_from_args(args)
     assert (config.lr, config.batch_size, config.grad_accum, config.packing, config.bf16, config.attn_impl) == \
         (2e-5, 8, 12, False, False, "sdpa")
+
+
+def test_loss_plot_from_a_log(tmp_path):
+    from gateau.train.plot import plot_loss, running_mean
+
+    assert running_mean([1.0, 2.0, 3.0, 4.0, 5.0, 6.0], 3) == [1.0, 1.5, 2.0, 3.0, 4.0, 5.0]
+    log = tmp_path / "train_log.jsonl"
+    log.write_text("".join(json.dumps({"step": i, "loss": 3.0 / i, "lr": 1e-5, "tokens_seen": 100 * i}) + "\n"
+                           for i in range(1, 8)))
+    png = plot_loss(log, tmp_path / "loss.png")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n" and png.stat().st_size > 5000

@@ -11,18 +11,36 @@ def read_log(path: str | Path) -> list[dict]:
     return [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
 
 
+def running_mean(values: list[float], window: int) -> list[float]:
+    """Trailing mean over the last ``window`` values (fewer at the start)."""
+    out, total = [], 0.0
+    for i, v in enumerate(values):
+        total += v
+        if i >= window:
+            total -= values[i - window]
+        out.append(total / min(i + 1, window))
+    return out
+
+
 def plot_loss(log: str | Path, out: str | Path, title: str = "training loss") -> Path:
-    """Draw loss (nats per response token) and learning rate against the optimizer step; returns ``out``."""
+    """Draw the loss (nats per response token) per logged step, its trailing mean over 5 logged steps (small
+    batches of mixed long and short data make single steps noisy), and the learning rate; returns ``out``."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
 
     rows = read_log(log)
     fig, ax = plt.subplots(figsize=(7, 4), dpi=120)
     steps = [r["step"] for r in rows]
-    ax.plot(steps, [r["loss"] for r in rows], marker="o" if len(rows) < 40 else None, markersize=3,
-            color="tab:blue", label="loss")
+    losses = [r["loss"] for r in rows]
+    ax.plot(steps, losses, marker="o" if len(rows) < 40 else None, markersize=3, color="tab:blue", alpha=0.55,
+            linewidth=1, label="loss per step")
+    if len(rows) >= 5:
+        ax.plot(steps, running_mean(losses, 5), color="tab:blue", linewidth=2.2, label="mean of the last 5")
+    ax.legend(loc="best", fontsize=8)
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("optimizer step")
     ax.set_ylabel("training loss (nats / response token)", color="tab:blue")
     ax.grid(alpha=0.3)
