@@ -51,7 +51,7 @@ class Recipe:
     global_micro_batch: int
     """Sequences per micro-step summed over all devices (the per-device batch is this // devices, at least 1)."""
     grad_accum: int
-    """Accumulation steps at the reference device count ``global_micro_batch`` sequences per micro-step."""
+    """Accumulation steps; the effective batch is ``global_micro_batch x grad_accum`` sequences per step."""
     max_length: int | None
     """Tokens per sequence; None = the model's context window, at most 65536."""
     multi_device_deepspeed: str | None
