@@ -216,7 +216,7 @@ def test_top_and_bottom_are_the_ranking_ends(main_page, runs):
 
 def test_comparison_overlap_is_jaccard_of_the_picks(main_page, runs):
     _, page = main_page
-    picks = {name: set(s.ids[i] for i in s.chosen) for name, s in (
+    picks = {name: {s.ids[i] for i in s.chosen} for name, s in (
         ("gateau", select(runs["cam"], SelectConfig(method="gateau", ratio=0.3))),
         ("random", select(runs["cam"], SelectConfig(method="random", ratio=0.3))),
         (f"hmg on {runs['hmg']}", select(runs["hmg"], SelectConfig(method="hmg", ratio=0.3))))}

@@ -22,4 +22,4 @@ def __getattr__(name: str) -> Any:
     return getattr(import_module(f".{_EXPORTS[name]}", __name__), name)
 
 
-__all__ = sorted(_EXPORTS)
+__all__ = ["ReportConfig", "ReportData", "SelectionSpec", "build_report", "gather", "render", "write_report"]

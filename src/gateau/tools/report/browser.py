@@ -26,6 +26,11 @@ from typing import Any
 
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "google-chrome-stable")
 CONSOLE_PROBLEMS = {"error", "assert"}
+# The protocol reads commands on fd 3 and writes answers on fd 4. This puts the two pipe ends there and execs the
+# browser (no shell: dash cannot redirect fds above 9; no preexec_fn: unsafe with threads). The answer pipe was
+# created second, so its fd is above the command pipe's and the first dup2 cannot overwrite it.
+_TRAMPOLINE = ("import os, sys; os.dup2(int(sys.argv[1]), 3); os.dup2(int(sys.argv[2]), 4); "
+               "os.execv(sys.argv[3], sys.argv[3:])")
 
 
 def find_chromium() -> str | None:
@@ -122,18 +127,13 @@ def check_page(html_file: str | Path, screenshot: str | Path | None = None, widt
     to_chrome_r, to_chrome_w = os.pipe()
     from_chrome_r, from_chrome_w = os.pipe()
 
-    def child_fds() -> None:  # runs in the child: the protocol's fds 3 (commands in) and 4 (answers out)
-        commands, answers = os.dup(to_chrome_r), os.dup(from_chrome_w)
-        os.dup2(commands, 3)
-        os.dup2(answers, 4)
-
     with tempfile.TemporaryDirectory(prefix="gateau-chromium-") as profile:
-        proc = subprocess.Popen(
-            [binary, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe", "--no-first-run",
-             "--no-default-browser-check", "--hide-scrollbars", f"--user-data-dir={profile}",
-             f"--window-size={width},900", "about:blank"],
-            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, close_fds=False,
-            preexec_fn=child_fds)
+        args = [binary, "--headless", "--no-sandbox", "--disable-gpu", "--remote-debugging-pipe", "--no-first-run",
+                "--no-default-browser-check", "--hide-scrollbars", f"--user-data-dir={profile}",
+                f"--window-size={width},900", "about:blank"]
+        proc = subprocess.Popen([sys.executable, "-c", _TRAMPOLINE, str(to_chrome_r), str(from_chrome_w), *args],
+                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                pass_fds=(to_chrome_r, from_chrome_w))
         os.close(to_chrome_r)
         os.close(from_chrome_w)
         pipe = _Pipe(to_chrome_w, from_chrome_r, timeout)

@@ -45,7 +45,8 @@ def distributions_figure(components: dict[str, np.ndarray], chosen: np.ndarray, 
     ncols = min(3, max(1, len(names)))
     nrows = max(1, math.ceil(len(names) / ncols))
     fig = Figure(figsize=(4.2 * ncols, 2.8 * nrows))
-    axes = np.atleast_1d(fig.subplots(nrows, ncols, squeeze=False)).ravel()
+    axes = fig.subplots(nrows, ncols, squeeze=False).ravel()
+    legend_at = None
     for ax, name in zip(axes, names):
         values = components[name]
         sel, other = values[chosen], values[rest]
@@ -66,10 +67,11 @@ def distributions_figure(components: dict[str, np.ndarray], chosen: np.ndarray, 
         if log:
             ax.set_xscale("log")
         ax.tick_params(labelsize=8)
+        legend_at = legend_at or ax
     for ax in axes[len(names):]:
         ax.set_visible(False)
-    if names:
-        axes[0].legend(fontsize=8)
+    if legend_at is not None:
+        legend_at.legend(fontsize=8)
     fig.tight_layout()
     return fig
 

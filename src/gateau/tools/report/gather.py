@@ -247,11 +247,11 @@ def status_groups(ids: list[str], statuses: list[str], errors: list[str | None])
 # Selections
 
 
-def selection_label(spec: SelectionSpec, main_run: str) -> str:
-    """``method`` plus the options that differ from the method's defaults, plus the run if it is not the main one."""
-    impl = get_method(spec.config.method)
-    defaults = asdict(type(impl).options())
-    options = asdict(spec.config.options) if spec.config.options is not None else defaults
+def selection_label(spec: SelectionSpec, options: Any, main_run: str) -> str:
+    """``method`` plus the ``options`` that differ from the method's defaults, plus the run if it is not the main
+    one."""
+    defaults = asdict(type(get_method(spec.config.method)).options())
+    options = asdict(options)
     changed = [f"{k}={v}" for k, v in options.items() if defaults.get(k) != v]
     label = spec.config.method + (f" ({', '.join(changed)})" if changed else "")
     if Path(spec.run).resolve() != Path(main_run).resolve():
@@ -265,11 +265,12 @@ def labelled_selections(specs: list[SelectionSpec], allow_partial: bool) -> list
     out: list[Labeled] = []
     seen: Counter[str] = Counter()
     for spec in specs:
-        label = selection_label(spec, main_run)
+        selection = select(spec.run, spec.config, allow_partial=allow_partial)
+        label = selection_label(spec, selection.ranking.options, main_run)
         seen[label] += 1
         if seen[label] > 1:
             label += f" #{seen[label]}"
-        out.append(Labeled(label, spec, select(spec.run, spec.config, allow_partial=allow_partial)))
+        out.append(Labeled(label, spec, selection))
     return out
 
 
@@ -373,10 +374,10 @@ def gather(config: ReportConfig) -> ReportData:
     bottom = [int(i) for i in ranking.order[max(n, len(ranking.order) - n):]]
     store = RunStore(config.main.run)
     stored = store.read_config()
-    hashes = dict(zip(sel.ids, store.read_scores().column("content_hash").to_pylist()))
+    scores = store.read_scores().select(["content_hash", "note"]).to_pydict()
     texts = sample_texts(config.data or stored["data"]["path"], FieldMap(**stored["data"]["fields"]),
-                         {sel.ids[i]: hashes[sel.ids[i]] for i in top + bottom})
-    notes = group_reasons(sel.ids, store.read_scores().column("note").to_pylist())
+                         {sel.ids[i]: scores["content_hash"][i] for i in top + bottom})
+    notes = group_reasons(sel.ids, scores["note"])
     others = labelled[1:]
     return ReportData(
         config=config, facts=facts, main=main, statuses=status_groups(sel.ids, sel.statuses, sel.errors),

@@ -10,7 +10,8 @@ import html
 import json
 import math
 import time
-from typing import Any, Iterable
+from collections.abc import Iterable
+from typing import Any
 
 import numpy as np
 
@@ -58,13 +59,10 @@ def esc(value: Any) -> Safe:
     return value if isinstance(value, Safe) else Safe(html.escape(str(value), quote=True))
 
 
-def tag(name: str, content: Any = "", **attrs: Any) -> Safe:
+def tag(name: str, content: str | Iterable[str] = "", **attrs: Any) -> Safe:
     """``<name attrs>content</name>``; ``content``: text, a `Safe` fragment or an iterable of those; attribute
     values are escaped (``cls`` stands for ``class``)."""
-    if isinstance(content, (list, tuple)) or (not isinstance(content, str) and isinstance(content, Iterable)):
-        inner = "".join(esc(c) for c in content)
-    else:
-        inner = esc(content)
+    inner = esc(content) if isinstance(content, str) else "".join(esc(c) for c in content)
     attributes = "".join(f' {"class" if k == "cls" else k}="{esc(v)}"' for k, v in attrs.items() if v is not None)
     return Safe(f"<{name}{attributes}>{inner}</{name}>")
 
@@ -130,6 +128,7 @@ def id_list(ids: list[str], total: int | None = None) -> Safe:
 
 
 def run_section(data: ReportData) -> Safe:
+    """Data file, models, settings, versions, and the scoring history with its speed."""
     f = data.facts
     overview = kv_table([
         ("run directory", f.run), ("data file", f.data_path), ("records", f.n_records), ("rows scored", f.n_scored),
@@ -160,6 +159,7 @@ def run_section(data: ReportData) -> Safe:
 
 
 def status_section(data: ReportData) -> Safe:
+    """Counts by status with each reason and example ids; the notes stored with samples."""
     rows = []
     for group in data.statuses:
         if not group.reasons:
@@ -169,26 +169,29 @@ def status_section(data: ReportData) -> Safe:
     parts = [paragraph("Samples whose status is not ok are never ranked nor selected."),
              table(["status", "samples", "reason", "examples"], rows)]
     if data.notes:
-        parts += [tag("h3", "Notes stored with ok samples"),
+        parts += [tag("h3", "Notes stored with the samples"),
                   table(["note", "samples", "examples"],
                         ([n.text, n.count, id_list(n.ids, n.count)] for n in data.notes))]
     return section("statuses", "Statuses", *parts)
 
 
 def selection_section(data: ReportData) -> Safe:
+    """The method, its options and select's own summary."""
     sel = data.main.selection
     spec = data.main.spec
     amount = f"ratio {spec.config.ratio}" if spec.config.ratio is not None else f"count {spec.config.count}"
+    options = option_items(sel.ranking.options)
     return section("selection", "Selection",
                    paragraph(f"{data.main.label}: {len(sel.chosen)} of {len(sel.ranking.order)} ranked samples "
                              f"selected ({amount}; {len(sel.ids)} samples in the run)."),
-                   tag("h3", "Options"), kv_table(option_items(sel.ranking.options)) if option_items(
-                       sel.ranking.options) else paragraph("this method has no options", cls="muted"),
+                   tag("h3", "Options"),
+                   kv_table(options) if options else paragraph("this method has no options", cls="muted"),
                    tag("h3", "Summary (as `gateau select` prints it)"),
                    tag("pre", "\n".join(sel.summary_lines())))
 
 
 def distributions_section(data: ReportData) -> Safe:
+    """Each component's (and the score's) distribution, selected vs not, and the medians."""
     r = data.main.selection.ranking
     chosen = data.main.selection.chosen
     rest = unselected(data.main.selection)
@@ -208,23 +211,31 @@ def _signed(rho: float) -> str:
     return f"{rho:+.3f}" if math.isfinite(rho) else "–"
 
 
-def _rho_cell(rho: float) -> Safe:
-    if not math.isfinite(rho):
+def _shaded(value: float, signed: bool = True) -> Safe:
+    """A cell for a value in [-1, 1] (a correlation; a Jaccard index, ``signed`` False), shaded blue (positive) or
+    red by size."""
+    if not math.isfinite(value):
         return tag("td", "–")
-    shade = f"rgba({'31,119,180' if rho >= 0 else '214,39,40'},{abs(rho) * 0.6:.2f})"
-    return Safe(f'<td class="num" style="background:{shade}">{esc(_signed(rho))}</td>')
+    shade = f"rgba({'31,119,180' if value >= 0 else '214,39,40'},{abs(value) * 0.6:.2f})"
+    text = _signed(value) if signed else f"{value:.3f}"
+    return Safe(f'<td class="num" style="background:{shade}">{esc(text)}</td>')
+
+
+def square_table(names: list[str], values: np.ndarray, signed: bool = True) -> Safe:
+    """A names x names table of shaded values (``values[i, j]`` in row i, column j)."""
+    head = Safe("<tr><th></th>" + "".join(cell(n, header=True) for n in names) + "</tr>")
+    rows = [Safe(f"<tr>{cell(a, header=True)}" + "".join(_shaded(v, signed) for v in values[i]) + "</tr>")
+            for i, a in enumerate(names)]
+    return tag("table", [head, *rows])
 
 
 def agreement_section(data: ReportData) -> Safe:
+    """Spearman of the score with each component, and between every pair."""
     ordered = sorted(data.agreement.items(), key=lambda kv: -abs(kv[1]))
     rows = [[name, _signed(rho),
              Safe(f'<span class="bar{" neg" if rho < 0 else ""}" style="width:{abs(rho) * 160:.0f}px"></span>')]
             for name, rho in ordered]
-    names = data.matrix_names
-    matrix_rows = [Safe(f"<tr>{cell(a, header=True)}{''.join(_rho_cell(v) for v in data.matrix[i])}</tr>")
-                   for i, a in enumerate(names)]
-    matrix = Safe(f"<table><tr><th></th>{''.join(cell(n, header=True) for n in names)}</tr>"
-                  f"{''.join(matrix_rows)}</table>")
+    matrix = square_table(data.matrix_names, data.matrix)
     lead = (f"The final ranking follows {ordered[0][0]} most closely (rho {ordered[0][1]:+.3f}). If a weight such as "
             "alpha says one thing and this table another, the normalisation, not the weight, decides the mix."
             if ordered else "No component varies enough over the ranked samples for a correlation.")
@@ -236,6 +247,7 @@ def agreement_section(data: ReportData) -> Safe:
 
 
 def length_section(data: ReportData) -> Safe:
+    """Score against sample length, and how long the selected samples are."""
     r = data.main.selection.ranking
     chosen = data.main.selection.chosen
     rest = unselected(data.main.selection)
@@ -249,6 +261,7 @@ def length_section(data: ReportData) -> Safe:
 
 
 def sample_block(data: ReportData, pos: int) -> Safe:
+    """One shown sample: rank, score, components, token counts, note, text and its CAM plot."""
     sel = data.main.selection
     cols = sel.ranking.columns
     sid = sel.ids[pos]
@@ -278,6 +291,7 @@ def _text_parts(text: SampleText, limit: int) -> list[Safe]:
 
 
 def samples_section(data: ReportData, anchor: str, title: str, rows: list[int], what: str) -> Safe:
+    """The samples at ``rows`` (row positions), in rank order."""
     if not rows:
         return section(anchor, title, paragraph(f"no {what} samples to show", cls="muted"))
     return section(anchor, title, paragraph(f"The {len(rows)} {what} ranked samples, with their components."),
@@ -285,16 +299,16 @@ def samples_section(data: ReportData, anchor: str, title: str, rows: list[int], 
 
 
 def compare_section(data: ReportData) -> Safe:
+    """Jaccard overlap of every pair of selections, and how each other selection differs from the main one."""
     if not data.others:
         return section("compare", "Comparison",
                        paragraph("No other selection given (use --compare RUN2 or --also 'OPTIONS').", cls="muted"))
     labels = [data.main.label, *[o.label for o in data.others]]
-    jac = {(o.a, o.b): o.jaccard for o in data.overlaps}
-    jac.update({(b, a): v for (a, b), v in list(jac.items())})
-    matrix_rows = [Safe(f"<tr>{cell(a, header=True)}" + "".join(
-        _rho_cell(1.0 if a == b else jac.get((a, b), float("nan"))) for b in labels) + "</tr>") for a in labels]
-    matrix = Safe(f"<table><tr><th></th>{''.join(cell(n, header=True) for n in labels)}</tr>"
-                  f"{''.join(matrix_rows)}</table>")
+    jaccard = np.eye(len(labels))
+    for o in data.overlaps:
+        i, j = labels.index(o.a), labels.index(o.b)
+        jaccard[i, j] = jaccard[j, i] = o.jaccard
+    matrix = square_table(labels, jaccard, signed=False)
     overlaps = table(["selection A", "selection B", "picked by A", "picked by B", "both", "only A", "only B",
                       "Jaccard"],
                      ([o.a, o.b, o.n_a, o.n_b, len(o.both), len(o.only_a), len(o.only_b), o.jaccard]
@@ -307,6 +321,8 @@ def compare_section(data: ReportData) -> Safe:
 
 
 def _difference_block(diff: Difference, main: Labeled) -> Safe:
+    """Medians of the main run's components over both / only-main / only-other picks, the ids only one picked,
+    and the rank-vs-rank plot."""
     names = list(next(iter(diff.groups.values())).keys()) if diff.groups else []
     medians = table(["picks", "samples", *[f"median {n}" for n in names]],
                     ([group, diff.group_sizes[group], *[diff.groups[group][n] for n in names]]
