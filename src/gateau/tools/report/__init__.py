@@ -1,8 +1,9 @@
 """`gateau report`: one self-contained HTML page that explains a scored run and a selection of it.
 
-`gather` collects what the page shows (torch-free, from the run directory and `gateau.select`), `figures` draws it
-with matplotlib, `render` writes the HTML (every run and record text escaped), `cli` adds the command, and
-`browser` opens a page in headless Chromium for a screenshot and its console errors (optional, for checks).
+`config` says what to report (`ReportConfig`), `gather` collects what the page shows (torch-free, from the run
+directory and `gateau.select`), `figures` draws it with matplotlib, `render` writes the HTML (every run and record
+text escaped), `build` writes the file, `cli` adds the command, and `browser` opens a page in headless Chromium for
+a screenshot and its console errors (optional, for checks).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from typing import Any
 
 # Public names -> the submodule that defines them; imported on first use, so that `gateau.tools.report.cli` (which
 # the `gateau` parser imports) stays light.
-_EXPORTS = {"ReportConfig": "gather", "ReportData": "gather", "SelectionSpec": "gather", "gather": "gather",
+_EXPORTS = {"ReportConfig": "config", "ReportData": "gather", "SelectionSpec": "config", "gather": "gather",
             "render": "render", "build_report": "build", "write_report": "build"}
 
 

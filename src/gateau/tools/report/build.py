@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from .gather import ReportConfig, gather
+from .config import ReportConfig
+from .gather import gather
 from .render import render
 
 

@@ -21,6 +21,7 @@ class _SpecParser(argparse.ArgumentParser):
 def register(subparsers: Any) -> None:
     """Add the ``report`` command to the `gateau` sub-parsers."""
     from ...cli import _add_score_options
+    from .config import ReportConfig
 
     p = subparsers.add_parser(
         "report", help="write one self-contained HTML page explaining a run and its selection",
@@ -42,9 +43,10 @@ def register(subparsers: Any) -> None:
                    help="another selection: select's options in one quoted argument, e.g. --also='--method hmg' "
                    "or --also='--method gateau --alpha 0.5'; of RUN unless the value starts with a run directory "
                    "(repeatable)")
-    p.add_argument("--top", type=int, default=5, help="best and worst ranked samples shown in full (default 5 each)")
-    p.add_argument("--excerpt-chars", type=int, default=600, help="response characters shown per sample "
-                   "(default 600)")
+    p.add_argument("--top", type=int, default=ReportConfig.top, help="best and worst ranked samples shown in full "
+                   f"(default {ReportConfig.top} each)")
+    p.add_argument("--excerpt-chars", type=int, default=ReportConfig.excerpt_chars, help="response characters shown "
+                   f"per sample (default {ReportConfig.excerpt_chars})")
     p.add_argument("--data", help="input file to read the samples' text from (default: the path recorded in the run)")
     p.add_argument("--allow-partial", action="store_true", help="report on an unfinished run's scored samples")
     p.set_defaults(handler=cmd_report)
@@ -54,7 +56,7 @@ def _also_spec(value: str, run: str, ratio: float | None, count: int | None) -> 
     """One --also value -> a SelectionSpec (select's option flags, optionally preceded by a run directory)."""
     from ...cli import _add_score_options, _method_options
     from ...config import SelectConfig
-    from .gather import SelectionSpec
+    from .config import SelectionSpec
 
     parser = _SpecParser(prog="--also", add_help=False)
     parser.add_argument("run", nargs="?", default=run)
@@ -69,7 +71,7 @@ def cmd_report(args: argparse.Namespace) -> int:
     from ...cli import _method_options
     from ...config import SelectConfig
     from .build import write_report
-    from .gather import ReportConfig, SelectionSpec
+    from .config import ReportConfig, SelectionSpec
 
     config = SelectConfig(method=args.method, ratio=args.ratio, count=args.count, options=_method_options(args))
     others = [SelectionSpec(run2, config) for run2 in args.compare]

@@ -14,44 +14,16 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
-from ...config import FieldMap, SelectConfig
+from ...config import FieldMap
 from ...data import content_hash, iter_records, record_to_sample
 from ...methods import get_method
 from ...select import Selection, select
 from ...status import Status
 from ...store import RunStore
+from .config import ReportConfig, SelectionSpec
 
 SCORE = "score"  # the name the final score carries beside the components in every table and figure
 EXAMPLE_IDS = 5  # ids listed per status reason or note
-
-
-@dataclass(frozen=True)
-class SelectionSpec:
-    """One selection to report: a run directory and the select settings to rank it with."""
-
-    run: str
-    config: SelectConfig
-
-
-@dataclass(frozen=True)
-class ReportConfig:
-    """What `gateau report` draws. ``main``: the selection the page explains; ``others``: selections compared with
-    it (other runs with the same settings, or the same run with other methods or options); ``top``: how many of
-    the best and of the worst ranked samples are shown in full; ``data``: the input file to read the samples' text
-    from (default: the path recorded in the run); ``excerpt_chars``: response characters shown per sample."""
-
-    main: SelectionSpec
-    others: tuple[SelectionSpec, ...] = ()
-    top: int = 5
-    data: str | None = None
-    allow_partial: bool = False
-    excerpt_chars: int = 600
-
-    def __post_init__(self) -> None:
-        if self.top < 0:
-            raise ValueError(f"--top must be >= 0, got {self.top}")
-        if self.excerpt_chars < 1:
-            raise ValueError(f"--excerpt-chars must be >= 1, got {self.excerpt_chars}")
 
 
 @dataclass
