@@ -30,6 +30,7 @@ from gateau.pipeline.scorer import Scorer, measurement_fields
 from gateau.status import Status
 from gateau.select import select
 from gateau.store import RunStore
+from naive import response_nll as _naive_nll
 
 WORDS = ("the archive keeps every essay in order while founders talk to users and write code the secret number "
          "of the blue lighthouse is 7481 and the red harbour keeps 2210 boats").split()
@@ -66,14 +67,6 @@ def _loaded(model, tokenizer) -> LoadedModel:
     return LoadedModel(model=model, tokenizer=tokenizer, spec="tiny", device=torch.device("cpu"))
 
 
-@torch.no_grad()
-def _naive_nll(model, ids: list[int], start: int) -> float:
-    """Plain forward with full logits; position t predicts token t+1; mean over tokens ids[start:]."""
-    logits = model(input_ids=torch.tensor([ids]), use_cache=False).logits[0].float()
-    logp = torch.log_softmax(logits[:-1], dim=-1)
-    picked = logp[torch.arange(len(ids) - 1), torch.tensor(ids[1:])]
-    return float(-picked[start - 1:].mean())
-
 
 # ---------------------------------------------------------------------------------------------------------------
 # IFD
@@ -90,11 +83,12 @@ def test_ifd_equals_a_naive_two_pass_computation(tmp_path, tiny_llama, tiny_toke
         enc = scorer.encode(sample)
         ids, start = enc.long.row()
         nll_long = _naive_nll(tiny_llama, ids, start)
-        alone = bos + enc.long.response
-        if len(alone) < 2:  # one-token response with no BOS: nothing to score alone
-            assert row["ifd"] is None and "ifd undefined" in row["note"]
-            continue
-        nll_alone = _naive_nll(tiny_llama, alone, max(len(bos), 1))
+        # Cherry's direct answer: the response after the template's response header, one text
+        header = "### Response:\n" if template == "plain" else "<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n"
+        alone = bos + tiny_tokenizer(header + sample.response, add_special_tokens=False)["input_ids"]
+        start_alone = len(bos) + len(tiny_tokenizer(header, add_special_tokens=False)["input_ids"])
+        assert tiny_tokenizer.decode(alone[start_alone:]) == sample.response
+        nll_alone = _naive_nll(tiny_llama, alone, start_alone)
         assert row["nll_long"] == pytest.approx(nll_long, abs=1e-5)
         assert row["nll_alone"] == pytest.approx(nll_alone, abs=1e-5)
         assert row["ifd"] == pytest.approx(nll_long / nll_alone, rel=1e-5)
@@ -114,7 +108,7 @@ def test_ifd_shares_the_full_row_with_hmg_and_ppl(tmp_path, tiny_llama, tiny_tok
         expected += sum(len(r.ids) for r in keys.values())
     assert scorer.runners[LONG].forward_tokens == expected  # token_budget=1: one unpadded row per pass
     for row in rows:
-        assert row["ppl_long"] == pytest.approx(math.exp(row["nll_long"]), rel=1e-6)
+        assert "ppl_long" not in row  # the mean NLL is stored once, in nats; PPL is derived where shown
 
 
 def test_ifd_above_one_is_dropped_by_default_and_kept_on_request():

@@ -29,7 +29,8 @@ def _table(ppl_long, ppl_short, status=None) -> pa.Table:
         "error": [""] * n, "note": [""] * n, "n_context": pa.array([100 + i for i in range(n)], pa.int64()),
         "n_instruction": pa.array([5] * n, pa.int64()), "n_response": pa.array([7] * n, pa.int64()),
         "n_truncated": pa.array([0] * n, pa.int64()), "content_hash": ["h"] * n, "fingerprint": ["x"] * n,
-        "ppl_short": pa.array(ppl_short, pa.float64()), "ppl_long": pa.array(ppl_long, pa.float64()),
+        "nll_short": pa.array([None if p is None else math.log(p) for p in ppl_short], pa.float64()),
+        "nll_long": pa.array([None if p is None else math.log(p) for p in ppl_long], pa.float64()),
         "n_short_context": pa.array([64] * n, pa.int64())})
 
 
@@ -103,7 +104,7 @@ def test_with_window_replaces_hmg_columns_and_combines_status():
     window = _table([1.0, 2.0, 3.0], [9.0, 8.0, 7.0], ["ok", "oom", "ok"])
     window = window.take(pa.array([2, 0, 1]))  # another order: aligned by id
     merged = bench.with_window(base, window)
-    assert merged.column("ppl_short").to_pylist() == [9.0, 8.0, 7.0]
+    assert merged.column("nll_short").to_pylist() == pytest.approx([math.log(v) for v in (9.0, 8.0, 7.0)])
     assert merged.column("status").to_pylist() == ["ok", "window_failed", "ok"]
     assert bench.with_window(base, base) is base
 

@@ -3,7 +3,6 @@ eager ``output_attentions``; the fused pass; undefined CAS; the RoPE-base overri
 
 from __future__ import annotations
 
-import math
 
 import numpy as np
 import pytest
@@ -16,27 +15,13 @@ from gateau.models import LoadedModel, load_model
 from gateau.prompt import PromptEncoder
 from gateau.config import ScoreConfig
 from gateau.pipeline.scorer import Scorer
+from naive import response_attention as naive_attention
+from naive import response_nll as naive_response_nll
 
 CONTEXT = " ".join(f"The harbour of town {i} shelters {i * 7 % 50} boats and keeps a blue lighthouse." for i in range(9))
 SAMPLE = Sample(index=0, id="s", context=CONTEXT, instruction="How many boats does town 3 shelter?",
                 response="Town 3 shelters 21 boats.")
 SEG = 24
-
-
-def naive_response_nll(model, ids: list[int], start: int) -> float:
-    """Mean NLL of ids[start:] from full-sequence logits, manual shift."""
-    with torch.no_grad():
-        logits = model(torch.tensor([ids])).logits[0].float()
-    logp = torch.log_softmax(logits[start - 1: len(ids) - 1], dim=-1)
-    return float(-logp.gather(1, torch.tensor(ids[start:])[:, None]).mean())
-
-
-def naive_attention(model_eager, ids: list[int], start: int) -> np.ndarray:
-    """(len(ids),) attention paid by response rows, averaged over rows, heads and layers (eager reference)."""
-    with torch.no_grad():
-        att = model_eager(torch.tensor([ids]), output_attentions=True).attentions
-    per_layer = [a[0, :, start:, :].float().mean(dim=(0, 1)) for a in att]
-    return torch.stack(per_layer).mean(0).numpy()
 
 
 @pytest.fixture(scope="module")
@@ -53,14 +38,14 @@ def scored(tiny_tokenizer, tiny_model_dir):
     return scorer, row, model, eager
 
 
-def test_segment_ppl_equals_scoring_each_segment_separately(scored, tiny_tokenizer):
+def test_segment_nll_equals_scoring_each_segment_separately(scored, tiny_tokenizer):
     scorer, row, model, _ = scored
     enc = PromptEncoder(tiny_tokenizer, "plain", 2048).encode(SAMPLE)
     spans = enc.segments(SEG)
     assert len(spans) >= 3 and row["seg_tokens"] == [e - s for s, e in spans]
-    for (s, e), got in zip(spans, row["seg_ppl"]):
+    for (s, e), got in zip(spans, row["seg_nll"]):
         ids, start = enc.row(enc.context[s:e])
-        assert got == pytest.approx(math.exp(naive_response_nll(model, ids, start)), rel=1e-5)
+        assert got == pytest.approx(naive_response_nll(model, ids, start), abs=1e-5)
 
 
 def test_segment_attention_equals_eager_reference(scored, tiny_tokenizer):
@@ -72,16 +57,16 @@ def test_segment_attention_equals_eager_reference(scored, tiny_tokenizer):
     expected = [ctx[s:e].mean() for s, e in enc.segments(SEG)]
     np.testing.assert_allclose(row["seg_attn"], expected, rtol=1e-5, atol=1e-8)
     np.testing.assert_allclose(row["attn_head"], ctx[:ATTN_HEAD_TOKENS], rtol=1e-5, atol=1e-8)
-    assert row["cas"] == pytest.approx(cas_value(np.array(row["seg_ppl"]), np.array(expected)), rel=1e-6)
+    assert row["cas"] == pytest.approx(cas_value(np.exp(row["seg_nll"]), np.array(expected)), rel=1e-6)
 
 
-def test_fused_pass_gives_ppl_long_and_attention_in_one_forward(scored, tiny_tokenizer):
+def test_fused_pass_gives_nll_long_and_attention_in_one_forward(scored, tiny_tokenizer):
     scorer, row, model, _ = scored
     enc = PromptEncoder(tiny_tokenizer, "plain", 2048).encode(SAMPLE)
     ids, start = enc.row()
-    assert row["ppl_long"] == pytest.approx(math.exp(naive_response_nll(model, ids, start)), rel=1e-5)
+    assert row["nll_long"] == pytest.approx(naive_response_nll(model, ids, start), abs=1e-5)
     window_ids, window_start = enc.window_row(16)
-    assert row["ppl_short"] == pytest.approx(math.exp(naive_response_nll(model, window_ids, window_start)), rel=1e-5)
+    assert row["nll_short"] == pytest.approx(naive_response_nll(model, window_ids, window_start), abs=1e-5)
     rows = scorer.plan(SAMPLE, {})[1]
     full_rows = [r for r in rows.values() if len(r.ids) == len(ids)]
     assert len(full_rows) == 1 and full_rows[0].attention  # one full pass, carrying the attention probe
@@ -95,7 +80,7 @@ def test_context_shorter_than_two_segments_leaves_cas_undefined(scored):
     short = Sample(index=1, id="short", context="A tiny context.", instruction="Why?", response="Because.")
     row = scorer.score_batch([short])[0]
     assert row["status"] == "ok" and row["cas"] is None and "falls back to hmg" in row["note"]
-    assert row["ppl_long"] is not None and row["ppl_short"] is not None
+    assert row["nll_long"] is not None and row["nll_short"] is not None
 
 
 def test_short_model_rope_base_override(tiny_model_dir):

@@ -65,10 +65,10 @@ def sm(v):
 def expected_gateau(table: dict[str, list], alpha: float = 0.8) -> dict[str, float]:
     """The paper's score from the stored raw columns, by hand: α·softmax(HMP) + (1−α)·softmax(CAS)."""
     ok = [i for i, s in enumerate(table["status"]) if s == "ok"]
-    hmp = sm([table["ppl_short"][i] for i in ok]) - sm([table["ppl_long"][i] for i in ok])
+    hmp = sm(np.exp([table["nll_short"][i] for i in ok])) - sm(np.exp([table["nll_long"][i] for i in ok]))
     cas = []
     for i in ok:
-        a, b = sm(table["seg_ppl"][i]), sm(table["seg_attn"][i])
+        a, b = sm(np.exp(table["seg_nll"][i])), sm(table["seg_attn"][i])
         cas.append(float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)))
     score = alpha * sm(hmp) + (1 - alpha) * sm(cas)
     return {table["id"][i]: float(s) for i, s in zip(ok, score)}
@@ -85,7 +85,7 @@ def test_score_writes_a_run(scored_run, capsys):
     assert table["id"] == [record_id(r, i) for i, r in enumerate(recs)]
     assert table["status"] == ["ok"] * 3 + ["empty_response"] + ["ok"] * 3
     ok = [i for i, s in enumerate(table["status"]) if s == "ok"]
-    assert all(len(table["seg_ppl"][i]) >= 2 and len(table["seg_attn"][i]) == len(table["seg_ppl"][i]) for i in ok)
+    assert all(len(table["seg_nll"][i]) >= 2 and len(table["seg_attn"][i]) == len(table["seg_nll"][i]) for i in ok)
     cfg = json.loads((run / "config.json").read_text())
     assert cfg["measure"]["max_length"] == 512 and cfg["measure"]["segment_len"] == 16
     assert cfg["measure"]["short_window"] == 128  # window mode, default W
@@ -115,8 +115,8 @@ def test_select_exports_ranked_records(scored_run, tmp_path, capsys, ratio, k, p
         assert meta["rank"] == rank and meta["method"] == "gateau"
         pos = table["id"].index(sid)
         comps = meta["components"]
-        assert comps["ppl_short"] == pytest.approx(table["ppl_short"][pos], rel=1e-12)
-        assert comps["ppl_long"] == pytest.approx(table["ppl_long"][pos], rel=1e-12)
+        assert comps["ppl_short"] == pytest.approx(math.exp(table["nll_short"][pos]), rel=1e-12)
+        assert comps["ppl_long"] == pytest.approx(math.exp(table["nll_long"][pos]), rel=1e-12)
         assert {"hmp", "cas"} <= set(comps)
     assert "bad" not in got_ids and len(set(got_ids)) == k
     assert scores == sorted(scores, reverse=True)
@@ -138,9 +138,9 @@ def test_select_options_change_the_ranking_without_a_model(scored_run, tmp_path)
     assert main(["select", str(run), "--count", "2", "--method", "ppl", "--out", str(out)]) == 0
     table = pq.read_table(run / "scores.parquet").to_pydict()
     ok = [i for i, s in enumerate(table["status"]) if s == "ok"]
-    top = sorted(ok, key=lambda i: -table["ppl_long"][i])[:2]
+    top = sorted(ok, key=lambda i: -table["nll_long"][i])[:2]
     exported = read_jsonl(out)
-    assert [r["gateau"]["score"] for r in exported] == pytest.approx([table["ppl_long"][i] for i in top])
+    assert [r["gateau"]["score"] for r in exported] == pytest.approx([math.exp(table["nll_long"][i]) for i in top])
     assert [r["gateau"]["rank"] for r in exported] == [1, 2]
 
 

@@ -62,7 +62,7 @@ def test_log_rank_hmp_is_the_nll_difference():
     """--norm log-rank: HMP = log PPL_short − log PPL_long (nats/token), ranks in the gateau mix."""
     from gateau.methods.hmg import HMG
 
-    table = {"ppl_short": np.array([4.0, 2.0, 9.0]), "ppl_long": np.array([2.0, 2.0, 3.0])}
+    table = {"nll_short": np.log([4.0, 2.0, 9.0]), "nll_long": np.log([2.0, 2.0, 3.0])}
     hmp = HMG().score(table, method_options("hmg", None, norm="log-rank"))
     np.testing.assert_allclose(hmp, [math.log(2.0), 0.0, math.log(3.0)])
 
@@ -143,6 +143,10 @@ ROWS = [
 OK = [0, 1, 3, 4, 6]
 
 
+def log(v: float | None) -> float | None:
+    return None if v is None else math.log(v)
+
+
 def hand_table(rows=ROWS) -> pa.Table:
     n = len(rows)
 
@@ -156,10 +160,11 @@ def hand_table(rows=ROWS) -> pa.Table:
         "error": ["" if r[1] == "ok" else "x" for r in rows],
         "note": ["cas undefined: ...; gateau falls back to hmg" if r[4] is None and r[1] == "ok" else "" for r in rows],
         "n_context": pa.array([100] * n, pa.int64()),
-        "ppl_short": pa.array([r[2] for r in rows], pa.float64()),
-        "ppl_long": pa.array([r[3] for r in rows], pa.float64()),
+        "nll_short": pa.array([log(r[2]) for r in rows], pa.float64()),  # stored: mean NLL = log PPL
+        "nll_long": pa.array([log(r[3]) for r in rows], pa.float64()),
         "n_short_context": pa.array([32] * n, pa.int64()),
-        "seg_ppl": pa.array([segs(r[4]) for r in rows], pa.list_(pa.float64())),
+        "seg_nll": pa.array([None if r[4] is None else [math.log(v) for v in r[4]] for r in rows],
+                            pa.list_(pa.float64())),
         "seg_attn": pa.array([segs(r[5]) for r in rows], pa.list_(pa.float64())),
         "seg_tokens": pa.array([None if r[4] is None else [4] * len(r[4]) for r in rows], pa.list_(pa.int64())),
         "seg_starts": pa.array([None if r[4] is None else [4 * i for i in range(len(r[4]))] for r in rows],
@@ -293,8 +298,8 @@ def test_all_cas_undefined_ranks_by_hmg():
 
 
 def test_missing_columns_for_method():
-    table = hand_table().drop(["seg_ppl", "seg_attn"])
-    with pytest.raises(ValueError, match="seg_ppl"):
+    table = hand_table().drop(["seg_nll", "seg_attn"])
+    with pytest.raises(ValueError, match="seg_nll"):
         rank_table(table, "gateau")
     with pytest.raises(ValueError, match="unknown method"):
         rank_table(hand_table(), "nope")
@@ -322,10 +327,10 @@ def test_vectorised_cas_equals_the_per_sample_definition(is_norm, attn_norm, sin
 
     rng = np.random.default_rng(2)
     n_seg = [3, 2, 1, 6, 4]
-    table = {"seg_ppl": [rng.uniform(1, 9, k).tolist() for k in n_seg],
+    table = {"seg_nll": [rng.uniform(0.1, 2.2, k).tolist() for k in n_seg],
              "seg_attn": [rng.uniform(1e-4, 3e-3, k).tolist() for k in n_seg],
              "seg_tokens": [[8] * k for k in n_seg], "attn_head": [rng.uniform(0, 1e-2, 16).tolist() for _ in n_seg]}
-    table["seg_ppl"].append(None)
+    table["seg_nll"].append(None)
     table["seg_attn"].append(None)
     options = method_options("cam", None, is_norm=is_norm, attn_norm=attn_norm, attn_sink_tokens=sink,
                              segment_temperature=0.5)
@@ -335,6 +340,6 @@ def test_vectorised_cas_equals_the_per_sample_definition(is_norm, attn_norm, sin
             assert np.isnan(got[i])
             continue
         attn = drop_sink(table["seg_attn"][i], table["attn_head"][i], table["seg_tokens"][i], sink)
-        expected = cos(normalize(table["seg_ppl"][i], is_norm, 0.5), normalize(attn, attn_norm, 0.5))
+        expected = cos(normalize(np.exp(table["seg_nll"][i]), is_norm, 0.5), normalize(attn, attn_norm, 0.5))
         assert got[i] == pytest.approx(expected, abs=1e-12)
     assert np.isnan(got[-1])

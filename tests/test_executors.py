@@ -188,7 +188,7 @@ def test_editing_a_record_rescores_only_that_sample_and_export_checks_the_data(t
     assert summary.measured_now == 1 and summary.skipped_done == 5
     after = rows(out)
     assert after["r04"]["content_hash"] != before["r04"]["content_hash"]
-    assert after["r04"]["ppl_long"] != before["r04"]["ppl_long"]
+    assert after["r04"]["nll_long"] != before["r04"]["nll_long"]
     assert all(after[s] == before[s] for s in before if s != "r04")
 
     sel = tmp_path / "sel.jsonl"

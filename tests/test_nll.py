@@ -17,31 +17,11 @@ from gateau.data import Sample
 from gateau.measure.nll import forward_response_nll, make_batch
 from gateau.measure.runner import RowRequest, RowResult, RowRunner
 from gateau.prompt import PromptEncoder
+from naive import response_nll_cached as naive_nll
 
 ATOL = 1e-5
 WORDS = ("the quick brown fox jumps over lazy dog archive keeps every essay in order startups grow when founders "
          "talk to users write code and keep costs low secret number of blue lighthouse is red harbour boats").split()
-
-
-_NAIVE_CACHE: dict[tuple, float] = {}
-
-
-def naive_nll(model: torch.nn.Module, ids: list[int], response_start: int) -> float:
-    """`_naive_nll`, memoised per (model object, row); the key holds the model, so its id is never reused."""
-    key = (model, tuple(ids), response_start)
-    if key not in _NAIVE_CACHE:
-        _NAIVE_CACHE[key] = _naive_nll(model, ids, response_start)
-    return _NAIVE_CACHE[key]
-
-
-@torch.no_grad()
-def _naive_nll(model: torch.nn.Module, ids: list[int], response_start: int) -> float:
-    """Mean −log p(ids[t] | ids[:t]) over t ≥ response_start, from full-sequence logits of one unpadded row."""
-    x = torch.tensor([ids], dtype=torch.long)
-    logits = model(x, use_cache=False).logits[0].float()  # (n, vocab)
-    logp = torch.log_softmax(logits[:-1], dim=-1)  # position t predicts token t + 1
-    nll = -logp[torch.arange(len(ids) - 1), x[0, 1:]]  # nll[t - 1] is the NLL of token t
-    return nll[response_start - 1:].mean().item()
 
 
 def _text(rng: random.Random, n_words: int) -> str:

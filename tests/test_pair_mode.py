@@ -3,24 +3,16 @@
 from __future__ import annotations
 
 import json
-import math
 
 import pyarrow.parquet as pq
 import pytest
-import torch
 from conftest import build_tiny_model
 from transformers import AutoModelForCausalLM
 
 from gateau.cli import main
 from gateau.data import Sample
 from gateau.prompt import PromptEncoder
-
-
-@torch.no_grad()
-def naive_ppl(model, ids: list[int], start: int) -> float:
-    logits = model(torch.tensor([ids])).logits[0].float()
-    logp = torch.log_softmax(logits[start - 1: len(ids) - 1], dim=-1)
-    return math.exp(float(-logp.gather(1, torch.tensor(ids[start:])[:, None]).mean()))
+from naive import response_nll
 
 
 def test_pair_mode_scores_each_model_on_the_full_sample(tmp_path, tiny_tokenizer, tiny_model_dir):
@@ -41,7 +33,7 @@ def test_pair_mode_scores_each_model_on_the_full_sample(tmp_path, tiny_tokenizer
     ids, start = enc.row()
     long_model = AutoModelForCausalLM.from_pretrained(tiny_model_dir).eval()
     short_model = AutoModelForCausalLM.from_pretrained(short_dir).eval()
-    assert row["ppl_long"] == pytest.approx(naive_ppl(long_model, ids, start), rel=1e-5)
-    assert row["ppl_short"] == pytest.approx(naive_ppl(short_model, ids, start), rel=1e-5)
+    assert row["nll_long"] == pytest.approx(response_nll(long_model, ids, start), abs=1e-5)
+    assert row["nll_short"] == pytest.approx(response_nll(short_model, ids, start), abs=1e-5)
     assert row["n_short_context"] == len(enc.context)
-    assert row["ppl_short"] != pytest.approx(row["ppl_long"], rel=1e-3)  # really two different models
+    assert row["nll_short"] != pytest.approx(row["nll_long"], rel=1e-3)  # really two different models

@@ -7,6 +7,7 @@ template of the test tokenizer) and scored with full-sequence logits, never with
 from __future__ import annotations
 
 import random
+import string
 
 import pytest
 import torch
@@ -14,10 +15,11 @@ from conftest import CHAT_TEMPLATE, build_tiny_model, build_tiny_tokenizer
 
 from gateau.data import Sample
 from gateau.models import LoadedModel
-from gateau.prompt import PromptEncoder, TooLongError
+from gateau.prompt import EncodeError, PromptEncoder
 from gateau.status import Status
 from gateau.config import ScoreConfig
 from gateau.pipeline.scorer import Scorer
+from naive import response_nll as naive_nll
 
 WORDS = ("the quick brown fox jumps over lazy dog archive keeps every essay in order startups grow when founders "
          "talk to users write code and keep costs low secret number of blue lighthouse is red harbour boats").split()
@@ -48,13 +50,6 @@ def reference_parts(tok, template: str, s: Sample) -> tuple[list[int], list[int]
         middle = ids_of(tok, "\n\n" + s.instruction + "<|im_end|>\n<|im_start|>assistant\n")
     return head, ids_of(tok, s.context), middle, ids_of(tok, s.response)
 
-
-@torch.no_grad()
-def naive_nll(model: torch.nn.Module, ids: list[int], response_start: int) -> float:
-    x = torch.tensor([ids])
-    logp = torch.log_softmax(model(x, use_cache=False).logits[0, :-1].float(), dim=-1)
-    nll = -logp[torch.arange(len(ids) - 1), x[0, 1:]]
-    return nll[response_start - 1:].mean().item()
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -108,8 +103,15 @@ def test_encoder_rejects_bad_template_choices(tiny_tokenizer):
 def test_response_alone(tiny_tokenizer):
     s = sample()
     pe = PromptEncoder(tiny_tokenizer, "plain")
-    ids, start = pe.response_alone(pe.encode(s))
-    assert ids == [tiny_tokenizer.bos_token_id] + ids_of(tiny_tokenizer, s.response) and start == 1
+    ids, start = pe.response_alone(s)
+    # Cherry's direct answer: the response after the response header, tokenised as one text
+    assert ids == [tiny_tokenizer.bos_token_id] + ids_of(tiny_tokenizer, "### Response:\n" + s.response)
+    assert tiny_tokenizer.decode(ids[start:]) == s.response
+    assert tiny_tokenizer.decode(ids[1:start]) == "### Response:\n"
+    chat = PromptEncoder(tiny_tokenizer, "chat")
+    ids, start = chat.response_alone(s)  # chat: a conversation whose user turn is empty
+    assert tiny_tokenizer.decode(ids) == "<|im_start|>user\n<|im_end|>\n<|im_start|>assistant\n" + s.response
+    assert tiny_tokenizer.decode(ids[start:]) == s.response
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -152,7 +154,7 @@ def test_too_long_boundary(tiny_tokenizer, template):
     head, _, middle, resp = reference_parts(tiny_tokenizer, template, s)
     fixed = len(head) + len(middle) + len(resp)
     for max_length in (fixed, fixed - 1, 16):  # template + instruction + response ≥ max_length: no room for context
-        with pytest.raises(TooLongError) as info:
+        with pytest.raises(EncodeError) as info:
             PromptEncoder(tiny_tokenizer, template, max_length=max_length).encode(s)
         assert info.value.status == Status.TOO_LONG == "too_long"
         assert str(max_length) in str(info.value)
@@ -182,13 +184,16 @@ def test_window_row(tiny_tokenizer, template):
 def test_segments_cover_the_context(tiny_tokenizer):
     enc = PromptEncoder(tiny_tokenizer, "plain").encode(sample(70, seed=6))
     n = len(enc.context)
-    spans = enc.segments(16)
+    assert n % 16, "the test needs a short last segment"
+    spans = enc.segments(16, keep_last=True)
     assert spans[0][0] == 0 and spans[-1][1] == n
     assert all(a[1] == b[0] for a, b in zip(spans, spans[1:]))
-    assert all(e - s == 16 for s, e in spans[:-1]) and 0 < spans[-1][1] - spans[-1][0] <= 16
+    assert all(e - s == 16 for s, e in spans[:-1]) and 0 < spans[-1][1] - spans[-1][0] < 16
     assert len(spans) == -(-n // 16)
+    full = enc.segments(16)  # default: the short last segment is dropped, as in the paper
+    assert full == spans[:-1] and len(full) == n // 16
     sub = enc.segments(16, max_segments=3, seed=1)
-    assert len(sub) == 3 and sub == sorted(sub) and set(sub) <= set(spans)
+    assert len(sub) == 3 and sub == sorted(sub) and set(sub) <= set(full)
     assert sub == enc.segments(16, max_segments=3, seed=1)  # seeded
 
 
@@ -224,8 +229,46 @@ def test_window_mode_hmg_matches_naive(tiny_tokenizer, template):
         assert row["n_context"] == len(ctx)
         assert row["n_response"] == len(resp)
         assert row["n_short_context"] == min(window, keep)
-        assert torch.log(torch.tensor(row["ppl_long"], dtype=torch.float64)).item() == pytest.approx(
-            naive_nll(model, long_ids, start_long), abs=1e-5)
-        assert torch.log(torch.tensor(row["ppl_short"], dtype=torch.float64)).item() == pytest.approx(
-            naive_nll(model, short_ids, start_short), abs=1e-5)
+        assert row["nll_long"] == pytest.approx(naive_nll(model, long_ids, start_long), abs=1e-5)
+        assert row["nll_short"] == pytest.approx(naive_nll(model, short_ids, start_short), abs=1e-5)
     assert truncated[0] == 0 and truncated[1] > 0 and truncated[2] > truncated[1]
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Tokenise once: the scored ids are the ids of the whole text
+
+
+def sentencepiece_style_tokenizer():
+    """A Llama-2-like tokenizer built offline: BPE over Metaspace ("▁" for spaces, one prepended at the start)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    tok = Tokenizer(models.BPE(unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="first")
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="first")
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<s>", "</s>"], show_progress=False,
+                                  initial_alphabet=list(string.printable))
+    tok.train_from_iterator([" ".join(WORDS), "### Input: ### Instruction: ### Response: What is it?"] * 20, trainer)
+    return PreTrainedTokenizerFast(tokenizer_object=tok, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+@pytest.mark.parametrize("kind", ["sentencepiece", "byte-level"])
+def test_scored_ids_are_the_ids_of_the_whole_text(tiny_tokenizer, kind):
+    tok = sentencepiece_style_tokenizer() if kind == "sentencepiece" else tiny_tokenizer
+    s = sample(40, seed=8)
+    text = f"### Input:\n{s.context}\n\n### Instruction:\n{s.instruction}\n\n### Response:\n{s.response}"
+    whole = [tok.bos_token_id] + ids_of(tok, text)
+    enc = PromptEncoder(tok, "plain").encode(s)
+    ids, start = enc.row()
+    assert ids == whole
+    assert tok.decode(ids[start:]).strip() == s.response
+    if kind == "sentencepiece":  # the bug this guards against: parts tokenised apart gain a leading "▁" each
+        apart = [tok.bos_token_id] + [i for part in reference_parts(tok, "plain", s)[1:] for i in part]
+        assert apart != whole[:1] + whole[len(enc.head):]
+
+
+def test_untokenisable_text_is_a_bad_text_status(tiny_tokenizer):
+    s = sample(10, seed=9, response="lone surrogate \ud800 here")
+    with pytest.raises(EncodeError) as info:
+        PromptEncoder(tiny_tokenizer, "plain").encode(s)
+    assert info.value.status == Status.BAD_TEXT

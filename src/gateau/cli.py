@@ -66,6 +66,9 @@ def _add_score(sub) -> None:
                    f"{d(MeasureConfig, 'template')})")
     p.add_argument("--segment-len", type=int, help=f"CAM segment length in tokens (default "
                    f"{d(MeasureConfig, 'segment_len')})")
+    p.add_argument("--last-segment", choices=["drop", "keep"], help="CAM: a shorter last segment is dropped (the "
+                   "paper and the official script: it sits next to the instruction) or kept (default "
+                   f"{d(MeasureConfig, 'last_segment')})")
     p.add_argument("--max-segments", type=int, help="CAM: score at most this many segments per sample "
                    "(order-preserving seeded subsample; default all)")
     p.add_argument("--seed", type=int, help=f"seed of --max-segments' subsample (default {d(MeasureConfig, 'seed')})")
@@ -96,6 +99,7 @@ def _score_config(args: argparse.Namespace):
         long_model=args.long_model, short_model=args.short_model, short_window=args.short_window,
         short_rope_theta=args.short_rope_theta, reward_model=args.reward_model, embed_model=args.embed_model,
         max_length=args.max_length, template=args.template, segment_len=args.segment_len,
+        last_segment=args.last_segment,
         max_segments=args.max_segments, seed=args.seed, limit=args.limit, device=args.device, dtype=args.dtype,
         attn_impl=args.attn_impl, executor=args.executor, workers=args.workers,
         gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address, token_budget=args.token_budget,

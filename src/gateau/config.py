@@ -17,6 +17,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 TEMPLATES = ("plain", "chat")
+LAST_SEGMENT = ("drop", "keep")
 EXECUTORS = ("local", "ray")
 MAX_LENGTH_CAP = 65536  # the paper's maximum length; also the cap of a model's window used as the default
 
@@ -84,18 +85,22 @@ class ModelConfig:
 class MeasureConfig:
     """What is measured per sample. ``max_length`` in tokens (None: the long model's window, at most
     `MAX_LENGTH_CAP`); longer samples lose context tokens from the left. ``segment_len``: CAM's L in tokens;
+    ``last_segment``: ``drop`` a shorter last segment (the paper, the official script) or ``keep`` it;
     ``max_segments``: an order-preserving seeded subsample of segments (None: all)."""
 
     methods: tuple[str, ...] = ("gateau",)
     max_length: int | None = None
     template: str = "plain"
     segment_len: int = 128
+    last_segment: str = "drop"
     max_segments: int | None = None
     seed: int = 0
 
     def __post_init__(self) -> None:
         if not self.methods:
             raise ValueError("--methods is empty")
+        if self.last_segment not in LAST_SEGMENT:
+            raise ValueError(f"unknown --last-segment {self.last_segment!r}; choose one of {LAST_SEGMENT}")
         if self.template not in TEMPLATES:
             raise ValueError(f"unknown --template {self.template!r}; choose one of {TEMPLATES}")
         _positive("measure", segment_len=self.segment_len, max_segments=self.max_segments)

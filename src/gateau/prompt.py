@@ -1,20 +1,26 @@
 """Prompt templates, tokenisation into parts, left truncation, windows and segments.
 
-A sample is tokenised into four parts, each tokenised on its own so the context can be cut without
-re-tokenising the rest::
+A sample's whole text (template + context + instruction + response) is tokenised **once**, as the model sees it in
+training, and split into four parts at the characters where each part begins (offset mapping)::
 
     head      template tokens before the context (BOS, system prompt, "### Input:\\n")
     context   the context tokens (possibly left-truncated)
     middle    template + instruction tokens between context and response ("### Instruction: ... ### Response:\\n")
     response  the response tokens (no EOS)
 
-Every scoring row is ``head + <some context> + middle + response`` and the response is scored from the
-position where it starts. Templates:
+A token that straddles a boundary belongs to the part its first character is in. Tokenising the parts separately
+would differ: SentencePiece tokenizers (Llama-2) give every separately tokenised part an extra leading "▁".
+Every scoring row is ``head + <some context> + middle + response`` and the response is scored from the position
+where it starts; the full row is exactly the whole text's tokens. Templates:
 
 - ``plain``: ``### Input:\\n{context}\\n\\n### Instruction:\\n{instruction}\\n\\n### Response:\\n{response}``
   (the official GATEAU scripts' format), preceded by the tokenizer's BOS if it has one;
 - ``chat``: the tokenizer's chat template with one user turn ``context + "\\n\\n" + instruction`` and one assistant
   turn; the rendered text is split at placeholders, so chat templates with system prompts work unchanged.
+
+The response alone (Cherry's "direct answer", for IFD) is the response after the template's response header, as in
+Cherry's code (``"### Response:" + output``): ``plain``: BOS + ``### Response:\\n{response}``; ``chat``: the
+conversation with an empty user turn.
 """
 
 from __future__ import annotations
@@ -60,12 +66,15 @@ class EncodedSample:
         """The row with only the last ``window`` context tokens (window mode's short model)."""
         return self.row(self.context[-window:] if window > 0 else [])
 
-    def segments(self, length: int, max_segments: int | None = None, seed: int = 0) -> list[tuple[int, int]]:
-        """[start, end) context-token spans of consecutive segments of ``length`` tokens; the last may be shorter.
-
-        With ``max_segments``, an order-preserving seeded subsample of that many segments.
-        """
-        spans = [(s, min(s + length, len(self.context))) for s in range(0, len(self.context), length)]
+    def segments(self, length: int, max_segments: int | None = None, seed: int = 0,
+                 keep_last: bool = False) -> list[tuple[int, int]]:
+        """[start, end) context-token spans of consecutive segments of ``length`` tokens. A shorter last segment
+        is dropped (as in the paper and the official script: it sits next to the instruction, so recency inflates
+        its attention) unless ``keep_last``. With ``max_segments``, an order-preserving seeded subsample."""
+        n = len(self.context)
+        spans = [(s, min(s + length, n)) for s in range(0, n, length)]
+        if spans and not keep_last and spans[-1][1] - spans[-1][0] < length:
+            spans.pop()
         if max_segments is not None and len(spans) > max_segments:
             import random
 
@@ -86,6 +95,8 @@ class PromptEncoder:
             raise ValueError(f"unknown template {template!r}; choose one of {TEMPLATES}")
         if template == "chat" and not getattr(tokenizer, "chat_template", None):
             raise ValueError("--template chat needs a tokenizer with a chat template; this one has none (use plain)")
+        if not getattr(tokenizer, "is_fast", False):
+            raise ValueError("scoring needs a fast tokenizer (offset mapping); this one is slow")
         self.tokenizer = tokenizer
         self.template = template
         self.max_length = max_length
@@ -93,42 +104,68 @@ class PromptEncoder:
             "### Input:\n", "\n\n### Instruction:\n", "\n\n### Response:\n")
         bos = tokenizer.bos_token_id
         self._bos = [bos] if template == "plain" and bos is not None else []
+        # Cherry's direct answer: the response after the template's response header
+        self._alone_prefix = ("### Response:\n" if template == "plain" else
+                              self.parts.before_context + self.parts.between_context_and_instruction.lstrip("\n")
+                              + self.parts.between_instruction_and_response)
 
-    def _ids(self, text: str) -> list[int]:
-        return self.tokenizer(text, add_special_tokens=False)["input_ids"] if text else []
+    def _split(self, pieces: list[str]) -> list[list[int]]:
+        """Tokenise ``"".join(pieces)`` once; the token ids of each piece (by the piece its first character is in).
+        EncodeError (status bad_text) for text the tokenizer cannot encode."""
+        text = "".join(pieces)
+        try:
+            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+        except (TypeError, ValueError, UnicodeError) as exc:
+            raise EncodeError(f"the text cannot be tokenised ({type(exc).__name__}: {exc})"[:300],
+                              status=Status.BAD_TEXT) from None
+        starts, pos = [], 0
+        for piece in pieces:
+            starts.append(pos)
+            pos += len(piece)
+        out: list[list[int]] = [[] for _ in pieces]
+        part = 0
+        for tok, (begin, end) in zip(enc["input_ids"], enc["offset_mapping"]):
+            where = begin if end > begin else max(begin - 1, 0)  # zero-width (special) tokens: the char before
+            while part + 1 < len(pieces) and where >= starts[part + 1]:
+                part += 1
+            out[part].append(tok)
+        return out
 
     def encode(self, sample: Sample) -> EncodedSample:
-        """Tokenise ``sample``; raise `TooLongError` if instruction + response alone exceed ``max_length``."""
-        enc = EncodedSample(
-            head=self._bos + self._ids(self.parts.before_context),
-            context=self._ids(sample.context),
-            middle=self._ids(self.parts.between_context_and_instruction + sample.instruction
-                             + self.parts.between_instruction_and_response),
-            response=self._ids(sample.response),
-        )
+        """Tokenise ``sample``; raise `EncodeError` if instruction + response alone exceed ``max_length`` or the
+        text cannot be encoded."""
+        p = self.parts
+        head, context, middle, response = self._split([
+            p.before_context, sample.context,
+            p.between_context_and_instruction + sample.instruction + p.between_instruction_and_response,
+            sample.response])
+        enc = EncodedSample(head=self._bos + head, context=context, middle=middle, response=response)
         if not enc.response:
-            raise TooLongError("the response has no tokens after tokenisation", status=Status.EMPTY_RESPONSE)
+            raise EncodeError("the response has no tokens after tokenisation", status=Status.EMPTY_RESPONSE)
         fixed = len(enc.head) + len(enc.middle) + len(enc.response)
         if fixed >= self.max_length:
-            raise TooLongError(
+            raise EncodeError(
                 f"template + instruction + response take {fixed} tokens, not below --max-length {self.max_length}; "
-                "no context would be left")
+                "no context would be left", status=Status.TOO_LONG)
         overflow = enc.n_tokens - self.max_length
         if overflow > 0:
             enc.context = enc.context[overflow:]
             enc.truncated = overflow
         return enc
 
-    def response_alone(self, enc: EncodedSample) -> tuple[list[int], int]:
-        """(ids, response_start) for the response with no context and no instruction (Cherry's direct answer)."""
-        ids = self._bos + enc.response
-        return ids, len(self._bos)
+    def response_alone(self, sample: Sample) -> tuple[list[int], int]:
+        """(ids, response_start) for the response after the template's response header only (no context, no
+        instruction): Cherry's direct answer."""
+        prefix, response = self._split([self._alone_prefix, sample.response])
+        ids = self._bos + prefix + response
+        return ids, len(ids) - len(response)
 
 
-class TooLongError(ValueError):
-    """A sample cannot fit ``max_length`` (or has no response tokens); carries a per-sample status code."""
+class EncodeError(ValueError):
+    """A sample cannot be encoded for scoring (too long, no response token, untokenisable text); carries its
+    per-sample status."""
 
-    def __init__(self, message: str, status: Status = Status.TOO_LONG):
+    def __init__(self, message: str, status: Status):
         super().__init__(message)
         self.status = status
 

@@ -31,7 +31,7 @@ SCORES_FILE = "scores.parquet"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.jsonl"  # one line per `gateau score` invocation: what it measured, how long, how fast
 SHARD_DIR = "shards"
-LAYOUT_VERSION = 2  # config.json layout; runs of other layouts are refused with a clear message
+LAYOUT_VERSION = 3  # config.json layout; runs of other layouts are refused with a clear message
 
 BASE_COLUMNS: dict[str, pa.DataType] = {
     "index": pa.int64(),

@@ -35,8 +35,10 @@ class RowRequest:
 class RowResult:
     """``nll``: mean response NLL in nats/token. ``attention``: (len(ids),) float32, the mean attention weight that
     response tokens pay to each position (averaged over response tokens, heads and layers), or None.
-    ``error``: why the row could not be run (then nll is None)."""
+    ``error``: why the row could not be run (then nll is None) and ``status`` its per-sample status value
+    (``oom``, ``nonfinite``)."""
 
     nll: float | None
     attention: np.ndarray | None = None
     error: str | None = None
+    status: str | None = None

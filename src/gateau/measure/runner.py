@@ -12,9 +12,11 @@ from __future__ import annotations
 
 from typing import Callable
 
+import numpy as np
 import torch
 
 from .nll import forward_response_nll, make_batch
+from ..status import Status
 from .rows import RowRequest, RowResult
 
 MAX_PAD_FRACTION = 0.1  # a row joins a batch only if it is at least (1 - this) × the batch's width
@@ -56,7 +58,8 @@ class RowRunner:
                     torch.cuda.empty_cache()
                 if len(batch) == 1:
                     n = len(requests[batch[0]].ids)
-                    results[batch[0]] = RowResult(None, error=f"out of memory for one row of {n} tokens")
+                    results[batch[0]] = RowResult(None, error=f"out of memory for one row of {n} tokens",
+                                                  status=Status.OOM.value)
                 else:
                     half = len(batch) // 2
                     pending[:0] = [batch[:half], batch[half:]]
@@ -84,7 +87,8 @@ class RowRunner:
         batch = make_batch([(list(r.ids), r.response_start) for r in reqs], self.pad_id, self.device)
         self.forward_tokens += batch.ids.numel()
         if not reqs[0].attention:
-            return [RowResult(nll) for nll in forward_response_nll(self.model, batch)]
+            nlls = forward_response_nll(self.model, batch)
+            return [_checked(RowResult(nll), len(r.ids)) for nll, r in zip(nlls, reqs)]
         from .attention import PROBE_KWARG, AttentionProbe, probe_attn_implementation
 
         impl = self.model.config._attn_implementation
@@ -94,4 +98,16 @@ class RowRunner:
                                chunk_rows=self.attention_chunk_rows)
         nlls = forward_response_nll(self.model, batch, **{PROBE_KWARG: probe})
         mass = probe.mean_mass().numpy()
-        return [RowResult(nll, mass[b, : len(r.ids)].copy()) for b, (nll, r) in enumerate(zip(nlls, reqs))]
+        return [_checked(RowResult(nll, mass[b, : len(r.ids)].copy()), len(r.ids))
+                for b, (nll, r) in enumerate(zip(nlls, reqs))]
+
+
+def _checked(res: RowResult, n_tokens: int) -> RowResult:
+    """``res``, or a failed result with status ``nonfinite`` when its NLL or attention is inf/NaN (an fp16/bf16
+    overflow: the log-softmax itself runs in fp32)."""
+    bad = [name for name, ok in (("NLL", np.isfinite(res.nll)),
+                                 ("attention", res.attention is None or np.isfinite(res.attention).all())) if not ok]
+    if not bad:
+        return res
+    return RowResult(None, error=f"non-finite {' and '.join(bad)} in a row of {n_tokens} tokens (overflow in "
+                     "the model's dtype; try --dtype float32)", status=Status.NONFINITE.value)

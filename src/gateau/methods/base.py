@@ -26,6 +26,7 @@ import pyarrow as pa
 
 from ..measure.rows import LONG, SHORT, RowKey, RowRequest, RowResult
 from ..prompt import EncodedSample
+from ..status import Status
 
 if TYPE_CHECKING:
     from ..config import ScoreConfig
@@ -33,7 +34,7 @@ if TYPE_CHECKING:
     from ..measure.aux_models import AuxModels
 
 __all__ = ["LONG", "SHORT", "BenchVariant", "Measured", "MeasureSettings", "Method", "NoOptions", "RowFailure",
-           "RowKey", "SampleEncoding", "merge_requests", "nll_to_ppl", "option", "require"]
+           "RowKey", "SampleEncoding", "merge_requests", "option", "require"]
 
 
 @dataclass(frozen=True)
@@ -43,14 +44,19 @@ class MeasureSettings:
 
     short_window: int | None
     segment_len: int
+    last_segment: str
     max_segments: int | None
     seed: int
 
     @classmethod
     def from_config(cls, config: ScoreConfig) -> MeasureSettings:
         m = config.measure
-        return cls(short_window=config.models.window, segment_len=m.segment_len, max_segments=m.max_segments,
-                   seed=m.seed)
+        return cls(short_window=config.models.window, segment_len=m.segment_len, last_segment=m.last_segment,
+                   max_segments=m.max_segments, seed=m.seed)
+
+    def segments(self, enc: EncodedSample) -> list[tuple[int, int]]:
+        """The CAM segments of ``enc``'s context under these settings."""
+        return enc.segments(self.segment_len, self.max_segments, self.seed, keep_last=self.last_segment == "keep")
 
 
 @dataclass
@@ -92,19 +98,19 @@ class BenchVariant:
     preset: str | None = None
 
 
-def nll_to_ppl(nll: float | None) -> float | None:
-    return None if nll is None else float(np.exp(nll))
-
-
 class RowFailure(RuntimeError):
-    """A row this method needs could not be run (the reason is the row's error text)."""
+    """A row this method needs could not be run: ``status`` (a `Status` value) and the reason."""
+
+    def __init__(self, message: str, status: str):
+        super().__init__(message)
+        self.status = status
 
 
 def require(results: dict[RowKey, RowResult], key: RowKey) -> RowResult:
-    """The result for ``key``, or RowFailure if that row failed."""
+    """The result for ``key``, or RowFailure (with the row's status) if that row failed."""
     res = results[key]
     if res.nll is None:
-        raise RowFailure(res.error or f"row {key} failed")
+        raise RowFailure(res.error or f"row {key} failed", res.status or Status.OOM.value)
     return res
 
 

@@ -5,8 +5,9 @@ The (left-truncated) context is cut into segments of L tokens (the last may be s
   length but for the last segment, so they batch without padding);
 - attention: the mean, over the segment's tokens, of the attention weight the response tokens pay to that token
   (averaged over response tokens, heads and layers), measured inside B's full-context pass.
-IS = Norm_i(seg_ppl), Attn = Norm_i(seg_attn), CAS = cos(IS, Attn): high when attention sits on segments that do
-not help (high PPL), i.e. the model is not yet aware of the right context. Stored raw: ``seg_ppl``, ``seg_attn``,
+IS = Norm_i(PPL_i), Attn = Norm_i(seg_attn), CAS = cos(IS, Attn): high when attention sits on segments that do
+not help (high PPL), i.e. the model is not yet aware of the right context. Stored raw: ``seg_nll`` (mean response
+NLL in nats per segment row; PPL_i = exp), ``seg_attn``,
 ``attn_head`` (the first `ATTN_HEAD_TOKENS` context tokens' attention, so sink tokens can be left out later),
 ``seg_tokens`` and ``cas`` (paper normalisation). CAS is undefined (NaN, with a note) when the context has fewer
 than two segments.
@@ -90,7 +91,7 @@ def drop_sink(seg_attn: list[float], attn_head: list[float], seg_tokens: list[in
 class CAM(Method):
     name = "cam"
     columns = {
-        "seg_ppl": pa.list_(pa.float64()),
+        "seg_nll": pa.list_(pa.float64()),
         "seg_attn": pa.list_(pa.float64()),
         "seg_tokens": pa.list_(pa.int64()),
         "seg_starts": pa.list_(pa.int64()),
@@ -106,7 +107,7 @@ class CAM(Method):
 
     def requests(self, enc: SampleEncoding, settings: MeasureSettings) -> dict[RowKey, RowRequest]:
         reqs = {FULL: full_request(enc, attention=True)}
-        spans = enc.long.segments(settings.segment_len, settings.max_segments, settings.seed)
+        spans = settings.segments(enc.long)
         if len(spans) >= 2:
             for i, (s, e) in enumerate(spans):
                 ids, start = enc.long.row(enc.long.context[s:e])
@@ -114,23 +115,23 @@ class CAM(Method):
         return reqs
 
     def measure(self, enc: SampleEncoding, results: dict[RowKey, RowResult], settings: MeasureSettings) -> Measured:
-        spans = enc.long.segments(settings.segment_len, settings.max_segments, settings.seed)
+        spans = settings.segments(enc.long)
         if len(spans) < 2:
             return Measured({"cas": None}, note=(
-                f"cas undefined: context has {len(enc.long.context)} tokens, fewer than two segments of "
+                f"cas undefined: context has {len(enc.long.context)} tokens, fewer than two full segments of "
                 f"{settings.segment_len}; gateau falls back to hmg"))
         full = require(results, FULL)
         head = len(enc.long.head)
         context_attn = full.attention[head: head + len(enc.long.context)]
-        seg_ppl = [float(np.exp(require(results, segment_key(i)).nll)) for i in range(len(spans))]
+        seg_nll = [require(results, segment_key(i)).nll for i in range(len(spans))]
         seg_attn = segment_attention(context_attn, spans)
         return Measured({
-            "seg_ppl": seg_ppl,
+            "seg_nll": seg_nll,
             "seg_attn": seg_attn,
             "seg_tokens": [e - s for s, e in spans],
             "seg_starts": [s for s, _ in spans],
             "attn_head": [float(v) for v in context_attn[:ATTN_HEAD_TOKENS]],
-            "cas": cas_value(np.asarray(seg_ppl), np.asarray(seg_attn)),
+            "cas": cas_value(np.exp(seg_nll), np.asarray(seg_attn)),
         })
 
     def score(self, table: dict[str, Any], options: CAMOptions, k: int | None = None) -> np.ndarray:
@@ -153,14 +154,14 @@ class CAM(Method):
 def cas_scores(table: dict[str, Any], options: CAMOptions) -> np.ndarray:
     """CAS per sample recomputed from the stored segment columns with ``options``' in-sample normalisations;
     vectorised over samples (equal to `cas_value` per sample, with `drop_sink` applied)."""
-    seg_ppl, seg_attn = table["seg_ppl"], table["seg_attn"]
-    out = np.full(len(seg_ppl), np.nan)
-    rows = [i for i, (p, a) in enumerate(zip(seg_ppl, seg_attn)) if p is not None and a is not None and len(p) >= 2]
+    seg_nll, seg_attn = table["seg_nll"], table["seg_attn"]
+    out = np.full(len(seg_nll), np.nan)
+    rows = [i for i, (p, a) in enumerate(zip(seg_nll, seg_attn)) if p is not None and a is not None and len(p) >= 2]
     if not rows:
         return out
-    lengths = np.array([len(seg_ppl[i]) for i in rows])
+    lengths = np.array([len(seg_nll[i]) for i in rows])
     firsts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
-    ppl = np.concatenate([seg_ppl[i] for i in rows]).astype(np.float64)
+    ppl = np.exp(np.concatenate([seg_nll[i] for i in rows]).astype(np.float64))
     attn = np.concatenate([seg_attn[i] for i in rows]).astype(np.float64)
     if options.attn_sink_tokens:
         attn[firsts] = [drop_sink(seg_attn[i], table["attn_head"][i], table["seg_tokens"][i],

@@ -14,8 +14,8 @@ import numpy as np
 import pyarrow as pa
 
 from ..measure.rows import RowRequest, RowResult
-from .base import (LONG, SHORT, BenchVariant, Measured, MeasureSettings, Method, RowKey, SampleEncoding, nll_to_ppl,
-                   option, require)
+from .base import (LONG, SHORT, BenchVariant, Measured, MeasureSettings, Method, RowKey, SampleEncoding, option,
+                   require)
 from .normalize import normalize
 from .presets import PRESETS
 
@@ -68,18 +68,18 @@ def inner_outer(norm: str) -> tuple[str, str]:
 
 
 def hmp(table: dict[str, Any], options: HMGOptions) -> np.ndarray:
-    """HMP per sample: Norm(PPL_A) − Norm(PPL_B) with the inner normalisation of ``options.norm``."""
+    """HMP per sample: Norm(PPL_A) − Norm(PPL_B) with the inner normalisation of ``options.norm``; PPL = exp of
+    the stored mean response NLL (nats/token)."""
     inner, _ = inner_outer(options.norm)
     t = options.temperature
-    return normalize(table["ppl_short"], inner, t) - normalize(table["ppl_long"], inner, t)
+    return normalize(np.exp(table["nll_short"]), inner, t) - normalize(np.exp(table["nll_long"]), inner, t)
 
 
 class HMG(Method):
     name = "hmg"
     help = "Homologous Models' Guidance: Norm(PPL_short) - Norm(PPL_long)"
-    columns = {"ppl_short": pa.float64(), "ppl_long": pa.float64(), "n_short_context": pa.int64()}
-    component_columns = ("ppl_short", "ppl_long")
-    window_columns = ("ppl_short", "ppl_long", "n_short_context")
+    columns = {"nll_short": pa.float64(), "nll_long": pa.float64(), "n_short_context": pa.int64()}
+    window_columns = ("nll_short", "nll_long", "n_short_context")
     Options = HMGOptions
     presets = PRESETS
 
@@ -96,13 +96,17 @@ class HMG(Method):
         else:
             n_short = min(settings.short_window, len(enc.long.context))
         return Measured({
-            "ppl_short": nll_to_ppl(require(results, short_key(settings)).nll),
-            "ppl_long": nll_to_ppl(require(results, FULL).nll),
+            "nll_short": require(results, short_key(settings)).nll,
+            "nll_long": require(results, FULL).nll,
             "n_short_context": n_short,
         })
 
     def score(self, table: dict[str, Any], options: HMGOptions, k: int | None = None) -> np.ndarray:
         return hmp(table, options)
+
+    def components(self, table: dict[str, Any], options: Any) -> dict[str, np.ndarray]:
+        """The two perplexities, PPL = exp(mean NLL)."""
+        return {"ppl_short": np.exp(table["nll_short"]), "ppl_long": np.exp(table["nll_long"])}
 
     @classmethod
     def bench_variants(cls) -> list[BenchVariant]:

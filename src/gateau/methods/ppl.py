@@ -8,21 +8,23 @@ import pyarrow as pa
 from typing import Any
 
 from ..measure.rows import RowRequest, RowResult
-from .base import Measured, MeasureSettings, Method, RowKey, SampleEncoding, nll_to_ppl, require
+from .base import Measured, MeasureSettings, Method, RowKey, SampleEncoding, require
 from .hmg import FULL, full_request
 
 
 class PPL(Method):
     name = "ppl"
-    columns = {"ppl_long": pa.float64()}
-    component_columns = ("ppl_long",)
+    columns = {"nll_long": pa.float64()}
     help = "Perplexity Guidance: PPL of the response under the long model"
 
     def requests(self, enc: SampleEncoding, settings: MeasureSettings) -> dict[RowKey, RowRequest]:
         return {FULL: full_request(enc)}
 
     def measure(self, enc: SampleEncoding, results: dict[RowKey, RowResult], settings: MeasureSettings) -> Measured:
-        return Measured({"ppl_long": nll_to_ppl(require(results, FULL).nll)})
+        return Measured({"nll_long": require(results, FULL).nll})
 
     def score(self, table: dict[str, Any], options: Any, k: int | None = None) -> np.ndarray:
-        return np.asarray(table["ppl_long"], dtype=np.float64)
+        return np.exp(np.asarray(table["nll_long"], dtype=np.float64))
+
+    def components(self, table: dict[str, Any], options: Any) -> dict[str, np.ndarray]:
+        return {"ppl_long": self.score(table, options)}

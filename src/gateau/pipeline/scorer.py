@@ -23,7 +23,7 @@ from ..methods import merge_requests, parse_methods
 from ..methods.base import Measured, MeasureSettings, RowFailure, SampleEncoding
 from ..models import (LoadedModel, load_model, load_tokenizer, model_context_window, resolve_device, resolve_dtype,
                       same_tokenizer)
-from ..prompt import PromptEncoder, TooLongError
+from ..prompt import EncodeError, PromptEncoder
 from ..status import Status
 from ..store import BASE_COLUMNS, fingerprint
 
@@ -122,7 +122,7 @@ class Scorer:
     def encode(self, sample: Sample) -> SampleEncoding:
         enc = self.long_encoder.encode(sample)
         short = self.short_encoder.encode(sample) if self.short_encoder else enc
-        return SampleEncoding(long=enc, short=short, alone=self.long_encoder.response_alone(enc))
+        return SampleEncoding(long=enc, short=short, alone=self.long_encoder.response_alone(sample))
 
     def plan(self, sample: Sample, row: dict[str, Any]) -> tuple[SampleEncoding, dict[RowKey, RowRequest]] | None:
         """Encode ``sample`` and collect the rows its methods need; None (status recorded in ``row``) if it cannot
@@ -131,7 +131,7 @@ class Scorer:
             return None
         try:
             enc = self.encode(sample)
-        except TooLongError as exc:
+        except EncodeError as exc:
             row.update(status=exc.status.value, error=str(exc))
             return None
         row.update(n_context=len(enc.long.context) + enc.long.truncated, n_truncated=enc.long.truncated,
@@ -156,7 +156,7 @@ class Scorer:
                 try:
                     _record(rows[i], method.measure(enc, results[i], self.settings))
                 except RowFailure as exc:
-                    rows[i].update(status=Status.OOM.value, error=str(exc))
+                    rows[i].update(status=exc.status, error=str(exc))
                     break
         for method in self.methods:  # the hook for extra models (CaR), once per batch
             live = [i for i in plans if rows[i]["status"] == Status.OK]

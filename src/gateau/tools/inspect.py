@@ -1,8 +1,9 @@
 """`gateau inspect`: draw why one sample ranks where it does (CAM's segment importance vs attention).
 
-Top panel: raw per-segment response PPL given only that segment (low = the segment helps) and the importance
-IS = Norm(seg_ppl). Bottom panel: mean attention per segment (raw) and Attn = Norm(seg_attn). The x axis is the
-context token position; dotted lines mark segment boundaries. The title gives the sample's rank and components.
+Top panel: raw per-segment response PPL given only that segment (PPL = exp(seg_nll); low = the segment helps) and
+the importance IS = Norm(PPL). Bottom panel: mean attention per segment (raw) and Attn = Norm(seg_attn). The x axis
+is the context token position; dotted lines mark segment boundaries. The title gives the sample's rank and
+components.
 """
 
 from __future__ import annotations
@@ -33,11 +34,11 @@ def segment_figure(cols: dict[str, Any], pos: int, ranking: Ranking, figsize: tu
     sample_id = cols["id"][pos]
     if not has_segments(cols):
         raise ValueError("the run has no CAM columns; score it with --methods gateau or cam")
-    if cols["status"][pos] != Status.OK or cols["seg_ppl"][pos] is None:
+    if cols["status"][pos] != Status.OK or cols["seg_nll"][pos] is None:
         reason = cols["error"][pos] or cols["note"][pos] or cols["status"][pos]
         raise ValueError(f"sample {sample_id!r} has no segment measurements ({reason})")
     cam = ranking.options if isinstance(ranking.options, CAMOptions) else CAMOptions()
-    seg_ppl = np.asarray(cols["seg_ppl"][pos])
+    seg_ppl = np.exp(np.asarray(cols["seg_nll"][pos]))
     seg_tokens = cols["seg_tokens"][pos]
     seg_attn = drop_sink(cols["seg_attn"][pos], cols["attn_head"][pos], seg_tokens, cam.attn_sink_tokens)
     starts = np.asarray(cols["seg_starts"][pos])
@@ -70,10 +71,9 @@ def segment_figure(cols: dict[str, Any], pos: int, ranking: Ranking, figsize: tu
     parts = [f"id {sample_id}", f"{ranking.method} rank {rank}/{len(ranking.order)}" if rank else "unranked"]
     cas = cas_value(seg_ppl, seg_attn, cam.is_norm, cam.attn_norm, cam.segment_temperature)
     parts.append(f"CAS {cas:.3f}")
-    for name, fmt in (("ppl_short", ".2f"), ("ppl_long", ".2f")):
-        value = cols.get(name)
-        if value is not None and np.isfinite(value[pos]):
-            parts.append(f"{name} {value[pos]:{fmt}}")
+    for name, values in ranking.components.items():
+        if name.startswith("ppl") and np.isfinite(values[pos]):
+            parts.append(f"{name} {values[pos]:.2f}")
     fig.suptitle("  |  ".join(parts), fontsize=10)
     fig.tight_layout()
     return fig
