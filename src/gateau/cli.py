@@ -84,9 +84,14 @@ def _add_score(sub) -> None:
     x.add_argument("--ray-address", help="ray: join this cluster (default: start Ray on this machine)")
     x.add_argument("--token-budget", type=int, help=f"padded tokens per forward pass (default "
                    f"{d(ExecutionConfig, 'token_budget')})")
+    x.add_argument("--pack", choices=["auto", "on", "off"], help="pack rows without attention (window and segment "
+                   "rows) into unpadded sequences; auto (default): with flash-attention, whose varlen kernels make it "
+                   "pay")
     x.add_argument("--chunk-size", type=int, help="samples per stored chunk, the unit of resume and of work per worker "
                    f"(default {d(ExecutionConfig, 'chunk_size')})")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
+    p.add_argument("--repair", action="store_true", help="set damaged chunks of the run aside (*.damaged) and score "
+                   "their samples again")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_fields(p)
 
@@ -95,7 +100,7 @@ def _score_config(args: argparse.Namespace):
     from .config import ScoreConfig
 
     return ScoreConfig.from_flat(
-        args.data, args.out, overwrite=args.overwrite, fields=_fields(args), methods=args.methods,
+        args.data, args.out, overwrite=args.overwrite, repair=args.repair, fields=_fields(args), methods=args.methods,
         long_model=args.long_model, short_model=args.short_model, short_window=args.short_window,
         short_rope_theta=args.short_rope_theta, reward_model=args.reward_model, embed_model=args.embed_model,
         max_length=args.max_length, template=args.template, segment_len=args.segment_len,
@@ -103,7 +108,7 @@ def _score_config(args: argparse.Namespace):
         max_segments=args.max_segments, seed=args.seed, limit=args.limit, device=args.device, dtype=args.dtype,
         attn_impl=args.attn_impl, executor=args.executor, workers=args.workers,
         gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address, token_budget=args.token_budget,
-        chunk_size=args.chunk_size, progress=False if args.no_progress else None)
+        chunk_size=args.chunk_size, pack=args.pack, progress=False if args.no_progress else None)
 
 
 def _add_select(sub) -> None:
@@ -272,7 +277,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # Commands of later stages (train, eval, report) live in their own packages: each module listed here has
 # `register(subparsers)`, which adds its parsers with `set_defaults(handler=fn)`, fn(args) -> exit code; the module
 # imports only argparse at top level, so building the parser stays light.
-STAGE_COMMAND_MODULES: tuple[str, ...] = ("gateau.tools.report.cli",)
+STAGE_COMMAND_MODULES: tuple[str, ...] = ("gateau.train.cli", "gateau.tools.report.cli")
 
 COMMANDS = {"score": cmd_score, "select": cmd_select, "inspect": cmd_inspect, "demo": cmd_demo,
             "bench": cmd_bench}

@@ -19,6 +19,7 @@ from typing import Any
 TEMPLATES = ("plain", "chat")
 LAST_SEGMENT = ("drop", "keep")
 EXECUTORS = ("local", "ray")
+PACKING = ("auto", "on", "off")
 MAX_LENGTH_CAP = 65536  # the paper's maximum length; also the cap of a model's window used as the default
 
 
@@ -111,7 +112,8 @@ class MeasureConfig:
 @dataclass(frozen=True)
 class ExecutionConfig:
     """How the work is scheduled; never changes a measured number. ``token_budget``: padded tokens per forward
-    pass; ``chunk_size``: samples per stored chunk (the unit of resume and of work handed to a worker);
+    pass; ``chunk_size``: samples per stored chunk (the unit of resume and of work handed to a worker); ``pack``:
+    pack rows without attention into unpadded sequences (``auto``: with a flash-attention implementation);
     ``workers``/``gpus_per_worker``/``ray_address``: the Ray executor (no address: a local Ray instance)."""
 
     executor: str = "local"
@@ -120,9 +122,12 @@ class ExecutionConfig:
     ray_address: str | None = None
     token_budget: int = 16384
     chunk_size: int = 16
+    pack: str = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.pack not in PACKING:
+            raise ValueError(f"unknown --pack {self.pack!r}; choose one of {PACKING}")
         if self.executor not in EXECUTORS:
             raise ValueError(f"unknown --executor {self.executor!r}; choose one of {EXECUTORS}")
         _positive("execution", workers=self.workers, token_budget=self.token_budget, chunk_size=self.chunk_size)
@@ -143,10 +148,11 @@ class ScoreConfig:
     measure: MeasureConfig = field(default_factory=MeasureConfig)
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     overwrite: bool = False
+    repair: bool = False  # set damaged chunks aside and score their samples again
 
     @classmethod
     def from_flat(cls, data: str, out: str, overwrite: bool = False, fields: FieldMap | None = None,
-                  **values: Any) -> ScoreConfig:
+                  repair: bool = False, **values: Any) -> ScoreConfig:
         """Build from flat ``name=value`` pairs (each name is a field of exactly one section; None = default).
         ``methods`` may be a comma-separated string. TypeError names an unknown field."""
         given = {k: v for k, v in values.items() if v is not None}
@@ -161,7 +167,7 @@ class ScoreConfig:
             parts[name] = section(**mine)
         if given:
             raise TypeError(f"unknown settings: {sorted(given)}")
-        return cls(out=str(out), overwrite=overwrite, **parts)
+        return cls(out=str(out), overwrite=overwrite, repair=repair, **parts)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -174,7 +180,7 @@ class ScoreConfig:
         measure["methods"] = tuple(measure.get("methods", MeasureConfig.methods))
         return cls(data=DataConfig(**data), out=payload["out"], models=ModelConfig(**payload.get("models", {})),
                    measure=MeasureConfig(**measure), execution=ExecutionConfig(**payload.get("execution", {})),
-                   overwrite=bool(payload.get("overwrite", False)))
+                   overwrite=bool(payload.get("overwrite", False)), repair=bool(payload.get("repair", False)))
 
     def with_execution(self, **changes: Any) -> ScoreConfig:
         return replace(self, execution=replace(self.execution, **changes))

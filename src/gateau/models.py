@@ -179,12 +179,24 @@ def _source(spec: str) -> tuple[str, dict]:
     return spec, {}
 
 
-def _set_rope_theta(config, rope_theta: float) -> None:
+def _set_rope_theta(config, rope_theta: float) -> list[str]:
+    """Set the RoPE base of ``config`` to ``rope_theta``; returns where it was set. Handles a flat config
+    (``rope_theta``), a ``rope_parameters`` dict, and ``rope_parameters`` nested per layer type (Gemma-3:
+    ``{"full_attention": {...}, "sliding_attention": {...}}``: every layer type is set). ModelLoadError when the
+    config has no RoPE base at all."""
     params = getattr(config, "rope_parameters", None)
-    if isinstance(params, dict):
+    if isinstance(params, dict) and "rope_theta" in params:
         params["rope_theta"] = float(rope_theta)
-    else:
+        return ["rope_parameters.rope_theta"]
+    if isinstance(params, dict) and params and all(isinstance(v, dict) and "rope_theta" in v for v in params.values()):
+        for kind, sub in params.items():
+            sub["rope_theta"] = float(rope_theta)
+        return [f"rope_parameters.{kind}.rope_theta" for kind in params]
+    if getattr(config, "rope_theta", None) is not None:
         config.rope_theta = float(rope_theta)
+        return ["rope_theta"]
+    raise ModelLoadError(f"--short-rope-theta: the {type(config).__name__} has no RoPE base to override "
+                         f"(rope_parameters: {params!r})")
 
 
 def same_tokenizer(a, b) -> bool:

@@ -18,8 +18,9 @@ import json
 import os
 import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -31,6 +32,7 @@ SCORES_FILE = "scores.parquet"
 CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.jsonl"  # one line per `gateau score` invocation: what it measured, how long, how fast
 SHARD_DIR = "shards"
+LOCK_FILE = ".lock"
 LAYOUT_VERSION = 3  # config.json layout; runs of other layouts are refused with a clear message
 
 BASE_COLUMNS: dict[str, pa.DataType] = {
@@ -59,12 +61,19 @@ def fingerprint(settings: dict[str, Any]) -> str:
 
 
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
+    """Write ``data`` to a temporary name beside ``path``, then rename: readers see the whole file or none; a
+    failed write (read-only directory, full disk) leaves nothing behind and raises RunError naming the path."""
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
     try:
         tmp.write_bytes(data)
         os.replace(tmp, path)
+    except OSError as exc:
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
-        tmp.unlink(missing_ok=True)
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
 
 
 def _table_bytes(table: pa.Table) -> bytes:
@@ -96,12 +105,18 @@ class RunStore:
                            f"version reads {LAYOUT_VERSION}); score it again with --overwrite")
         return config
 
-    def open(self, config: dict[str, Any], overwrite: bool = False) -> None:
+    def open(self, config: dict[str, Any], overwrite: bool = False, repair: bool = False) -> None:
         """Create the run, or check that an existing one was made with the same measurement settings and data.
-        ``config`` must hold ``fingerprint``, ``measure`` (the fingerprinted settings) and ``data`` (its path)."""
+        ``config`` must hold ``fingerprint``, ``measure`` (the fingerprinted settings) and ``data`` (its path).
+        ``repair``: set damaged chunks aside (renamed ``*.damaged``) so that their samples are scored again."""
         config = {**config, "layout": LAYOUT_VERSION}
-        self.dir.mkdir(parents=True, exist_ok=True)
-        (self.dir / SHARD_DIR).mkdir(exist_ok=True)
+        self._make_dirs()
+        if repair:
+            for shard in self._shards():
+                try:
+                    pq.read_metadata(shard)
+                except (pa.ArrowInvalid, OSError):
+                    shard.rename(shard.with_suffix(".damaged"))
         if self.config_path.is_file() and not overwrite:
             old = self.read_config()
             if old.get("fingerprint") != config["fingerprint"]:
@@ -131,6 +146,12 @@ class RunStore:
             return []
         return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
+    def _make_dirs(self) -> None:
+        try:
+            (self.dir / SHARD_DIR).mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"cannot create the run directory {self.dir}: {exc.strerror or exc}") from exc
+
     def _shards(self) -> list[Path]:
         return sorted((self.dir / SHARD_DIR).glob("part-*.parquet"))
 
@@ -144,8 +165,33 @@ class RunStore:
         try:
             return pq.read_table(path)
         except (pa.ArrowInvalid, OSError) as exc:
-            raise RunError(f"{path} is damaged ({exc}); delete it and run the same `gateau score` command "
-                           "again to re-score its samples") from exc
+            raise RunError(f"{path} is damaged ({exc}); run the same `gateau score` command with --repair to "
+                           "set damaged chunks aside and score their samples again") from exc
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's writer lock (``RUN/.lock``) for a `gateau score` process; RunError if another holds it."""
+        import fcntl
+
+        self._make_dirs()
+        path = self.dir / LOCK_FILE
+        with path.open("a+") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise RunError(f"{self.dir} is being scored by {holder}; wait for it to finish (or stop it), "
+                               "then run the command again") from None
+            handle.seek(0)
+            handle.truncate()
+            handle.write(f"gateau score (pid {os.getpid()})")
+            handle.flush()
+            try:
+                yield
+            finally:
+                handle.truncate(0)
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def stored_rows(self) -> pa.Table | None:
         """Every stored row, newest row per id, sorted by input index; None if nothing is stored."""

@@ -43,17 +43,22 @@ def iter_records(source: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
     try:
-        handle = path.open("r", encoding="utf-8")
+        handle = path.open("rb")
     except OSError as exc:
         raise DataError(f"{path}: cannot read ({exc})") from exc
     with handle:
-        for lineno, line in enumerate(handle, 1):
+        for lineno, raw in enumerate(handle, 1):
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r});"
+                                " is this a binary file?") from None
             if not line.strip():
                 continue
             try:
                 record = json.loads(line)
             except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg})") from exc
+                raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from exc
             if not isinstance(record, dict):
                 raise DataError(f"{path}:{lineno}: a record must be a JSON object; {EXPECTED_SHAPES_HELP}")
             yield f"{path}:{lineno}", record

@@ -54,12 +54,19 @@ def run_score(config: ScoreConfig, models: Models | None = None) -> ScoreSummary
     start = time.perf_counter()
     samples = load_samples(config.data.path, config.data.fields, config.data.limit)
     store = RunStore(config.out)
+    with store.lock():
+        return _run_locked(config, samples, store, start, models)
+
+
+def _run_locked(config: ScoreConfig, samples: list[Sample], store: RunStore, start: float,
+                models: Models | None) -> ScoreSummary:
     measure = measurement_fields(config)
     fp = fingerprint(measure)
     data_path = Path(config.data.path)
     data = {**asdict(config.data), "path": str(data_path.resolve()) if data_path.exists() else config.data.path}
     store.open({"gateau_version": __version__, "data": data, "fingerprint": fp, "measure": measure,
-                "config": config.to_dict(), "n_records": len(samples)}, overwrite=config.overwrite)
+                "config": config.to_dict(), "n_records": len(samples)}, overwrite=config.overwrite,
+               repair=config.repair)
     done = store.done_ids(fp, {s.id: s.content_hash for s in samples})
     todo = [s for s in samples if s.id not in done]
     chunks = plan_chunks(todo, config.execution.chunk_size)
@@ -73,9 +80,14 @@ def run_score(config: ScoreConfig, models: Models | None = None) -> ScoreSummary
 
         tokens = run_local(config, chunks, store, fp, models)
     measure_s = time.perf_counter() - measure_start
-    table = store.consolidate([s.id for s in samples])
-    statuses = Counter(table.column("status").to_pylist())
-    notes = sum(1 for n in table.column("note").to_pylist() if n)
+    # without --limit the table is exactly the input's records (a removed record leaves it); with --limit the
+    # stored rows beyond the limit are kept, and the summary counts what the limit covers
+    table = store.consolidate(None if config.data.limit else [s.id for s in samples])
+    mine = {s.id for s in samples}
+    statuses = Counter(st for sid, st in zip(table.column("id").to_pylist(), table.column("status").to_pylist())
+                       if sid in mine)
+    notes = sum(1 for sid, n in zip(table.column("id").to_pylist(), table.column("note").to_pylist())
+                if n and sid in mine)
     summary = ScoreSummary(total=len(samples), measured_now=len(todo), skipped_done=len(samples) - len(todo),
                            statuses=dict(statuses), notes=notes, forward_tokens=tokens, measure_s=measure_s,
                            wall_s=time.perf_counter() - start)
