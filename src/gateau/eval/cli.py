@@ -153,6 +153,7 @@ def register(subparsers: Any) -> None:
     le.add_argument("--limit", type=float, help="lm-eval --limit (samples per task, or a fraction)")
     le.add_argument("--batch-size", default="1", help="lm-eval batch size (default 1)")
     le.add_argument("--num-fewshot", type=int, help="lm-eval few-shot count")
+    le.add_argument("--include-path", help="folder of extra lm-eval task YAMLs (e.g. tasks on local files)")
     le.set_defaults(handler=cmd_lm_eval)
 
     js = subparsers.add_parser("judge-samples", help="rate selected vs unselected samples on the paper's five "
@@ -279,7 +280,8 @@ def cmd_lm_eval(args: argparse.Namespace) -> int:
     from .lm_eval_bridge import LMEvalConfig, run_lm_eval
 
     config = LMEvalConfig(out=args.out, model=_model_settings(args), tasks=args.tasks, limit=args.limit,
-                          batch_size=args.batch_size, num_fewshot=args.num_fewshot)
+                          batch_size=args.batch_size, num_fewshot=args.num_fewshot,
+                          include_path=args.include_path)
     summary = run_lm_eval(config)
     _report(summary, "lm-eval")
     return 0
