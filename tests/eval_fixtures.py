@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import csv
 import json
 import threading
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
 
@@ -27,7 +29,7 @@ class FakeChatServer:
             def log_message(self, *args):  # quiet
                 pass
 
-            def do_POST(self):  # noqa: N802 (http.server's name)
+            def do_POST(self):  # http.server's method name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 server.requests.append(body)
                 reply = server.replies.pop(0) if server.replies else server.default(body)
@@ -58,10 +60,16 @@ class FakeChatServer:
         self.httpd.server_close()
 
 
-@pytest.fixture
-def chat_server() -> Iterator[FakeChatServer]:
+@pytest.fixture(name="chat_server")
+def chat_server_fixture() -> Iterator[FakeChatServer]:
     server = FakeChatServer()
     try:
         yield server
     finally:
         server.close()
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a CSV file as dicts."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

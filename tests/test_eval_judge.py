@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
-from eval_fixtures import chat_server  # noqa: F401 (fixture)
+from eval_fixtures import chat_server_fixture, read_csv  # noqa: F401 (fixture)
 
 from gateau.cli import main
 from gateau.eval.judge import JudgeCache, JudgeRequest, OpenAIJudge, parse_rating
@@ -100,7 +99,7 @@ def test_eval_needle_with_the_http_judge(chat_server, tiny_model_dir, tmp_path, 
     assert main(["eval", "needle", str(tiny_model_dir), "--out", str(out), "--lengths", "400", "--depths", "0,100",
                  "--max-new-tokens", "4", "--judge-url", chat_server.url, "--judge-model", "judge-1",
                  "--no-progress"]) == 0
-    rows = list(csv.DictReader(open(out / "needle.csv")))
+    rows = read_csv(out / "needle.csv")
     assert [float(r["score"]) for r in rows] == [2.0, 2.0]
     sent = chat_server.requests[0]["messages"]
     assert sent[0]["content"] == "You are a helpful assistant."

@@ -7,7 +7,13 @@ import json
 import pytest
 
 from gateau.cli import main
-from gateau.eval.longbench import aggregate, bucket, first_line, score_item, truncate_middle
+from gateau.eval.longbench import (
+    aggregate,
+    bucket,
+    first_line,
+    score_item,
+    truncate_middle,
+)
 
 TREC_CLASSES = ["Abbreviation", "Entity", "Description", "Human", "Location", "Numeric"]
 

@@ -2,14 +2,21 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
+from eval_fixtures import read_csv
 
 from gateau.cli import main
-from gateau.eval.needle import (NEEDLE, QUESTION, NeedleBuilder, NeedleConfig, default_key_phrases,
-                                default_lengths, keyphrase_recall)
+from gateau.eval.needle import (
+    NEEDLE,
+    QUESTION,
+    NeedleBuilder,
+    NeedleConfig,
+    default_key_phrases,
+    default_lengths,
+    keyphrase_recall,
+)
 from gateau.eval.text import TokenMap, sentence_ends
 
 
@@ -61,7 +68,7 @@ def test_eval_needle_end_to_end(tiny_model_dir, tmp_path, capsys):
     argv = ["eval", "needle", str(tiny_model_dir), "--out", str(out), "--lengths", "400,700", "--depths", "0,50",
             "--max-new-tokens", "6", "--no-progress"]
     assert main(argv) == 0
-    rows = list(csv.DictReader(open(out / "needle.csv")))
+    rows = read_csv(out / "needle.csv")
     assert [(r["length"], r["depth"]) for r in rows] == [("400", "0.0"), ("400", "50.0"), ("700", "0.0"),
                                                           ("700", "50.0")]
     for r in rows:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
+from eval_fixtures import read_csv
 
-from gateau.eval.results import EvalError, ItemLog, SettingsMismatch, format_table, pivot, write_outputs
+from gateau.eval.results import (
+    EvalError,
+    ItemLog,
+    SettingsMismatch,
+    format_table,
+    pivot,
+    write_outputs,
+)
 
 
 def test_item_log_resumes_and_refuses_other_settings(tmp_path):
@@ -61,5 +68,5 @@ def test_write_outputs(tmp_path):
     rows = [{"a": 1, "b": "x|y"}, {"a": 2, "b": None}]
     paths = write_outputs(tmp_path, "r", rows, summary={"k": 1}, table="T")
     assert json.loads(paths["json"].read_text())["summary"] == {"k": 1}
-    assert list(csv.DictReader(open(paths["csv"]))) == [{"a": "1", "b": "x|y"}, {"a": "2", "b": ""}]
+    assert read_csv(paths["csv"]) == [{"a": "1", "b": "x|y"}, {"a": "2", "b": ""}]
     assert paths["md"].read_text() == "T\n"

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
-import csv
 import json
 
 import pytest
-from eval_fixtures import chat_server  # noqa: F401 (fixture)
+from eval_fixtures import chat_server_fixture, read_csv  # noqa: F401 (fixture)
 
 from gateau.cli import main
 from gateau.eval.judge_samples import split_sample
-from gateau.eval.mtbench import judge_prompts, judge_request, questions, reference_answers
+from gateau.eval.mtbench import (
+    judge_prompts,
+    judge_request,
+    questions,
+    reference_answers,
+)
 
 
 def test_mt_bench_data_and_judge_prompts():
@@ -33,7 +37,7 @@ def test_eval_mt_bench_end_to_end(chat_server, tiny_model_dir, tmp_path):
     argv = ["eval", "mt-bench", str(tiny_model_dir), "--out", str(out), "--limit", "2", "--max-new-tokens", "4",
             "--judge-url", chat_server.url, "--judge-model", "gpt-4", "--no-progress"]
     assert main(argv) == 0
-    rows = list(csv.DictReader(open(out / "mt_bench.csv")))
+    rows = read_csv(out / "mt_bench.csv")
     assert [(r["question_id"], r["turn"]) for r in rows] == [("81", "1"), ("81", "2"), ("82", "1"), ("82", "2")]
     summary = json.loads((out / "mt_bench.json").read_text())["summary"]
     # two judgments per answer, averaged; the server answers 8, 6 (turn 1) then 4, 2 (turn 2) per question
@@ -117,7 +121,7 @@ metric_list:
     out = tmp_path / "out"
     assert main(["eval", "lm-eval", str(tiny_model_dir), "--out", str(out), "--tasks", "gateau_tiny",
                  "--include-path", str(tasks), "--device", "cpu"]) == 0
-    rows = list(csv.DictReader(open(out / "lm_eval.csv")))
+    rows = read_csv(out / "lm_eval.csv")
     assert [(r["task"], r["metric"], r["filter"]) for r in rows] == [("gateau_tiny", "exact_match", "none")]
     assert 0.0 <= float(rows[0]["value"]) <= 1.0
     raw = json.loads((out / "lm_eval" / "results.json").read_text())

@@ -215,7 +215,14 @@ def _error(command: str, exc: Exception) -> int:
 
 
 def cmd_needle(args: argparse.Namespace) -> int:
-    from .needle import DEFAULT_DEPTHS, NEEDLE, QUESTION, SYSTEM, NeedleConfig, run_needle
+    from .needle import (
+        DEFAULT_DEPTHS,
+        NEEDLE,
+        QUESTION,
+        SYSTEM,
+        NeedleConfig,
+        run_needle,
+    )
 
     config = NeedleConfig(out=args.out, model=_model_settings(args), lengths=args.lengths,
                           depths=args.depths or DEFAULT_DEPTHS, needle=args.needle or NEEDLE,

@@ -32,7 +32,7 @@ class Prompt:
     raw: str | None = None
 
     @classmethod
-    def user(cls, content: str, *, system: str | None = None, assistant_prefix: str = "") -> "Prompt":
+    def user(cls, content: str, *, system: str | None = None, assistant_prefix: str = "") -> Prompt:
         """A single user turn, optionally after a system turn."""
         msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
         return cls(messages=tuple(msgs), assistant_prefix=assistant_prefix)

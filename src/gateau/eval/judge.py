@@ -49,7 +49,7 @@ class JudgeRequest:
     high: float = 10
 
     @classmethod
-    def user(cls, content: str, *, system: str | None = None, low: float = 1, high: float = 10) -> "JudgeRequest":
+    def user(cls, content: str, *, system: str | None = None, low: float = 1, high: float = 10) -> JudgeRequest:
         msgs = ([{"role": "system", "content": system}] if system else []) + [{"role": "user", "content": content}]
         return cls(messages=tuple(msgs), low=low, high=high)
 

@@ -21,7 +21,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .generate import Item, ModelSettings, Prompt, generate_items, load_generator, render
+from .generate import (
+    Item,
+    ModelSettings,
+    Prompt,
+    generate_items,
+    load_generator,
+    render,
+)
 from .results import EvalError, ItemLog, format_table, mean, write_json, write_outputs
 
 FIRST_LINE_DATASETS = ("trec", "triviaqa", "samsum", "lsht")
@@ -41,7 +48,7 @@ def _lm_eval_longbench():
         with warnings.catch_warnings():  # fuzzywuzzy: "Using slow pure-python SequenceMatcher"
             warnings.filterwarnings("ignore", message="Using slow pure-python SequenceMatcher")
             import lm_eval.tasks.longbench._generate_config as config
-            import lm_eval.tasks.longbench.metrics as metrics
+            from lm_eval.tasks.longbench import metrics
     except ImportError as exc:
         raise EvalError("LongBench metrics need the eval extra: pip install 'lm-eval==0.4.13' jieba fuzzywuzzy "
                         f"rouge ({exc})") from exc
@@ -63,7 +70,7 @@ def dataset_prompts() -> tuple[dict[str, str], dict[str, int]]:
 
 def base_name(stem: str) -> str:
     """``hotpotqa_e`` → ``hotpotqa`` (LongBench-E files score with their dataset's metric)."""
-    return stem[:-2] if stem.endswith("_e") else stem
+    return stem.removesuffix("_e")
 
 
 def first_line(prediction: str) -> str:

@@ -16,7 +16,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .generate import Item, ModelSettings, Prompt, generate_items, load_generator, render
+from .generate import (
+    Item,
+    ModelSettings,
+    Prompt,
+    generate_items,
+    load_generator,
+    render,
+)
 from .judge import JudgeRequest
 from .results import EvalError, ItemLog, format_table, mean, pivot, write_outputs
 from .text import package_dir

@@ -17,7 +17,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .generate import Item, ModelSettings, Prompt, generate_items, load_generator, render
+from .generate import (
+    Item,
+    ModelSettings,
+    Prompt,
+    generate_items,
+    load_generator,
+    render,
+)
 from .results import EvalError, ItemLog, format_table, mean, pivot, write_outputs
 from .text import TokenMap, paul_graham_essays, sentence_ends
 
@@ -27,7 +34,7 @@ QUESTION = "What is the best thing to do in San Francisco? Here is the most rele
 SYSTEM = "You are a helpful AI bot that answers questions for a user. Keep your response short and direct"
 USER_TEMPLATE = "{context}\n\nRead the document and answer: {question}"
 DEFAULT_DEPTHS: tuple[float, ...] = tuple(float(d) for d in range(0, 101, 10))
-_STOPWORDS = frozenset("a an the and or of to in on at is are was for with by as it its this that be do".split())
+_STOPWORDS = frozenset(["a", "an", "the", "and", "or", "of", "to", "in", "on", "at", "is", "are", "was", "for", "with", "by", "as", "it", "its", "this", "that", "be", "do"])
 
 
 def _words(text: str) -> list[str]:
@@ -101,20 +108,24 @@ class NeedleCase:
 
 
 class NeedleBuilder:
-    """Builds needle prompts for one tokenizer: the essays are tokenized once (repeated when a length needs more
-    text than they hold, as gkamradt's tester does)."""
+    """Builds needle prompts for one tokenizer. The haystack is tokenized once per size needed: a prefix of the
+    essays long enough for the longest prompt so far (the essays repeat when a length needs more text than they
+    hold, as gkamradt's tester does)."""
 
     def __init__(self, tokenizer: Any, config: NeedleConfig, haystack: str | None = None) -> None:
         self.tok = tokenizer
         self.config = config
         self._source = haystack if haystack is not None else paul_graham_essays()
-        self._map = TokenMap.build(tokenizer, self._source)
-        if not self._map.ids:
+        if not self._source.strip():
             raise EvalError("the haystack is empty")
+        self._map = TokenMap.build(tokenizer, self._source[:4096])
 
     def _haystack(self, n_tokens: int) -> TokenMap:
-        while len(self._map.ids) < n_tokens:
-            self._map = TokenMap.build(self.tok, self._map.text + self._source)
+        """A token map of at least ``n_tokens`` (+16, so the cut never touches the tokens used) haystack tokens."""
+        while len(self._map.ids) < n_tokens + 16:
+            chars = max(2 * len(self._map.text), 8 * (n_tokens + 16))
+            text = self._source * (chars // len(self._source) + 1)
+            self._map = TokenMap.build(self.tok, text[:chars])
         return self._map
 
     def prompt(self, context: str) -> Prompt:

@@ -32,7 +32,14 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .generate import Item, ModelSettings, Prompt, generate_items, load_generator, render
+from .generate import (
+    Item,
+    ModelSettings,
+    Prompt,
+    generate_items,
+    load_generator,
+    render,
+)
 from .results import EvalError, ItemLog, format_table, mean, pivot, write_outputs
 from .text import package_dir, ruler_data_dir, split_sentences
 

