@@ -128,3 +128,27 @@ metric_list:
     assert "gateau_tiny" in raw["results"]
     assert main(["eval", "lm-eval", str(tiny_model_dir), "--out", str(out), "--tasks", "no_such_task_xyz",
                  "--include-path", str(tasks)]) == 2
+
+
+def test_eval_longbench_chat_end_to_end(chat_server, tiny_model_dir, tmp_path):
+    chat_server.replies = ["Rating: [7]", "[[9]]"]
+    cases = tmp_path / "test_cases.json"
+    cases.write_text(json.dumps([{"idx": 1, "prompt": "Read this long text. " * 30 + "What is it about?",
+                                  "query": "What is it about?", "answer": "A long text."}]))
+    shots = tmp_path / "few_shots.json"
+    shots.write_text(json.dumps([[{"answer": "Text.", "score": 6}, {"answer": "Nothing.", "score": 1},
+                                  {"answer": "A long text.", "score": 10}]]))
+    out = tmp_path / "lbc"
+    assert main(["eval", "longbench-chat", str(tiny_model_dir), "--cases", str(cases), "--few-shots", str(shots),
+                 "--out", str(out), "--max-length", "60", "--max-new-tokens", "4", "--judge-url", chat_server.url,
+                 "--judge-model", "gpt-4", "--no-progress"]) == 0
+    summary = json.loads((out / "longbench_chat.json").read_text())["summary"]
+    assert summary["mean_score"] == 8.0
+    sent = chat_server.requests[0]["messages"]
+    assert sent[0]["content"] == "You're a good assistant at evaluating the quality of texts."
+    assert "[Question] What is it about?\n\n[Reference answer begins] A long text. [Reference answer ends]" in \
+        sent[1]["content"]
+    assert "[Assistant’s answer begins] Nothing. [Assistant’s answer ends]\n\nRating: [1]" in sent[1]["content"]
+    shots.write_text(json.dumps([[{"answer": "only one", "score": 5}]]))
+    assert main(["eval", "longbench-chat", str(tiny_model_dir), "--cases", str(cases), "--few-shots", str(shots),
+                 "--out", str(out), "--judge-url", chat_server.url, "--judge-model", "gpt-4"]) == 2

