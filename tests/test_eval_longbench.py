@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 
 import pytest
+from eval_fixtures import chat_server_fixture  # noqa: F401 (fixture)
 
 from gateau.cli import main
 from gateau.eval.longbench import (
@@ -143,3 +144,24 @@ def test_eval_longbench_predict_then_score(tiny_model_dir, tmp_path):
     assert (out / "gateau" / "hotpotqa.items.jsonl").read_text().splitlines() == items
     assert main(["eval", "longbench", str(tiny_model_dir), "--data", str(data), "--datasets", "qmsum",
                  "--out", str(out)]) == 2
+
+
+def test_eval_longbench_with_the_paper_judge(chat_server, tmp_path, capsys):
+    chat_server.default = lambda body: "[2]" if "Question: " in body["messages"][-1]["content"] else "[4]"
+    pred = tmp_path / "pred"
+    pred.mkdir()
+    _write(pred / "hotpotqa.jsonl", [{"pred": "Paris", "answers": ["Paris"], "all_classes": None, "length": 10,
+                                      "input": "Where?"}])
+    _write(pred / "gov_report.jsonl", [{"pred": "A summary.", "answers": ["The summary."], "all_classes": None,
+                                        "length": 10}])
+    _write(pred / "trec.jsonl", [{"pred": "Human", "answers": ["Human"], "all_classes": TREC_CLASSES, "length": 10}])
+    assert main(["eval", "longbench", str(pred), "--judge-url", chat_server.url, "--judge-model", "gpt-4"]) == 0
+    assert json.loads((pred / "result_judge.json").read_text()) == {"gov_report": 4.0, "hotpotqa": 2.0}
+    sent = [r["messages"][-1]["content"] for r in chat_server.requests]
+    assert any("Question: Where?\nReference answer: Paris\nAssistant’s answer: Paris\nRating:" in m for m in sent)
+    assert any(m.startswith("You are asked to evaluate the quality of the AI assistant’s generated summary")
+               for m in sent)
+    assert len(sent) == 4  # trec is not judged; two judgments each
+    _write(pred / "hotpotqa.jsonl", [{"pred": "Paris", "answers": ["Paris"], "all_classes": None, "length": 10}])
+    assert main(["eval", "longbench", str(pred), "--judge-url", chat_server.url, "--judge-model", "gpt-4"]) == 2
+    assert "the QA judge needs the question in `input`" in capsys.readouterr().err

@@ -89,6 +89,14 @@ def test_judge_samples_end_to_end(chat_server, tmp_path):
     assert result["unselected"]["coherence"] == 4 and result["unselected"]["complexity"] == 3
     assert len(chat_server.requests) == 6 * 5
     assert "| selected   | 2 |" in (out / "judge_samples.md").read_text()
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"data": str(data)}))
+    assert main(["judge-samples", str(run), "--selected", str(selected), "--out", str(out), "--aspects",
+                 "complexity", "--judge-url", chat_server.url, "--judge-model", "gpt-4-turbo", "--judge-times", "1",
+                 "--no-progress"]) == 0
+    assert json.loads((out / "judge_samples.json").read_text())["summary"]["result"]["selected"] == {
+        "complexity": 3, "mean": 3}
     bad = tmp_path / "bad.jsonl"
     bad.write_text(json.dumps({"id": "nope", "messages": []}) + "\n")
     assert main(["judge-samples", "--selected", str(bad), "--data", str(data), "--out", str(out),

@@ -178,10 +178,13 @@ def register(subparsers: Any) -> None:
                                "(coherence and necessity of the long context, helpfulness and faithfulness of the "
                                "response, complexity of the instruction; 1-5 each), selected vs unselected, and "
                                "write OUT/judge_samples.csv/.json/.md (a table by selection group).")
+    js.add_argument("run", nargs="?", help="run directory of `gateau score` (its config.json names the scored "
+                    "data file; not needed with --data)")
     js.add_argument("--selected", required=True, action="append",
                     help="selection JSONL written by `gateau select --out` (repeat for several)")
-    js.add_argument("--data", required=True, help="the scored data file (JSONL/JSON): unselected = its records "
-                    "whose id is in no --selected file; id = the record's `id` field, else its 0-based position")
+    js.add_argument("--data", help="the scored data file (JSONL/JSON; default: the `data` of RUN/config.json): "
+                    "unselected = its records whose id is in no --selected file; id = the record's `id` field, "
+                    "else its 0-based position")
     js.add_argument("--out", required=True, help="output directory")
     js.add_argument("--per-group", type=int, default=50, help="samples judged per group (default 50)")
     js.add_argument("--seed", type=int, default=0, help="seed of the per-group sample (default 0)")
@@ -272,18 +275,17 @@ def cmd_longbench(args: argparse.Namespace) -> int:
         if not Path(args.target).is_dir():
             return _error("eval longbench", ValueError(
                 f"{args.target} is not a prediction folder; to predict with a model, give --data DIR"))
-        if args.judge_model:
-            return _error("eval longbench", ValueError("judging needs the questions: predict with --data"))
-        summary = score_pred_dir(args.target, e=args.e)
-        _report(summary, "longbench")
+        judge = _judge(args, str(Path(args.target) / "gateau"))
+        summary = score_pred_dir(args.target, e=args.e, judge=judge)
+        _report(summary, "longbench", judge)
         return 0
     out = args.out or str(Path(args.data).parent / "pred" / Path(args.target.rstrip("/")).name)
     config = PredictConfig(data=args.data, out=out, model=_model_settings(args, args.target),
                            datasets=args.datasets, max_length=args.max_length, limit=args.limit,
                            overwrite=args.overwrite)
-    judge = _judge(args, out)
+    judge = _judge(args, str(Path(out) / "gateau"))
     predict(config)
-    summary = score_pred_dir(out, e=args.e, judge=judge, data_dir=args.data)
+    summary = score_pred_dir(out, e=args.e, judge=judge)
     _report(summary, "longbench", judge)
     return 0
 
@@ -323,9 +325,12 @@ def cmd_lm_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_judge_samples(args: argparse.Namespace) -> int:
-    from .judge_samples import JudgeSamplesConfig, run_judge_samples
+    from .judge_samples import JudgeSamplesConfig, data_of_run, run_judge_samples
 
-    config = JudgeSamplesConfig(selected=tuple(args.selected), data=args.data, out=args.out,
+    data = args.data or (data_of_run(args.run) if args.run else None)
+    if data is None:
+        return _error("judge-samples", ValueError("give the scored data file with --data, or a RUN directory"))
+    config = JudgeSamplesConfig(selected=tuple(args.selected), data=data, out=args.out,
                                 per_group=args.per_group, seed=args.seed, aspects=args.aspects,
                                 splitter=args.splitter, max_context_chars=args.max_context_chars)
     config.validate()

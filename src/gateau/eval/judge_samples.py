@@ -48,6 +48,18 @@ def read_records(path: str | Path) -> list[dict[str, Any]]:
     return records
 
 
+def data_of_run(run: str | Path) -> str:
+    """The scored data file named by ``RUN/config.json`` (its ``data`` field)."""
+    path = Path(run) / "config.json"
+    try:
+        data = json.loads(path.read_text(encoding="utf-8")).get("data")
+    except (OSError, json.JSONDecodeError) as exc:
+        raise EvalError(f"{run} is not a scored run ({path}: {exc})") from exc
+    if not data:
+        raise EvalError(f"{path} names no data file; pass --data")
+    return str(data)
+
+
 def _content_key(record: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in record.items() if k != "gateau"}, sort_keys=True, ensure_ascii=False)
 

@@ -144,8 +144,7 @@ def prediction_files(pred_dir: str | Path) -> dict[str, Path]:
     return files
 
 
-def score_pred_dir(pred_dir: str | Path, *, e: bool = False, judge: Any = None,
-                   data_dir: str | Path | None = None) -> dict[str, Any]:
+def score_pred_dir(pred_dir: str | Path, *, e: bool = False, judge: Any = None) -> dict[str, Any]:
     """Score every prediction file; write ``PRED_DIR/result.json`` (``{dataset: score}``, or buckets with
     ``e``), and ``longbench.csv/.json/.md``. With ``judge``, QA (1–3) and summary (1–5) datasets are also rated
     by the paper's judge prompts into ``result_judge.json`` (QA needs each line's question in ``input``)."""
