@@ -107,3 +107,23 @@ def test_eval_needle_with_the_http_judge(chat_server, tiny_model_dir, tmp_path, 
     assert "judge: 4 calls (0 cached)" in capsys.readouterr().out
     summary = json.loads((out / "needle.json").read_text())["summary"]
     assert summary["scorer"].startswith("openai:") and summary["judge_usage"]["calls"] == 4
+
+
+def test_a_local_hf_judge(tiny_model_dir, tmp_path):
+    from gateau.eval.judge import HFJudge, make_judge
+
+    judge = make_judge(str(tiny_model_dir), None, times=2, max_tokens=5, cache_path=tmp_path / "c.jsonl",
+                       progress=False, device="cpu")
+    assert isinstance(judge, HFJudge) and judge.deterministic
+    verdicts = judge.judge([JudgeRequest.user("Rate: [[3]]?"), JudgeRequest.user("Rate this.")])
+    assert judge.usage.calls == 2  # greedy: asked once, counted twice
+    assert all(len(v.ratings) == 2 and v.replies[0] == v.replies[1] for v in verdicts)
+    assert all(v.rating is None or 1 <= v.rating <= 10 for v in verdicts)  # a random model: mostly malformed
+    assert judge.usage.prompt_tokens > 0 and judge.usage.completion_tokens == 10
+    again = make_judge(str(tiny_model_dir), None, times=2, max_tokens=5, cache_path=tmp_path / "c.jsonl",
+                       progress=False, device="cpu")
+    assert [v.replies for v in again.judge([JudgeRequest.user("Rate: [[3]]?"), JudgeRequest.user("Rate this.")])] \
+        == [v.replies for v in verdicts]
+    assert again.usage.calls == 0 and again.usage.cached == 2
+    with pytest.raises(EvalError, match="--judge-url needs --judge-model"):
+        make_judge(None, "http://127.0.0.1:1/v1")
