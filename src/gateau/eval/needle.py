@@ -232,8 +232,11 @@ def run_needle(config: NeedleConfig, judge: Any = None, *, generator: Any = None
                                                         "prompt_tokens", "new_tokens"], summary=summary, table=table)
     from .plot import needle_heatmap
 
-    title = (f"needle: {config.model.model} ({scorer}), mean {summary['mean_score']:.2f}"
-             if summary["mean_score"] is not None else f"needle: {config.model.model}")
+    from gateau.models import DEFAULT_MODEL
+
+    name = "SmolLM2-135M-Instruct (default)" if config.model.model == DEFAULT_MODEL else config.model.model
+    title = (f"needle: {name} ({scorer}), mean {summary['mean_score']:.2f}"
+             if summary["mean_score"] is not None else f"needle: {name}")
     paths["png"] = needle_heatmap(rows, out / "needle.png", vmin=vmin, vmax=vmax, title=title)
     summary["files"] = {k: str(v) for k, v in paths.items()}
     summary["table"] = table
