@@ -147,11 +147,13 @@ class HFGenerator:
         total = sum(len(r.ids) for r in requests)
         bar = tqdm(total=len(requests), unit="prompt", desc=desc, disable=not self.progress or not requests,
                    dynamic_ncols=True)
+        done = 0
         try:
             for batch in self.batches(requests):
                 for index, gen in self._run_split(requests, batch, temperature, seed):
+                    done += gen.prompt_tokens
                     bar.update(1)
-                    bar.set_postfix_str(f"{self.stats.tokens_per_second:.0f} tok/s, {total} prompt tok")
+                    bar.set_postfix_str(f"{self.stats.tokens_per_second:.0f} tok/s, {done}/{total} prompt tok")
                     yield index, gen
         finally:
             bar.close()
