@@ -3,7 +3,7 @@
 A prompt of ``length`` tokens (chat template included) holds Paul Graham essays with the needle sentence put in
 at ``depth`` percent of the haystack's tokens, moved back to the nearest sentence boundary (gkamradt moves back to
 the previous period). The model answers greedily; each cell is scored offline by key-phrase recall (the share of
-the needle's key words found in the answer, 0–1) or by an LLM judge (LongAlign's 1–10 prompt with the needle as
+the needle's key words found in the answer, inflections allowed, 0–1) or by an LLM judge (LongAlign's 1–10 prompt with the needle as
 ground truth). Outputs in DIR: ``needle.items.jsonl`` (resumable answers), ``needle.csv`` / ``needle.json`` /
 ``needle.md`` (depth × length table) and the heatmap ``needle.png``.
 """
@@ -48,12 +48,27 @@ def default_key_phrases(needle: str, question: str) -> tuple[str, ...]:
     return tuple(dict.fromkeys(w for w in _words(needle) if w not in asked and w not in _STOPWORDS))
 
 
+_INFLECTIONS = ("", "s", "es", "d", "ed", "ing", "ting", "ning", "ping")
+
+
+def _same_word(word: str, key: str) -> bool:
+    """``word`` is ``key`` or ``key`` plus a common English inflection (sandwiches, eating, sitting)."""
+    return word.startswith(key) and word[len(key):] in _INFLECTIONS
+
+
 def keyphrase_recall(answer: str, phrases: Sequence[str]) -> float:
-    """Share of ``phrases`` (each matched as a whole-word, case-insensitive sequence) found in ``answer``, 0–1."""
+    """Share of ``phrases`` found in ``answer``, 0–1: case-insensitive, word by word, each word whole or with a
+    common inflection ("eating a sandwich" has eat and sandwich; "sandwichmaker" has no sandwich)."""
     if not phrases:
         raise EvalError("no key phrases to score the needle with; give --key-phrases")
-    text = " " + " ".join(_words(answer)) + " "
-    return sum((" " + " ".join(_words(p)) + " ") in text for p in phrases) / len(phrases)
+    words = _words(answer)
+
+    def found(phrase: str) -> bool:
+        keys = _words(phrase)
+        return bool(keys) and any(all(_same_word(words[i + j], k) for j, k in enumerate(keys))
+                                  for i in range(len(words) - len(keys) + 1))
+
+    return sum(found(p) for p in phrases) / len(phrases)
 
 
 def default_lengths(window: int | None, max_new_tokens: int) -> tuple[int, ...]:
