@@ -277,7 +277,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # Commands of later stages (train, eval, report) live in their own packages: each module listed here has
 # `register(subparsers)`, which adds its parsers with `set_defaults(handler=fn)`, fn(args) -> exit code; the module
 # imports only argparse at top level, so building the parser stays light.
-STAGE_COMMAND_MODULES: tuple[str, ...] = ("gateau.train.cli", "gateau.tools.report.cli")
+STAGE_COMMAND_MODULES: tuple[str, ...] = ("gateau.train.cli", "gateau.eval.cli", "gateau.tools.report.cli")
 
 COMMANDS = {"score": cmd_score, "select": cmd_select, "inspect": cmd_inspect, "demo": cmd_demo,
             "bench": cmd_bench}
