@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateau.tools.e2e.pool import DEFAULT_MIX, HOTPOT_LIMIT, KINDS, PoolConfig, build_pool, hotpotqa, kind_counts
+from gateau.tools.e2e.pool import DEFAULT_MIX, HOTPOT_LIMIT, KINDS, PoolConfig, build_pool, hotpotqa, kind_counts, squad
 from gateau.tools.e2e.run import ARMS
 from gateau.tools.e2e.stats import mean_std, paired_bootstrap
 
@@ -49,8 +49,11 @@ def test_pool_kinds_and_shape(pool):
         assert lab.long_dependent == (lab.kind == "far") and lab.flawed == (lab.kind in ("wrong", "unsupported"))
         if lab.kind == "far":
             assert lab.gold_depths and all(0.0 <= d <= 0.7 for d in lab.gold_depths)
-        if lab.kind == "near":
-            assert max(lab.gold_depths) > 0.5  # the last gold passage sits right before the question
+        if lab.kind == "near":  # the gold passages end right before the question (<= 40 filler words)
+            qa = next(q for q in (hotpotqa() if lab.source == "hotpotqa" else squad()) if q.index == lab.question_index)
+            context = user.rsplit("\n\n", 1)[0]
+            end = max(context.rfind(g) + len(g) for g in qa.gold)
+            assert len(context[end:].split()) <= 40
         if lab.kind in ("context_free", "unsupported"):
             assert lab.gold_depths == []
     hot = [l.question_index for l in labels if l.source == "hotpotqa"]

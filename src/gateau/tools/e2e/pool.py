@@ -162,8 +162,8 @@ def build_context(rng: random.Random, filler: Filler, blocks: list[tuple[str, fl
     ends = [0]
     for s in sentences:
         ends.append(ends[-1] + _words(s))
-    at = sorted((min(range(len(ends)), key=lambda i: abs(ends[i] - f * ends[-1])), bi)
-                for bi, (_, f) in enumerate(blocks))
+    at = [(cut, bi) for cut, _, bi in sorted(  # at the same boundary, the larger f goes later
+        (min(range(len(ends)), key=lambda i: abs(ends[i] - f * ends[-1])), f, bi) for bi, (_, f) in enumerate(blocks))]
     parts: list[str] = []
     starts = [0] * len(blocks)
     words, cursor = 0, 0
