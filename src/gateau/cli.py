@@ -194,6 +194,21 @@ def _add_bench(sub) -> None:
     r.add_argument("--dtype", default=ModelConfig.dtype)
     r.add_argument("--token-budget", type=int, default=ExecutionConfig.token_budget)
     r.add_argument("--no-progress", action="store_true")
+    e = bsub.add_parser("e2e", help="select -> train -> evaluate every arm (gateau, hmg, cam, ppl, ifd, random 30%%, "
+                        "full, no long data) over seeds; results.md/json/png (resumable)")
+    e.add_argument("--out", required=True, help="benchmark directory (re-run the same command to resume)")
+    e.add_argument("--quick", action="store_true", help="smoke test: tiny random model, 20 samples, 1 seed, 2 steps")
+    e.add_argument("--model", help="model to score and fine-tune (default: the embedded SmolLM2-135M-Instruct)")
+    e.add_argument("--n", type=int, help="pool samples (default 300)")
+    e.add_argument("--n-eval", type=int, help="held-out QA items (default 100)")
+    e.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
+    e.add_argument("--arms", help="comma-separated arms (default all)")
+    e.add_argument("--short-data", default="sharegpt", choices=["sharegpt"], help="short data mixed into every arm")
+    e.add_argument("--short-count", type=int, help="ShareGPT conversations per arm (default 100)")
+    e.add_argument("--max-steps", type=int, help="optimizer steps per run (default: --epochs)")
+    e.add_argument("--epochs", type=float, help="epochs per run (default 1)")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--no-progress", action="store_true")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -259,6 +274,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .tools import benchmark as bench
 
+    if args.bench_command == "e2e":
+        from .tools.e2e.cli import run_from_args
+
+        return run_from_args(args)
     if args.bench_command == "synth":
         n = args.n if args.n is not None else (bench.QUICK_N if args.quick else bench.DEFAULT_N)
         words = args.words if args.words is not None else (bench.QUICK_WORDS if args.quick else bench.DEFAULT_WORDS)
