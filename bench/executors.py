@@ -42,7 +42,10 @@ def max_difference(a: list[dict], b: list[dict]) -> tuple[float, int]:
     for ra, rb in zip(a, b, strict=True):
         for name, x in ra.items():
             y = rb[name]
-            xs, ys = (x, y) if isinstance(x, list) else ([x], [y])
+            xs, ys = (x, y) if isinstance(x, list) or isinstance(y, list) else ([x], [y])
+            if xs is None or ys is None:
+                mismatches += xs is not ys
+                continue
             for u, v in zip(xs, ys, strict=True):
                 if isinstance(u, float) and isinstance(v, float):
                     worst = max(worst, abs(u - v)) if math.isfinite(u) and math.isfinite(v) else worst

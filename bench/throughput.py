@@ -11,11 +11,14 @@ For each context length, on identical inputs (essay text + a fact question, resp
 Reported per length: tokens/s of necessary work (the unpadded tokens both must process), wall seconds per sample,
 peak memory (RSS on CPU, ``torch.cuda.max_memory_allocated`` on CUDA) and the speed ratio (a)/(b); plus gateau's
 fused pass vs a plain forward over the same tokens (the cost floor) and the segment passes' tokens/s vs a plain
-forward's. Each measurement runs in its own process so peak memory is its own. The reference is skipped where
-its attention tensors would not fit in memory, and the table says so.
+forward's, the same segment rows packed into unpadded sequences (`--pack`; pays with flash-attention varlen),
+the short (window) pass, and on CUDA the MFU of the plain and fused passes against ``--peak-tflops``. Each
+measurement runs in its own process so peak memory is its own. The reference is skipped where its attention
+tensors would not fit in memory, and the table says so.
 
     python bench/throughput.py                        # CPU, SmolLM2-135M, 1k/2k/4k/8k
-    python bench/throughput.py --config llama2-7b --device cuda --lengths 8192,16384,32768,65536 --no-reference
+    python bench/throughput.py --config longalign-7b-64k --device cuda --lengths 8192,16384,32768,65536 \
+        --no-reference --attn-impl flash_attention_2     # also: --config llama3.1-8b (GQA), --attn-impl sdpa
 """
 
 from __future__ import annotations
@@ -50,9 +53,19 @@ def build_model(config_name: str, device: str, dtype: str, attn_impl: str):
         return load_model("default", device=device, dtype=dtype, attn_impl=attn_impl)
     from transformers import LlamaConfig, LlamaForCausalLM
 
-    shapes = {"llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                                num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
-                                max_position_embeddings=65536, rope_theta=10000.0)}
+    shapes = {  # real models' shapes, random weights: right for speed and memory, not for scores
+        "llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                          num_key_value_heads=32, vocab_size=32000, max_position_embeddings=65536,
+                          rope_theta=10000.0),
+        # LongAlign-7B-64k: Llama-2-7B with a 64k window and a widened RoPE base
+        "longalign-7b-64k": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                                 num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
+                                 max_position_embeddings=65536, rope_theta=2_000_000.0),
+        # a GQA model: 8 kv heads for 32 query heads
+        "llama3.1-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                            num_key_value_heads=8, vocab_size=128256, max_position_embeddings=131072,
+                            rope_theta=500000.0),
+    }
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     cfg = LlamaConfig(**shapes[config_name], attn_implementation=attn_impl)
@@ -95,6 +108,7 @@ def sync(device: torch.device) -> None:
 def worker_gateau(args: argparse.Namespace) -> dict:
     """Score the samples with gateau's Scorer; also time the fused pass, a plain forward and the segment passes."""
     from gateau.measure.rows import RowRequest
+    from gateau.measure.runner import RowRunner
     from gateau.methods.hmg import FULL
     from gateau.config import ScoreConfig
     from gateau.pipeline.scorer import Scorer
@@ -136,13 +150,16 @@ def worker_gateau(args: argparse.Namespace) -> dict:
             sync(lm.device)
             timings[name] = (time.perf_counter() - t) / args.repeats
         seg_reqs = [r for k, r in reqs.items() if k.kind.startswith("seg")]
-        t = time.perf_counter()
-        if seg_reqs:
-            runner.run(seg_reqs)
-        sync(lm.device)
-        seg_time = time.perf_counter() - t
+        short_reqs = [r for k, r in reqs.items() if k.kind.startswith("window") or k.role == "short"]
+        packed = RowRunner(runner.model, runner.pad_id, runner.token_budget, pack=True)
+        seg_time = timed(lambda: runner.run(seg_reqs), lm.device) if seg_reqs else None
+        seg_packed_time = timed(lambda: packed.run(seg_reqs), lm.device) if seg_reqs else None
+        short_time = timed(lambda: runner.run(short_reqs), lm.device) if short_reqs else None
     seg_tokens = sum(len(r.ids) for r in seg_reqs)
+    short_tokens = sum(len(r.ids) for r in short_reqs)
     n_full = len(full.ids)
+    params = sum(p.numel() for p in lm.model.parameters())
+    flops = forward_flops(params, lm.model.config, n_full)
     return {
         "impl": "gateau", "length": args.length, "samples": len(samples), "necessary_tokens": necessary,
         "wall_s": wall, "tokens_per_s": necessary / wall, "s_per_sample": wall / len(samples),
@@ -150,8 +167,27 @@ def worker_gateau(args: argparse.Namespace) -> dict:
         "plain_s": timings["plain"], "fused_s": timings["fused"],
         "nll_only_s": timings["nll_only"], "full_tokens": n_full, "plain_tok_s": n_full / timings["plain"],
         "segment_tokens": seg_tokens, "segment_tok_s": seg_tokens / seg_time if seg_tokens else None,
-        "segment_rows": len(seg_reqs), "methods": args.methods,
+        "segment_packed_tok_s": seg_tokens / seg_packed_time if seg_tokens else None,
+        "short_tokens": short_tokens, "short_tok_s": short_tokens / short_time if short_tokens else None,
+        "segment_rows": len(seg_reqs), "methods": args.methods, "attn_impl": args.attn_impl,
+        "mfu_plain": flops / timings["plain"] / (args.peak_tflops * 1e12) if lm.device.type == "cuda" else None,
+        "mfu_fused": flops / timings["fused"] / (args.peak_tflops * 1e12) if lm.device.type == "cuda" else None,
     }
+
+
+def timed(fn, device: torch.device) -> float:
+    """Wall seconds of one call of ``fn`` (after a synchronise on CUDA)."""
+    sync(device)
+    t = time.perf_counter()
+    fn()
+    sync(device)
+    return time.perf_counter() - t
+
+
+def forward_flops(params: int, config, n: int) -> float:
+    """FLOPs of one causal forward over ``n`` tokens: 2·params·n for the matmuls plus 2·layers·n²·hidden for
+    causal attention (scores and values, half the square)."""
+    return 2.0 * params * n + 2.0 * config.num_hidden_layers * n * n * config.hidden_size
 
 
 def reference_attention_bytes(config, max_len: int) -> int:
@@ -216,7 +252,7 @@ def _padded(rows, pad: int, width: int, device):
 def run_worker(args: argparse.Namespace, impl: str, length: int) -> dict:
     cmd = [sys.executable, __file__, "--worker", impl, "--length", str(length)]
     for key in ("config", "device", "dtype", "attn_impl", "samples", "response", "window", "repeats", "token_budget",
-                "methods"):
+                "methods", "peak_tflops"):
         cmd += [f"--{key.replace('_', '-')}", str(getattr(args, key))]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env)
@@ -251,6 +287,8 @@ def main() -> None:
     p.add_argument("--no-reference", action="store_true")
     p.add_argument("--memory-fraction", type=float, default=0.6,
                    help="skip the reference where its attention tensors exceed this fraction of RAM")
+    p.add_argument("--peak-tflops", type=float, default=989.0, help="the device's peak dense bf16 TFLOP/s, for MFU "
+                   "(default 989: H100/H200 SXM)")
     p.add_argument("--out", help="write the results as JSON here")
     p.add_argument("--worker", help=argparse.SUPPRESS)
     p.add_argument("--length", type=int, help=argparse.SUPPRESS)
@@ -293,8 +331,9 @@ def print_table(results: list[dict], lengths: list[int]) -> None:
     by = {(r["impl"], r["length"]): r for r in results}
     print(f"\nreference pads every full row to the context length + {PAD_MARGIN} tokens\n")
     print("| context | gateau tok/s | gateau s/sample | gateau peak MB | reference tok/s | reference s/sample "
-          "| reference peak MB | speed ratio | fused / plain | segments / plain tok/s |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "| reference peak MB | speed ratio | fused / plain | segments / plain tok/s | packed segments / plain "
+          "| short / plain | MFU plain, fused |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|---|")
     for n in lengths:
         g, r = by.get(("gateau", n), {}), by.get(("reference", n), {})
         if "error" in g:
@@ -305,7 +344,10 @@ def print_table(results: list[dict], lengths: list[int]) -> None:
             f"{r.get('error', 'not run')} | | | "
         print(f"| {n} | {g['tokens_per_s']:.0f} | {g['s_per_sample']:.1f} | {g['peak_mb']:.0f} | {ref} | "
               f"{g['fused_s'] / g['plain_s']:.2f} | "
-              + (f"{g['segment_tok_s'] / g['plain_tok_s']:.2f} |" if g["segment_tok_s"] else "no segments |"))
+              + (f"{g['segment_tok_s'] / g['plain_tok_s']:.2f} | {g['segment_packed_tok_s'] / g['plain_tok_s']:.2f} |"
+                 if g["segment_tok_s"] else "no segments | |")
+              + (f" {g['short_tok_s'] / g['plain_tok_s']:.2f} |" if g["short_tok_s"] else " |")
+              + (f" {100 * g['mfu_plain']:.0f}%, {100 * g['mfu_fused']:.0f}% |" if g["mfu_plain"] else " |"))
     for impl in ("gateau", "reference"):
         ok = [by[(impl, n)] for n in lengths if (impl, n) in by and "error" not in by[(impl, n)]]
         exp = fit_exponent([r["length"] for r in ok], [r["extra_mb"] for r in ok])

@@ -250,3 +250,20 @@ def test_each_measurement_default_is_written_once(tmp_path, tiny_model_dir):
     library = ScoreConfig.from_flat(data, tmp_path / "x")
     assert measure["short_window"] == ModelConfig.short_window == library.models.window
     assert measure["segment_len"] == library.measure.segment_len and measure["last_segment"] == "drop"
+
+
+def test_a_run_of_an_older_layout_is_refused_with_what_to_do(tmp_path):
+    run = tmp_path / "old"
+    run.mkdir()
+    (run / "config.json").write_text(json.dumps({"fingerprint": "x", "measure": {}, "data": "d.jsonl"}))
+    with pytest.raises(RunError, match=r"older gateau \(run layout 1.*--overwrite"):
+        RunStore(run).read_scores()
+
+
+def test_a_rope_override_on_a_model_without_rope_is_refused():
+    from transformers import GPT2Config
+
+    from gateau.models import ModelLoadError, _set_rope_theta
+
+    with pytest.raises(ModelLoadError, match="no RoPE base to override"):
+        _set_rope_theta(GPT2Config(), 1e6)

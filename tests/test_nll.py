@@ -251,3 +251,19 @@ def test_other_errors_are_not_swallowed(tiny_tokenizer, monkeypatch):
 def test_no_requests(tiny_llama, tiny_tokenizer):
     runner = RowRunner(tiny_llama, tiny_tokenizer.pad_token_id, 16384)
     assert runner.run([]) == [] and runner.forward_tokens == 0
+
+
+@pytest.mark.parametrize("template", ["plain", "chat"])
+@pytest.mark.parametrize("budget", ["two_packs", "one_pack"])
+def test_packed_rows_match_naive_and_are_never_padded(tiny_model, tiny_tokenizer, template, budget):
+    """Rows packed into one sequence (position ids restarting per row, no mask) give each row's own NLL."""
+    reqs = make_requests(tiny_tokenizer, template, n=6)
+    lengths = [len(r.ids) for r in reqs]
+    token_budget = {"two_packs": sum(lengths) // 2 + max(lengths), "one_pack": 10 ** 7}[budget]
+    runner = RowRunner(tiny_model, tiny_tokenizer.pad_token_id, token_budget=token_budget, pack=True)
+    batches: list[int] = []
+    results = runner.run(reqs, on_rows_done=lambda rows, toks: batches.append(rows))
+    for req, res in zip(reqs, results):
+        assert res.nll == pytest.approx(naive_nll(tiny_model, list(req.ids), req.response_start), abs=ATOL)
+    assert runner.forward_tokens == sum(lengths)  # packed: no padding token at all
+    assert len(batches) == (2 if budget == "two_packs" else 1) and sum(batches) == len(reqs)

@@ -88,6 +88,9 @@ def _add_score(sub) -> None:
     x.add_argument("--ray-address", help="ray: join this cluster (default: start Ray on this machine)")
     x.add_argument("--token-budget", type=int, help=f"padded tokens per forward pass (default "
                    f"{d(ExecutionConfig, 'token_budget')})")
+    x.add_argument("--pack", choices=["auto", "on", "off"], help="pack rows without attention (window and segment "
+                   "rows) into unpadded sequences; auto (default): with flash-attention, whose varlen kernels make it "
+                   "pay")
     x.add_argument("--chunk-size", type=int, help="samples per stored chunk, the unit of resume and of work per worker "
                    f"(default {d(ExecutionConfig, 'chunk_size')})")
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
@@ -110,7 +113,7 @@ def _score_config(args: argparse.Namespace):
         neutral_response=args.neutral_response or (NEUTRAL_RESPONSE if args.calibrate_attention else None),
         attn_impl=args.attn_impl, executor=args.executor, workers=args.workers,
         gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address, token_budget=args.token_budget,
-        chunk_size=args.chunk_size, progress=False if args.no_progress else None)
+        chunk_size=args.chunk_size, pack=args.pack, progress=False if args.no_progress else None)
 
 
 def _add_select(sub) -> None:
@@ -196,6 +199,21 @@ def _add_bench(sub) -> None:
     r.add_argument("--dtype", default=ModelConfig.dtype)
     r.add_argument("--token-budget", type=int, default=ExecutionConfig.token_budget)
     r.add_argument("--no-progress", action="store_true")
+    e = bsub.add_parser("e2e", help="select -> train -> evaluate every arm (gateau, hmg, cam, ppl, ifd, random 30%%, "
+                        "full, no long data) over seeds; results.md/json/png (resumable)")
+    e.add_argument("--out", required=True, help="benchmark directory (re-run the same command to resume)")
+    e.add_argument("--quick", action="store_true", help="smoke test: tiny random model, 20 samples, 1 seed, 2 steps")
+    e.add_argument("--model", help="model to score and fine-tune (default: the embedded SmolLM2-135M-Instruct)")
+    e.add_argument("--n", type=int, help="pool samples (default 300)")
+    e.add_argument("--n-eval", type=int, help="held-out QA items (default 100)")
+    e.add_argument("--seeds", help="comma-separated seeds (default 0,1,2)")
+    e.add_argument("--arms", help="comma-separated arms (default all)")
+    e.add_argument("--short-data", default="sharegpt", choices=["sharegpt"], help="short data mixed into every arm")
+    e.add_argument("--short-count", type=int, help="ShareGPT conversations per arm (default 100)")
+    e.add_argument("--max-steps", type=int, help="optimizer steps per run (default: --epochs)")
+    e.add_argument("--epochs", type=float, help="epochs per run (default 1)")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--no-progress", action="store_true")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -261,6 +279,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from .tools import benchmark as bench
 
+    if args.bench_command == "e2e":
+        from .tools.e2e.cli import run_from_args
+
+        return run_from_args(args)
     if args.bench_command == "synth":
         n = args.n if args.n is not None else (bench.QUICK_N if args.quick else bench.DEFAULT_N)
         words = args.words if args.words is not None else (bench.QUICK_WORDS if args.quick else bench.DEFAULT_WORDS)
@@ -279,7 +301,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # Commands of later stages (train, eval, report) live in their own packages: each module listed here has
 # `register(subparsers)`, which adds its parsers with `set_defaults(handler=fn)`, fn(args) -> exit code; the module
 # imports only argparse at top level, so building the parser stays light.
-STAGE_COMMAND_MODULES: tuple[str, ...] = ()
+STAGE_COMMAND_MODULES: tuple[str, ...] = ("gateau.train.cli", "gateau.eval.cli", "gateau.tools.report.cli")
 
 COMMANDS = {"score": cmd_score, "select": cmd_select, "inspect": cmd_inspect, "demo": cmd_demo,
             "bench": cmd_bench}

@@ -19,6 +19,7 @@ from typing import Any
 TEMPLATES = ("plain", "chat")
 LAST_SEGMENT = ("drop", "keep")
 EXECUTORS = ("local", "ray")
+PACKING = ("auto", "on", "off")
 MAX_LENGTH_CAP = 65536  # the paper's maximum length; also the cap of a model's window used as the default
 # CAM's content-free response (`MeasureConfig.neutral_response`): its attention profile on the same context
 # calibrates the real response's profile (position bias: sinks, recency).
@@ -119,7 +120,8 @@ class MeasureConfig:
 @dataclass(frozen=True)
 class ExecutionConfig:
     """How the work is scheduled; never changes a measured number. ``token_budget``: padded tokens per forward
-    pass; ``chunk_size``: samples per stored chunk (the unit of resume and of work handed to a worker);
+    pass; ``chunk_size``: samples per stored chunk (the unit of resume and of work handed to a worker); ``pack``:
+    pack rows without attention into unpadded sequences (``auto``: with a flash-attention implementation);
     ``workers``/``gpus_per_worker``/``ray_address``: the Ray executor (no address: a local Ray instance)."""
 
     executor: str = "local"
@@ -128,9 +130,12 @@ class ExecutionConfig:
     ray_address: str | None = None
     token_budget: int = 16384
     chunk_size: int = 16
+    pack: str = "auto"
     progress: bool = True
 
     def __post_init__(self) -> None:
+        if self.pack not in PACKING:
+            raise ValueError(f"unknown --pack {self.pack!r}; choose one of {PACKING}")
         if self.executor not in EXECUTORS:
             raise ValueError(f"unknown --executor {self.executor!r}; choose one of {EXECUTORS}")
         _positive("execution", workers=self.workers, token_budget=self.token_budget, chunk_size=self.chunk_size)

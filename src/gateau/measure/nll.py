@@ -20,8 +20,9 @@ LOGSOFTMAX_CHUNK_ROWS = 1024
 
 @dataclass
 class RowBatch:
-    """A right-padded batch. Shapes: ids/attention (batch, length); keep (batch, length) bool selects the
-    positions whose logits predict response tokens; targets (n_kept,) are the predicted ids in row-major order."""
+    """A right-padded batch, or rows packed into one sequence. Shapes: ids/attention (batch, length); keep (batch,
+    length) bool selects the positions whose logits predict response tokens; targets (n_kept,) are the predicted
+    ids in row-major order; position_ids (1, length) restart at 0 for every packed row (None when padded)."""
 
     ids: torch.Tensor
     attention_mask: torch.Tensor | None
@@ -29,6 +30,7 @@ class RowBatch:
     targets: torch.Tensor
     response_counts: list[int]
     lengths: list[int]
+    position_ids: torch.Tensor | None = None
 
 
 def make_batch(rows: list[tuple[list[int], int]], pad_id: int, device: torch.device) -> RowBatch:
@@ -55,6 +57,29 @@ def make_batch(rows: list[tuple[list[int], int]], pad_id: int, device: torch.dev
     return RowBatch(ids.to(device), mask, keep.to(device), torch.tensor(targets, device=device), counts, lengths)
 
 
+def make_packed_batch(rows: list[tuple[list[int], int]], device: torch.device) -> RowBatch:
+    """Concatenate ``rows`` = [(ids, response_start)] into one sequence (batch 1, no padding) with position ids
+    restarting at 0 per row and no attention mask: transformers then masks block-diagonally (flash-attention
+    varlen runs each row alone; sdpa/eager build a block-diagonal mask, so packing pays only with flash)."""
+    ids: list[int] = []
+    positions: list[int] = []
+    keep: list[bool] = []
+    targets: list[int] = []
+    for row, start in rows:
+        if not 0 < start < len(row):
+            raise ValueError(f"response_start {start} must be inside the row (length {len(row)})")
+        ids.extend(row)
+        positions.extend(range(len(row)))
+        keep.extend([False] * (start - 1) + [True] * (len(row) - start) + [False])
+        targets.extend(row[start:])
+
+    def tensor(values: list, dtype: torch.dtype) -> torch.Tensor:
+        return torch.tensor([values], dtype=dtype, device=device)
+
+    return RowBatch(tensor(ids, torch.long), None, tensor(keep, torch.bool), torch.tensor(targets, device=device),
+                    [len(r) - s for r, s in rows], [len(r) for r, _ in rows], tensor(positions, torch.long))
+
+
 def token_nll(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """Per-token negative log-likelihood in nats. logits (n, vocab) any dtype, targets (n,) → (n,) float32."""
     out = torch.empty(targets.shape[0], dtype=torch.float32, device=logits.device)
@@ -77,10 +102,10 @@ class ResponseNLL:
 
 @torch.no_grad()
 def forward_response(model: torch.nn.Module, batch: RowBatch, **model_kwargs) -> list[ResponseNLL]:
-    """Mean and per-token response NLL per row of ``batch``, from one forward with response-only logits. Extra
-    kwargs go to ``model(...)`` (e.g. an attention probe)."""
-    out = model(input_ids=batch.ids, attention_mask=batch.attention_mask, logits_to_keep=batch.keep,
-                use_cache=False, **model_kwargs)
+    """Mean and per-token response NLL per row of ``batch`` (padded or packed), from one forward with
+    response-only logits. Extra kwargs go to ``model(...)`` (e.g. an attention probe)."""
+    out = model(input_ids=batch.ids, attention_mask=batch.attention_mask, position_ids=batch.position_ids,
+                logits_to_keep=batch.keep, use_cache=False, **model_kwargs)
     logits = out.logits.reshape(-1, out.logits.shape[-1])
     nll = token_nll(logits, batch.targets)
     host = nll.cpu().numpy()

@@ -15,7 +15,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .nll import forward_response, make_batch
+from .nll import forward_response, make_batch, make_packed_batch
 from ..status import Status
 from .rows import RowRequest, RowResult
 
@@ -28,11 +28,14 @@ def is_oom(exc: BaseException) -> bool:
 
 
 class RowRunner:
-    """Executes `RowRequest`s on one model within ``token_budget`` padded tokens per forward pass."""
+    """Executes `RowRequest`s on one model within ``token_budget`` padded tokens per forward pass. ``pack``: rows
+    without attention are packed into one unpadded sequence per pass (position ids restart per row) instead of
+    padded batches; it pays with flash-attention varlen (each row attends alone), not with sdpa/eager."""
 
     def __init__(self, model: torch.nn.Module, pad_id: int, token_budget: int,
-                 attention_chunk_rows: int = 256, max_pad_fraction: float = MAX_PAD_FRACTION):
+                 attention_chunk_rows: int = 256, max_pad_fraction: float = MAX_PAD_FRACTION, pack: bool = False):
         self.model = model
+        self.pack = pack
         self.pad_id = pad_id
         self.token_budget = token_budget
         self.max_pad_fraction = max_pad_fraction
@@ -73,9 +76,13 @@ class RowRunner:
         for i in order:  # longest first within each kind, so a batch's first row sets its width
             req = requests[i]
             width = len(requests[batch[0]].ids) if batch else len(req.ids)
-            fits = (not batch or (requests[batch[0]].attention == req.attention
-                                  and len(req.ids) >= (1 - self.max_pad_fraction) * width
-                                  and (len(batch) + 1) * width <= self.token_budget))
+            if self.pack and not req.attention:  # packed: the rows' own lengths add up, no padding
+                fits = not batch or (not requests[batch[0]].attention and sum(len(requests[j].ids) for j in batch)
+                                     + len(req.ids) <= self.token_budget)
+            else:
+                fits = (not batch or (requests[batch[0]].attention == req.attention
+                                      and len(req.ids) >= (1 - self.max_pad_fraction) * width
+                                      and (len(batch) + 1) * width <= self.token_budget))
             if not fits:
                 yield batch
                 batch = []
@@ -84,7 +91,9 @@ class RowRunner:
             yield batch
 
     def _run_batch(self, reqs: list[RowRequest]) -> list[RowResult]:
-        batch = make_batch([(list(r.ids), r.response_start) for r in reqs], self.pad_id, self.device)
+        rows = [(list(r.ids), r.response_start) for r in reqs]
+        packed = self.pack and not reqs[0].attention
+        batch = make_packed_batch(rows, self.device) if packed else make_batch(rows, self.pad_id, self.device)
         self.forward_tokens += batch.ids.numel()
         if not reqs[0].attention:
             nlls = forward_response(self.model, batch)

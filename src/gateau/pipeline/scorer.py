@@ -105,11 +105,12 @@ class Scorer:
         if short is not None and not same_tokenizer(long.tokenizer, short.tokenizer):
             self.short_encoder = PromptEncoder(short.tokenizer, template, max_length)
         budget = config.execution.token_budget
+        pack = config.execution.pack == "on" or (config.execution.pack == "auto" and "flash" in config.models.attn_impl)
         self.runners: dict[str, RowRunner] = {}
         if long.model is not None:  # None: no chosen method needs the causal LM (tokenizer only)
-            self.runners[LONG] = RowRunner(long.model, long.tokenizer.pad_token_id, budget)
+            self.runners[LONG] = RowRunner(long.model, long.tokenizer.pad_token_id, budget, pack=pack)
         if short is not None:
-            self.runners[SHORT] = RowRunner(short.model, short.tokenizer.pad_token_id, budget)
+            self.runners[SHORT] = RowRunner(short.model, short.tokenizer.pad_token_id, budget, pack=pack)
         self.fp = fingerprint(measure)
         self.aux = AuxModels(measure.get("reward_model"), measure.get("embed_model"), long.device,
                              resolve_dtype(config.models.dtype, long.device), budget)

