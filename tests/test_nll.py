@@ -267,3 +267,12 @@ def test_packed_rows_match_naive_and_are_never_padded(tiny_model, tiny_tokenizer
         assert res.nll == pytest.approx(naive_nll(tiny_model, list(req.ids), req.response_start), abs=ATOL)
     assert runner.forward_tokens == sum(lengths)  # packed: no padding token at all
     assert len(batches) == (2 if budget == "two_packs" else 1) and sum(batches) == len(reqs)
+
+
+def test_packed_rows_give_per_token_nlls_too(tiny_model, tiny_tokenizer):
+    """Packing changes only the batch layout: each packed row's per-token NLLs equal the naive values."""
+    reqs = make_requests(tiny_tokenizer, "plain", n=4, seed=11)
+    results = RowRunner(tiny_model, tiny_tokenizer.pad_token_id, token_budget=10 ** 7, pack=True).run(reqs)
+    for req, res in zip(reqs, results):
+        np.testing.assert_allclose(res.token_nll, naive_token_nll(tiny_model, list(req.ids), req.response_start),
+                                   atol=ATOL)
