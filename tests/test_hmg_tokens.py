@@ -133,6 +133,19 @@ def test_aggregates_equal_per_sample_definitions(agg, k):
     np.testing.assert_allclose(ranking.score, want, rtol=1e-9, atol=1e-9)
 
 
+@pytest.mark.parametrize("k", [1, 7, 64])
+def test_top_k_means_across_width_buckets(k):
+    """Groups of 1..300 values (several power-of-two buckets, ties included) against sorting each group."""
+    from gateau.methods.hmg_tokens import top_k_means
+
+    rng = np.random.default_rng(k)
+    lengths = np.concatenate([[1, 2, 64, 65, 128, 300], rng.integers(1, 300, 40)])
+    groups = [np.round(rng.normal(0, 2, n), 1) for n in lengths]  # rounded: many ties
+    got = top_k_means(np.concatenate(groups), lengths, k)
+    want = [np.sort(g)[::-1][:k].mean() for g in groups]
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
 def test_key_thresholds_are_options():
     longs, shorts = random_tokens(seed=4)
     opts = method_options("hmg-tokens", token_aggregate="key-count", key_gain=0.5, key_logp=-6.0)

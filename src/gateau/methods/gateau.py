@@ -20,7 +20,7 @@ from ..measure.rows import RowRequest, RowResult
 from .base import BenchVariant, Measured, MeasureSettings, Method, RowKey, SampleEncoding, merge_requests, option
 from .cam import CAM, CAMOptions, cas_scores
 from .hmg import BENCH_NORMS, HMG, HMGOptions, hmp, inner_outer
-from .hmg_tokens import TOKEN_COLUMNS, HMGTokens, TokenOptions, token_scores
+from .hmg_tokens import TOKEN_COLUMNS, HMGTokens, TokenOptions, token_rows, token_scores
 from .normalize import NORMS, normalize
 from .presets import PRESETS
 
@@ -106,7 +106,7 @@ class Gateau(Method):
             lines.append(f"cas undefined -> ranked by hmg alone: {int(fallback.sum())} samples "
                          f"({int(fallback[chosen].sum())} selected)")
         if options.token_weight > 0:
-            no_tokens = np.isfinite(score) & ~np.isfinite(token_scores(table, options))
+            no_tokens = np.isfinite(score) & ~token_rows(table)
             if no_tokens.any():
                 lines.append(f"token gains undefined -> hmg term is Norm(HMP) alone: {int(no_tokens.sum())} samples "
                              f"({int(no_tokens[chosen].sum())} selected)")

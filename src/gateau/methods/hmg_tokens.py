@@ -84,8 +84,7 @@ class TokenGains:
 def token_gains(table: dict[str, Any]) -> TokenGains:
     """Gather the rows whose long and short per-token NLLs are both stored, non-empty and of equal length."""
     longs, shorts = table["tok_nll_long"], table["tok_nll_short"]
-    rows = [i for i, (a, b) in enumerate(zip(longs, shorts))
-            if a is not None and b is not None and len(a) == len(b) and len(a) > 0]
+    rows = np.flatnonzero(token_rows(table)).tolist()
     if not rows:
         empty = np.zeros(0)
         return TokenGains(np.zeros(0, dtype=np.int64), np.zeros(0, dtype=np.int64), empty, empty)
@@ -93,6 +92,33 @@ def token_gains(table: dict[str, Any]) -> TokenGains:
     short = np.concatenate([np.asarray(shorts[i], dtype=np.float64) for i in rows])
     lengths = np.array([len(longs[i]) for i in rows], dtype=np.int64)
     return TokenGains(np.asarray(rows, dtype=np.int64), lengths, short - long, -long)
+
+
+def top_k_means(values: np.ndarray, lengths: np.ndarray, k: int) -> np.ndarray:
+    """(m,) the mean of the ``k`` largest values of each consecutive group (all of a group's values when it has at
+    most ``k``). values: (sum(lengths),) float64; lengths: (m,) positive group sizes. Linear time: groups longer
+    than ``k`` are padded, by width bucket (the next power of two), into matrices whose rows are partitioned."""
+    lengths = np.asarray(lengths, dtype=np.int64)
+    starts = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
+    out = np.empty(len(lengths))
+    small = lengths <= k
+    if small.any():
+        out[small] = np.add.reduceat(values, starts)[small] / lengths[small]
+    widths = 1 << np.ceil(np.log2(np.maximum(lengths, 1))).astype(np.int64)
+    for width in np.unique(widths[~small]):
+        rows = np.flatnonzero(~small & (widths == width))
+        columns = np.arange(width)
+        inside = columns[None, :] < lengths[rows, None]
+        matrix = np.full((len(rows), width), -np.inf)
+        matrix[inside] = values[(starts[rows, None] + columns[None, :])[inside]]
+        out[rows] = np.partition(matrix, width - k, axis=1)[:, width - k:].sum(axis=1) / k
+    return out
+
+
+def token_rows(table: dict[str, Any]) -> np.ndarray:
+    """(n,) bool: the rows whose per-token gains are defined (both lists stored, non-empty, of equal length)."""
+    return np.array([a is not None and b is not None and len(a) == len(b) and len(a) > 0
+                     for a, b in zip(table["tok_nll_long"], table["tok_nll_short"])], dtype=bool)
 
 
 def key_tokens(g: TokenGains, options: TokenOptions) -> np.ndarray:
@@ -110,11 +136,7 @@ def token_scores(table: dict[str, Any], options: TokenOptions) -> np.ndarray:
     group, m = g.group, len(g.rows)
     agg = options.token_aggregate
     if agg == "topk":
-        order = np.lexsort((-g.gain, group))  # by row, largest gain first within a row
-        starts = np.concatenate([[0], np.cumsum(g.lengths)[:-1]])
-        position = np.arange(len(order)) - starts[group]  # rank of each sorted token inside its row
-        top = position < options.top_k
-        value = np.bincount(group[top], weights=g.gain[order][top], minlength=m) / np.minimum(g.lengths, options.top_k)
+        value = top_k_means(g.gain, g.lengths, options.top_k)
     elif agg == "mean":
         value = np.bincount(group, weights=g.gain, minlength=m) / g.lengths
     elif agg == "positive-sum":

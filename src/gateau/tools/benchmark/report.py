@@ -26,7 +26,7 @@ def settings_text(row: dict[str, Any]) -> str:
     names = {"norm": "norm", "temperature": "T", "segment_temperature": "T_seg", "alpha": "α", "is_norm": "IS",
              "attn_norm": "attn", "attn_sink_tokens": "sink", "seed": "seed",
              "ifd_keep_above_one": "keep>1", "attn_calibration": "calib", "token_aggregate": "tok",
-             "top_k": "k", "key_gain": "gain>", "key_logp": "logp>", "token_weight": "w_tok"}
+             "top_k": "k", "key_gain": "gain_t", "key_logp": "logp_t", "token_weight": "w_tok"}
     parts = []
     for k, v in row["settings"].items():
         if k == "temperature" and row["settings"].get("norm") in ("log-rank", "rank", "zscore", "raw"):
