@@ -80,13 +80,14 @@ def test_nonfinite_nll_is_recorded_and_counted(tmp_path, tiny_tokenizer):
 
 
 def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_partial_file(tmp_path, tiny_model_dir):
-    data = write(tmp_path / "d.jsonl", records(30))
+    data = write(tmp_path / "d.jsonl", records(120))  # enough work (seconds) that SIGINT lands mid-run
     out = tmp_path / "run"
     proc = subprocess.Popen(score_cmd(data, out, tiny_model_dir, "--chunk-size", "1"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     deadline = time.time() + 120
     while time.time() < deadline and not list((out / "shards").glob("part-*.parquet")) and proc.poll() is None:
         time.sleep(0.05)
+    assert proc.poll() is None, "the run ended before it could be interrupted"
     proc.send_signal(signal.SIGINT)
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -95,7 +96,7 @@ def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_partial_file(tmp_path, t
     assert len(line) == 1 and f"samples stored in {out}; run the same command to resume" in line[0]
     assert not temp_files(out) and not (out / "scores.parquet").exists()
     assert subprocess.run(score_cmd(data, out, tiny_model_dir, "--chunk-size", "1"), capture_output=True).returncode == 0
-    assert len(pq.read_table(out / "scores.parquet")) == 30
+    assert len(pq.read_table(out / "scores.parquet")) == 120
 
 
 def test_a_full_disk_names_the_path_and_leaves_no_temp_file(tmp_path, tiny_model_dir, monkeypatch, capsys):
