@@ -209,8 +209,8 @@ class HMGTokens(HMG):
         if not np.isfinite(share).any():
             return ["hmg-tokens: no sample has per-token gains"]
         chosen_share = share[chosen][np.isfinite(share[chosen])]
-        return [f"hmg-tokens: key tokens (gain > {options.key_gain:g}, log p_long > {options.key_logp:g}): "
-                f"{np.nanmean(share):.1%} of response tokens on average, "
+        return [f"hmg-tokens: share of key tokens (gain > {options.key_gain:g}, log p_long > {options.key_logp:g}) "
+                f"per response: {np.nanmean(share):.1%} on average, "
                 f"{chosen_share.mean() if len(chosen_share) else float('nan'):.1%} in the selection"]
 
     @classmethod
