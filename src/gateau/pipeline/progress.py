@@ -8,6 +8,39 @@ import time
 from tqdm import tqdm
 
 
+class StopFlag:
+    """Set by Ctrl-C (SIGINT) while a run is scoring: the handler raises KeyboardInterrupt at once, and the flag
+    stays set, so an executor also stops at the next chunk boundary if that exception was swallowed (a SIGINT
+    landing in a finaliser or native callback is otherwise only printed as "Exception ignored")."""
+
+    def __init__(self) -> None:
+        self.set = False
+
+    def check(self) -> None:
+        """KeyboardInterrupt if Ctrl-C was pressed."""
+        if self.set:
+            raise KeyboardInterrupt
+
+    def __enter__(self) -> StopFlag:
+        import signal
+        import threading
+
+        self._previous = None
+        if threading.current_thread() is threading.main_thread():
+            def handler(signum, frame):
+                self.set = True
+                raise KeyboardInterrupt
+
+            self._previous = signal.signal(signal.SIGINT, handler)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        import signal
+
+        if self._previous is not None:
+            signal.signal(signal.SIGINT, self._previous)
+
+
 class Progress:
     """A tqdm bar over ``total`` samples; `chunk_done` sets the exact count when a chunk is stored."""
 
@@ -22,8 +55,11 @@ class Progress:
         """``samples`` more (a fraction of a chunk) are measured, not yet stored."""
         self.bar.update(samples)
 
-    def chunk_done(self, samples: int, tokens: int) -> None:
-        """A chunk of ``samples`` is stored; ``tokens`` more model tokens were run for it."""
+    def chunk_done(self, samples: int, tokens: int, stop: StopFlag | None = None) -> None:
+        """A chunk of ``samples`` is stored; ``tokens`` more model tokens were run for it. ``stop``: raise
+        KeyboardInterrupt here if Ctrl-C was pressed during the chunk."""
+        if stop is not None:
+            stop.check()
         self.stored += samples
         self.tokens += tokens
         self.bar.n = self.stored

@@ -18,7 +18,7 @@ from ..config import ScoreConfig
 from ..data import Sample
 from ..errors import GateauError
 from ..store import RunStore
-from .progress import Progress
+from .progress import Progress, StopFlag
 from .scorer import output_schema
 
 ACTOR_RESTARTS = 3  # a worker process that dies is restarted (and its chunk retried) up to this many times
@@ -90,7 +90,7 @@ def run_ray(config: ScoreConfig, chunks: list[list[Sample]], store: RunStore, fp
             chunk = queue.pop()
             in_flight[worker.score.remote(chunk)] = (worker, chunk)
 
-    with Progress(sum(map(len, chunks)), config.execution.progress) as progress:
+    with StopFlag() as stop, Progress(sum(map(len, chunks)), config.execution.progress) as progress:
         for worker in workers:
             hand_out(worker)
         while in_flight:
@@ -103,6 +103,6 @@ def run_ray(config: ScoreConfig, chunks: list[list[Sample]], store: RunStore, fp
                                     f"{ACTOR_RESTARTS} restarts ({type(exc).__name__}: {exc}); the chunks stored so "
                                     "far are kept: run the same command to resume") from exc
             store.write_shard(rows, schema)
-            progress.chunk_done(len(chunk), tokens)
+            progress.chunk_done(len(chunk), tokens, stop)
             hand_out(worker)
     return progress.tokens
