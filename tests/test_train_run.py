@@ -143,6 +143,23 @@ def test_lora_saves_the_adapter_and_a_merged_model(tmp_path, model_dir, data):
     assert len(read_log(out)) == 3
 
 
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_train_last_layers_changes_only_those_layers_and_the_final_norm(tmp_path, model_dir, data, checkpointing):
+    from transformers import AutoModelForCausalLM
+
+    out = tmp_path / "last"
+    train(TrainConfig(data=str(data), out=str(out), model=str(model_dir), max_length=256, max_steps=2, lr=1e-2,
+                      warmup_ratio=0.0, batch_size=4, grad_accum=1, train_last_layers=1, progress=False,
+                      gradient_checkpointing=checkpointing, save_steps=100))
+    base = AutoModelForCausalLM.from_pretrained(model_dir)
+    trained = AutoModelForCausalLM.from_pretrained(out).state_dict()
+    last = base.config.num_hidden_layers - 1
+    trainable = {k for k in trained if k.startswith((f"model.layers.{last}.", "model.norm."))}
+    changed = {k for k, v in base.state_dict().items() if not torch.equal(v, trained[k])}
+    assert changed and changed <= trainable, sorted(changed - trainable)
+    assert any(".mlp." in k for k in changed) and any(".self_attn." in k for k in changed)
+
+
 def test_bad_input_gives_clear_errors(tmp_path, model_dir, data, capsys):
     def err(*args, model=model_dir):
         code, _, stderr = run_main(capsys, "train", *args, "--model", str(model), "--out", str(tmp_path / "o"),
@@ -158,6 +175,7 @@ def test_bad_input_gives_clear_errors(tmp_path, model_dir, data, capsys):
     assert "none of its 1 records can be trained on (no_response: 1)" in err(str(tmp_path / "noresp.jsonl"))
     assert "no such file" in err(str(data), "--short-data", str(tmp_path / "missing.json"))
     assert "below the prompt length of every sample" in err(str(data), "--max-length", "8")
+    assert "the model has 2 decoder layers" in err(str(data), "--train-last-layers", "5")
     assert "DeepSpeed needs CUDA" in err(str(data), "--deepspeed", "zero3-offload")
     assert "Liger kernels need a CUDA GPU" in err(str(data), "--liger")
     assert "not one of zero2, zero3, zero3-offload and no such file" in err(str(data), "--deepspeed", "zero9")

@@ -41,7 +41,8 @@ JUDGE_QA_DATASETS = ("narrativeqa", "qasper", "multifieldqa_en", "multifieldqa_z
 JUDGE_SUMMARY_DATASETS = ("gov_report", "qmsum", "multi_news", "vcsum")
 
 
-def _lm_eval_longbench():
+def lm_eval_longbench():
+    """(lm-evaluation-harness's LongBench ``metrics`` module, its ``_generate_config`` module)."""
     import warnings
 
     try:
@@ -58,13 +59,13 @@ def _lm_eval_longbench():
 def dataset_metrics() -> dict[str, Any]:
     """LongBench dataset name → its official metric function (``f(prediction, ground_truth, all_classes=...)``,
     0–1)."""
-    metrics, config = _lm_eval_longbench()
+    metrics, config = lm_eval_longbench()
     return {name: getattr(metrics, fn) for name, fn in config.dataset2metric.items()}
 
 
 def dataset_prompts() -> tuple[dict[str, str], dict[str, int]]:
     """LongBench's per-dataset prompt templates (fields ``{context}``, ``{question}``) and answer budgets (tokens)."""
-    _, config = _lm_eval_longbench()
+    _, config = lm_eval_longbench()
     return dict(config.dataset2prompt), dict(config.dataset2maxlen)
 
 

@@ -11,7 +11,8 @@ _PARSER: argparse.ArgumentParser | None = None
 _CONFIG_FLAGS = ("max_length", "epochs", "max_steps", "lr", "adam_beta1", "adam_beta2", "weight_decay",
                  "lr_scheduler", "warmup_ratio", "batch_size", "grad_accum", "lora_r", "lora_alpha", "lora_dropout",
                  "deepspeed", "logging_steps", "save_steps", "save_total_limit", "seed", "short_data",
-                 "short_setting", "short_count", "template", "loss_weighting", "gradient_checkpointing")
+                 "short_setting", "short_count", "template", "loss_weighting", "gradient_checkpointing",
+                 "train_last_layers")
 
 
 def register(subparsers) -> None:
@@ -85,6 +86,8 @@ def register(subparsers) -> None:
     lo.add_argument("--lora-r", type=int, help="LoRA rank (enables LoRA on all linear layers)")
     lo.add_argument("--lora-alpha", type=int, help="LoRA alpha (default 16)")
     lo.add_argument("--lora-dropout", type=float, help="LoRA dropout (default 0.05)")
+    lo.add_argument("--train-last-layers", type=int, metavar="N", help="train only the last N decoder layers and "
+                    "the final norm; embeddings, LM head (tied or not) and the other layers stay frozen")
     r = p.add_argument_group("logging, checkpoints, resume")
     r.add_argument("--logging-steps", type=int, help="log every N optimizer steps (default 1)")
     r.add_argument("--save-steps", type=int, help="checkpoint every N optimizer steps (default 50)")

@@ -263,6 +263,19 @@ def peak_memory(device: str) -> tuple[float, str]:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, "peak RSS of the training process"
 
 
+def freeze_all_but_last_layers(model: torch.nn.Module, count: int) -> None:
+    """Leave ``requires_grad`` on the last ``count`` decoder layers and the decoder's final norm only."""
+    decoder = model.get_decoder()
+    layers = getattr(decoder, "layers", None)
+    if layers is None or not hasattr(decoder, "norm"):
+        raise ConfigError(f"--train-last-layers: {type(model).__name__} has no decoder.layers / decoder.norm")
+    if count > len(layers):
+        raise ConfigError(f"--train-last-layers {count}: the model has {len(layers)} decoder layers")
+    model.requires_grad_(False)
+    for module in [*layers[len(layers) - count:], decoder.norm]:
+        module.requires_grad_(True)
+
+
 def _lora_config(config: TrainConfig):
     from peft import LoraConfig
 
@@ -294,6 +307,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     args = build_sft_config(config)  # before the model: DeepSpeed ZeRO-3 partitions it while loading
     loaded = load_model(config.model, device="cpu", dtype="float32", attn_impl=config.attn_impl)
     model, tokenizer = loaded.model, loaded.tokenizer
+    if config.train_last_layers:
+        freeze_all_but_last_layers(model, config.train_last_layers)
     training_set = build_training_set(config, tokenizer)
     _say(["data:"] + training_set.summary_lines() + ["settings:"] + config.lines())
     if is_main_process():

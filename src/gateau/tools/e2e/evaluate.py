@@ -1,22 +1,45 @@
-"""Evaluation of one model in `gateau bench e2e`: held-out QA (LongBench's qa_f1 and exact match after
-LongBench's answer normalisation) and the needle test, both through `gateau.eval` (resumable item logs)."""
+"""Evaluation of one model in `gateau bench e2e`, every part through `gateau.eval` (resumable item logs in ``out``):
+
+- held-out long QA: LongBench's qa_f1 and exact match after LongBench's answer normalisation;
+- the needle test (``needle_lengths`` × ``needle_depths``) and RULER (``ruler_tasks`` at ``ruler_lengths``);
+- the short-instruction checks of `short_checks`: held-out ShareGPT reply NLL and MT-Bench ROUGE-L.
+"""
 
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from ...eval.generate import Item, ModelSettings, Prompt, generate_items, load_generator, render
-from ...eval.longbench import _lm_eval_longbench, score_item
+from ...eval.longbench import lm_eval_longbench, score_item
 from ...eval.needle import NeedleConfig, run_needle
 from ...eval.results import ItemLog
+from ...eval.ruler import RulerConfig, run_ruler
 from .pool import eval_prompt
+from .short_checks import chat_nll
+
+# RULER tasks that fit 1–2k tokens and answer in a few words; the QA tasks are left out because they draw on the
+# same SQuAD/HotpotQA files as the pool and the held-out QA.
+RULER_TASKS = ("niah_single_2", "niah_multikey_1", "vt")
+
+
+@dataclass(frozen=True)
+class EvalPlan:
+    """What each trained model is evaluated on (lengths in tokens; ``max_new_tokens`` for QA and the needle)."""
+
+    max_new_tokens: int = 32
+    needle_lengths: tuple[int, ...] = (1024, 2048)
+    needle_depths: tuple[float, ...] = (25.0, 75.0)
+    ruler_lengths: tuple[int, ...] = (1024, 2048)
+    ruler_tasks: tuple[str, ...] = RULER_TASKS
+    mtbench_new_tokens: int = 96
 
 
 def exact_match(prediction: str, answers: list[str]) -> float:
     """1 when the normalised prediction (LongBench's `normalize_answer`) equals a normalised answer."""
-    normalize = _lm_eval_longbench()[0].normalize_answer
+    normalize = lm_eval_longbench()[0].normalize_answer
     pred = normalize(prediction)
     return float(any(pred == normalize(a) for a in answers))
 
@@ -25,13 +48,8 @@ def first_line(text: str) -> str:
     return text.strip().split("\n")[0].strip()
 
 
-def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], *, device: str = "cpu",
-                   max_new_tokens: int = 32, needle_lengths: tuple[int, ...] = (1024, 2048),
-                   needle_depths: tuple[float, ...] = (25.0, 75.0), progress: bool = False) -> dict[str, Any]:
-    """QA F1/EM per item and overall/by source, and the needle mean; answers stored in ``out`` (resumable)."""
-    start = time.perf_counter()
-    settings = ModelSettings(model=model, device=device, progress=progress)
-    gen = load_generator(settings)
+def _qa(gen: Any, settings: ModelSettings, out: Path, eval_items: list[dict[str, Any]],
+        max_new_tokens: int) -> dict[str, dict[str, Any]]:
     log = ItemLog(out / "qa.items.jsonl", {**settings.fingerprint(), "max_new_tokens": max_new_tokens,
                                           "prompt": "context\\n\\nQuestion: q"})
     items = [Item(it["id"], render(gen.tokenizer, Prompt.user(eval_prompt(it))), max_new_tokens,
@@ -42,13 +60,41 @@ def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], *, d
         answer = first_line(log.get(it["id"])["answer"])
         per_item[it["id"]] = {"source": it["source"], "f1": score_item("hotpotqa", answer, it["answers"], None),
                               "em": exact_match(answer, it["answers"]), "answer": answer}
-    needle = run_needle(NeedleConfig(out=str(out / "needle"), model=settings, lengths=tuple(needle_lengths),
-                                     depths=tuple(needle_depths), max_new_tokens=max_new_tokens), generator=gen)
+    return per_item
+
+
+def _mtbench_rouge(gen: Any, settings: ModelSettings, out: Path, items: list[dict[str, Any]],
+                   max_new_tokens: int) -> float:
+    """Mean ROUGE-L F1 (0–100) of greedy answers to MT-Bench first turns against GPT-4's reference answers."""
+    rouge = lm_eval_longbench()[0].rouge_score
+    log = ItemLog(out / "mtbench.items.jsonl", {**settings.fingerprint(), "max_new_tokens": max_new_tokens})
+    generate_items(gen, log, [Item(it["id"], render(gen.tokenizer, Prompt.user(it["question"])), max_new_tokens,
+                                   {"id": it["id"]}) for it in items], desc="mt-bench")
+    scores = [float(rouge(log.get(it["id"])["answer"], it["reference"])) for it in items]
+    return 100 * sum(scores) / len(scores) if scores else float("nan")
+
+
+def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], chats: list[dict[str, Any]],
+                   mtbench: list[dict[str, Any]], plan: EvalPlan, *, device: str = "cpu",
+                   progress: bool = False) -> dict[str, Any]:
+    """Every metric of one model (QA per item and by source, needle, RULER, chat NLL, MT-Bench ROUGE-L), answers
+    stored under ``out``; a re-run generates only what is missing."""
+    start = time.perf_counter()
+    settings = ModelSettings(model=model, device=device, progress=progress)
+    gen = load_generator(settings)
+    per_item = _qa(gen, settings, out, eval_items, plan.max_new_tokens)
+    needle = run_needle(NeedleConfig(out=str(out / "needle"), model=settings, lengths=tuple(plan.needle_lengths),
+                                     depths=tuple(plan.needle_depths), max_new_tokens=plan.max_new_tokens),
+                        generator=gen)
+    ruler = run_ruler(RulerConfig(out=str(out / "ruler"), model=settings, lengths=tuple(plan.ruler_lengths),
+                                  tasks=tuple(plan.ruler_tasks), samples=1), generator=gen)
 
     def avg(key: str, source: str | None = None) -> float:
         vals = [v[key] for v in per_item.values() if source is None or v["source"] == source]
         return 100 * sum(vals) / len(vals) if vals else float("nan")
 
     return {"qa_f1": avg("f1"), "qa_em": avg("em"), "hotpotqa_f1": avg("f1", "hotpotqa"),
-            "squad_f1": avg("f1", "squad"), "needle": 100 * needle["mean_score"], "per_item": per_item,
-            "eval_seconds": round(time.perf_counter() - start, 1)}
+            "squad_f1": avg("f1", "squad"), "needle": 100 * needle["mean_score"], "ruler": ruler["mean_score"],
+            "ruler_scores": ruler["scores"], "chat_nll": chat_nll(gen.loaded, chats),
+            "mtbench_rouge": _mtbench_rouge(gen, settings, out, mtbench, plan.mtbench_new_tokens),
+            "per_item": per_item, "eval_seconds": round(time.perf_counter() - start, 1)}

@@ -63,6 +63,10 @@ class QA:
 class PoolConfig:
     n: int = 300
     n_eval: int = 100
+    n_chat: int = 16
+    """Held-out ShareGPT first exchanges for the chat-NLL check (`short_checks`)."""
+    n_mtbench: int = 6
+    """MT-Bench first turns with a GPT-4 reference for the ROUGE-L check."""
     min_tokens: int = 1000
     max_tokens: int = 3000
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
@@ -290,17 +294,21 @@ def eval_prompt(item: dict[str, Any]) -> str:
 
 
 def write_pool(out: str | Path, config: PoolConfig) -> dict[str, Path]:
-    """Write ``data.jsonl``, ``labels.jsonl``, ``eval.jsonl`` and ``pool.json`` (the config and the stated mix)
-    into ``out``; an existing complete pool with the same config is kept."""
+    """Write ``data.jsonl``, ``labels.jsonl``, ``eval.jsonl`` (long QA), ``chat.jsonl`` and ``mtbench.jsonl`` (the
+    short-instruction checks) and ``pool.json`` (the config and the stated mix) into ``out``; an existing complete
+    pool with the same config is kept."""
+    from .short_checks import heldout_chats, mtbench_items
+
     out = Path(out)
-    paths = {name: out / f"{name}.jsonl" for name in ("data", "labels", "eval")}
+    paths = {name: out / f"{name}.jsonl" for name in ("data", "labels", "eval", "chat", "mtbench")}
     meta_path = out / "pool.json"
     meta = {"config": asdict(config), "kinds": kind_counts(config.n, config.mix)}
     if meta_path.is_file() and json.loads(meta_path.read_text()) == meta and all(p.is_file() for p in paths.values()):
         return {**paths, "meta": meta_path}
     out.mkdir(parents=True, exist_ok=True)
     records, labels, evals = build_pool(config)
-    for name, rows in (("data", records), ("labels", [asdict(x) for x in labels]), ("eval", evals)):
+    for name, rows in (("data", records), ("labels", [asdict(x) for x in labels]), ("eval", evals),
+                       ("chat", heldout_chats(config.n_chat)), ("mtbench", mtbench_items(config.n_mtbench))):
         paths[name].write_text("".join(json.dumps(r) + "\n" for r in rows))
     meta_path.write_text(json.dumps(meta, indent=1) + "\n")  # last: marks the pool complete
     return {**paths, "meta": meta_path}

@@ -10,7 +10,9 @@ import numpy as np
 
 from .stats import mean_std, paired_bootstrap
 
-METRICS = ("qa_f1", "qa_em", "hotpotqa_f1", "squad_f1", "needle")
+METRICS = ("qa_f1", "qa_em", "hotpotqa_f1", "squad_f1", "needle", "ruler", "chat_nll", "mtbench_rouge")
+PLOTTED = (("qa_f1", "held-out QA F1"), ("needle", "needle recall (×100)"), ("ruler", "RULER 1–2k (0–100)"),
+           ("chat_nll", "held-out ShareGPT reply NLL (lower is better)"))
 COMPARISONS = (("gateau", "random"), ("gateau", "full"))
 
 
@@ -44,8 +46,8 @@ def summarize(rows: list[dict[str, Any]], *, n_boot: int = 2000) -> dict[str, An
     return {"arms": table, "ci": cis}
 
 
-def _fmt(stat: dict[str, float]) -> str:
-    return f"{stat['mean']:.2f} ± {stat['std']:.2f}"
+def _fmt(stat: dict[str, float], digits: int = 2) -> str:
+    return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 
 def write_report(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *, n_boot: int = 2000) -> dict[str, Any]:
@@ -56,15 +58,17 @@ def write_report(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *,
     lines = ["# gateau bench e2e", "",
              f"Model {cfg['model_name']}; pool {sum(meta['pool_kinds'].values())} samples {meta['pool_kinds']}; "
              f"{meta['n_eval']} held-out QA items; ratio {cfg['ratio']}; seeds {list(cfg['seeds'])}; "
-             f"short data: ShareGPT first {cfg['short_count']}; epochs {cfg['epochs']}, max steps {cfg['max_steps']}; "
+             f"short data: ShareGPT first {cfg['short_count']}; epochs {cfg['epochs']}, max steps {cfg['max_steps']}, "
+             f"lr {cfg['lr']}, trained layers: {cfg['train_last_layers'] or 'all'} last; "
              f"wall {meta['wall_seconds']:.0f} s (this call), scoring {meta['score_seconds']:.0f} s."
              + (" **--quick: tiny random model, the numbers mean nothing.**" if cfg.get("quick") else ""), "",
-             "| arm | seeds | QA F1 | QA EM | HotpotQA F1 | SQuAD F1 | needle | train s | eval s | long samples (far/near/ctx-free/wrong/unsup.) |",
-             "|---|---|---|---|---|---|---|---|---|---|"]
+             "| arm | seeds | QA F1 | QA EM | HotpotQA F1 | SQuAD F1 | needle | RULER | chat NLL | MT-Bench ROUGE-L "
+             "| train s | eval s | long samples (far/near/ctx-free/wrong/unsup.) |",
+             "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for arm, t in summary["arms"].items():
         mix = t["mix"]
         mix_s = "/".join(str(mix.get(k, 0)) for k in ("far", "near", "context_free", "wrong", "unsupported"))
-        lines.append(f"| {arm} | {len(t['seeds'])} | " + " | ".join(_fmt(t[m]) for m in METRICS)
+        lines.append(f"| {arm} | {len(t['seeds'])} | " + " | ".join(_fmt(t[m], 3 if m == "chat_nll" else 2) for m in METRICS)
                      + f" | {t['train_seconds']:.0f} | {t['eval_seconds']:.0f} | {mix_s} |")
     lines += ["", "Paired bootstrap over eval items (QA F1, each arm averaged over its seeds; "
               f"{n_boot} resamples, seed 0, 95% percentile interval):", ""]
@@ -72,10 +76,12 @@ def write_report(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *,
         lines.append(f"- {name.replace('_vs_', ' vs ')}: Δ F1 = {ci['diff']:+.2f} [{ci['lo']:+.2f}, {ci['hi']:+.2f}]"
                      f" (n={ci['n']}); the paper's ordering {'holds' if ci['holds'] else 'does not hold'} here"
                      f"{' and the CI excludes 0' if ci['significant'] else ', CI includes 0' if ci['lo'] <= 0 <= ci['hi'] else ''}.")
-    lines += ["", "Per seed:", "", "| arm | seed | QA F1 | QA EM | needle | train s |", "|---|---|---|---|---|---|"]
+    lines += ["", "Per seed:", "", "| arm | seed | QA F1 | QA EM | needle | RULER | chat NLL | MT-Bench ROUGE-L | "
+              "train s | eval s |", "|---|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         lines.append(f"| {r['arm']} | {r['seed'] if r['seed'] is not None else ''} | {r['qa_f1']:.2f} | "
-                     f"{r['qa_em']:.2f} | {r['needle']:.1f} | {r.get('train_seconds', 0):.0f} |")
+                     f"{r['qa_em']:.2f} | {r['needle']:.1f} | {r['ruler']:.1f} | {r['chat_nll']:.3f} | "
+                     f"{r['mtbench_rouge']:.1f} | {r.get('train_seconds', 0):.0f} | {r.get('eval_seconds', 0):.0f} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     _plot(out / "results.png", summary, cfg)
     return results
@@ -88,8 +94,8 @@ def _plot(path: Path, summary: dict[str, Any], cfg: dict[str, Any]) -> None:
     import matplotlib.pyplot as plt
 
     arms = list(summary["arms"])
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4))
-    for ax, metric, title in ((axes[0], "qa_f1", "held-out QA F1"), (axes[1], "needle", "needle recall (×100)")):
+    fig, axes = plt.subplots(1, len(PLOTTED), figsize=(5 * len(PLOTTED), 4))
+    for ax, (metric, title) in zip(axes, PLOTTED):
         means = [summary["arms"][a][metric]["mean"] for a in arms]
         stds = [summary["arms"][a][metric]["std"] for a in arms]
         colors = ["tab:red" if a == "gateau" else "tab:gray" if a == "untrained" else "tab:blue" for a in arms]

@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from .evaluate import EvalPlan, evaluate_model
 from .pool import PoolConfig, read_jsonl, write_pool
 
 SELECT_ARMS = ("gateau", "hmg", "cam", "ppl", "ifd", "random")
@@ -26,23 +27,24 @@ RESULT_FILE = "result.json"
 
 @dataclass(frozen=True)
 class E2EConfig:
-    """Settings of `gateau bench e2e` (the defaults are the full form)."""
+    """Settings of `gateau bench e2e`. The defaults are the full form, sized to about 2 h on 2 CPU cores with the
+    embedded SmolLM2-135M: 100 pool samples of 1000–1400 tokens, 3 seeds, 1 epoch training the last 10 of 30
+    layers (about half the cost of a full fine-tune; the same recipe for every arm)."""
 
     out: str
     model: str = "default"
-    pool: PoolConfig = field(default_factory=PoolConfig)
+    pool: PoolConfig = field(default_factory=lambda: PoolConfig(n=100, n_eval=20, min_tokens=1000, max_tokens=1400))
     ratio: float = 0.3
     seeds: tuple[int, ...] = (0, 1, 2)
     arms: tuple[str, ...] = ARMS
-    short_count: int = 100
-    max_length: int = 3072
+    short_count: int = 16
+    max_length: int = 1536
     epochs: float = 1.0
     max_steps: int = -1
     grad_accum: int = 4
-    lr: float = 2e-5
-    needle_lengths: tuple[int, ...] = (1024, 2048)
-    needle_depths: tuple[float, ...] = (25.0, 75.0)
-    max_new_tokens: int = 32
+    lr: float = 1e-4
+    train_last_layers: int | None = 10
+    plan: EvalPlan = field(default_factory=EvalPlan)
     device: str = "cpu"
     n_boot: int = 2000
     progress: bool = False
@@ -50,10 +52,15 @@ class E2EConfig:
 
 
 def quick_config(out: str) -> E2EConfig:
-    """The smoke-test form: a tiny random model, a handful of short samples, 1 seed, a few steps, 2 needle cells."""
-    return E2EConfig(out=out, model="tiny", pool=PoolConfig(n=20, n_eval=6, min_tokens=300, max_tokens=500),
+    """The smoke-test form: a tiny random model, a handful of short samples, 1 seed, a few steps, 2 needle cells,
+    one RULER task at 512 tokens, 2 chats and 2 MT-Bench questions."""
+    return E2EConfig(out=out, model="tiny", pool=PoolConfig(n=20, n_eval=6, n_chat=2, n_mtbench=2, min_tokens=300,
+                                                            max_tokens=500),
                      seeds=(0,), short_count=4, max_length=1536, max_steps=2, grad_accum=1, lr=1e-3,
-                     needle_lengths=(256,), needle_depths=(25.0, 75.0), max_new_tokens=8, n_boot=200, quick=True)
+                     train_last_layers=None,
+                     plan=EvalPlan(max_new_tokens=8, needle_lengths=(256,), needle_depths=(25.0, 75.0),
+                                   ruler_lengths=(512,), ruler_tasks=("niah_single_2",), mtbench_new_tokens=8),
+                     n_boot=200, quick=True)
 
 
 def _say(msg: str) -> None:
@@ -121,6 +128,7 @@ def _train(config: E2EConfig, model: str, data: Path, out: Path, seed: int, shor
                                      max_length=config.max_length, epochs=config.epochs, max_steps=config.max_steps,
                                      batch_size=1, grad_accum=config.grad_accum, lr=config.lr, seed=seed,
                                      save_steps=10**6, save_total_limit=1, progress=config.progress,
+                                     train_last_layers=config.train_last_layers, gradient_checkpointing=False,
                                      fields=FieldMap())
     train_config, _ = resolve_config("default", overrides)
     train(train_config, overwrite=True)
@@ -144,7 +152,6 @@ def selection_mix(path: Path, labels: dict[str, str]) -> dict[str, int]:
 def run_e2e(config: E2EConfig) -> dict[str, Any]:
     """Run (or resume) the whole benchmark; returns the results written to ``results.json``."""
     from ...models import DEFAULT_MODEL
-    from .evaluate import evaluate_model
     from .report import write_report
 
     start = time.perf_counter()
@@ -158,26 +165,26 @@ def run_e2e(config: E2EConfig) -> dict[str, Any]:
     paths = write_pool(out / "pool", config.pool)
     labels = {r["id"]: r["kind"] for r in read_jsonl(paths["labels"])}
     eval_items = read_jsonl(paths["eval"])
+    chats, mtbench = read_jsonl(paths["chat"]), read_jsonl(paths["mtbench"])
     _say(f"pool {len(labels)} samples {dict(Counter(labels.values()))}, eval {len(eval_items)} items -> {out / 'pool'}")
     run = out / "score"
     t0 = time.perf_counter()
     _score(config, model, paths["data"], run)
     score_seconds = time.perf_counter() - t0
     arms_dir = out / "arms"
-    eval_kwargs = dict(device=config.device, max_new_tokens=config.max_new_tokens,
-                       needle_lengths=config.needle_lengths, needle_depths=config.needle_depths,
-                       progress=config.progress)
+    eval_args = (eval_items, chats, mtbench, config.plan)
+    eval_kwargs = dict(device=config.device, progress=config.progress)
     rows: list[dict[str, Any]] = []
     untrained = arms_dir / "untrained"
     if not (untrained / RESULT_FILE).is_file():
         _say("evaluating the untrained model")
-        res = {"arm": "untrained", "seed": None, **evaluate_model(model, untrained / "eval", eval_items, **eval_kwargs),
+        res = {"arm": "untrained", "seed": None, **evaluate_model(model, untrained / "eval", *eval_args, **eval_kwargs),
                "train_seconds": 0.0, "mix": {}}
         untrained.mkdir(parents=True, exist_ok=True)
         (untrained / RESULT_FILE).write_text(json.dumps(res) + "\n")
     rows.append(json.loads((untrained / RESULT_FILE).read_text()))
-    for arm in config.arms:
-        for seed in config.seeds:
+    for seed in config.seeds:  # seed-major: an interrupted run has every arm at its first seeds
+        for arm in config.arms:
             where = arms_dir / arm / f"seed{seed}"
             if (where / RESULT_FILE).is_file():
                 rows.append(json.loads((where / RESULT_FILE).read_text()))
@@ -188,7 +195,7 @@ def run_e2e(config: E2EConfig) -> dict[str, Any]:
             t = time.perf_counter()
             summary = _train(config, model, data, where / "model", seed, short=arm != "no_long")
             train_seconds = time.perf_counter() - t
-            res = {"arm": arm, "seed": seed, **evaluate_model(str(where / "model"), where / "eval", eval_items,
+            res = {"arm": arm, "seed": seed, **evaluate_model(str(where / "model"), where / "eval", *eval_args,
                                                               **eval_kwargs),
                    "train_seconds": round(train_seconds, 1), "train_steps": summary.get("steps"),
                    "mix": selection_mix(data, labels), "data": str(data)}
@@ -196,7 +203,9 @@ def run_e2e(config: E2EConfig) -> dict[str, Any]:
             tmp.write_text(json.dumps(res) + "\n")
             tmp.replace(where / RESULT_FILE)  # the marker of a complete (arm, seed)
             rows.append(res)
-            _say(f"{arm} seed {seed}: QA F1 {res['qa_f1']:.2f}, needle {res['needle']:.1f}")
+            _say(f"{arm} seed {seed}: QA F1 {res['qa_f1']:.2f}, needle {res['needle']:.1f}, RULER {res['ruler']:.1f}, "
+                 f"chat NLL {res['chat_nll']:.3f}, MT-Bench ROUGE-L {res['mtbench_rouge']:.1f} "
+                 f"(train {train_seconds:.0f} s, eval {res['eval_seconds']:.0f} s)")
     meta = {"config": {**asdict(config), "model_resolved": model,
                        "model_name": "SmolLM2-135M-Instruct (embedded)" if model == DEFAULT_MODEL else model},
             "pool_kinds": dict(Counter(labels.values())), "n_eval": len(eval_items),
