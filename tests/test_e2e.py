@@ -92,6 +92,51 @@ def test_bootstrap_ci_by_hand():
     assert mean_std([5.0]) == (5.0, 0.0)
 
 
+def test_chat_nll_equals_a_naive_full_logits_computation(tmp_path):
+    import naive
+
+    from gateau.models import load_model
+    from gateau.tools.e2e.short_checks import chat_nll
+    from gateau.tools.e2e.tiny import build_tiny_model_dir
+
+    loaded = load_model(str(build_tiny_model_dir(tmp_path / "tiny")), device="cpu", dtype="float32")
+    tok = loaded.tokenizer
+    chats = [{"id": "a", "messages": [{"role": "user", "content": "What is a startup?"},
+                                      {"role": "assistant", "content": "A company designed to grow fast."}]},
+             {"id": "b", "messages": [{"role": "user", "content": "Name a colour."},
+                                      {"role": "assistant", "content": "Blue, the colour of the sky."}]}]
+    expected = []
+    for chat in chats:  # the reply and its end-of-turn token, after the prompt the template renders
+        prompt = tok.apply_chat_template(chat["messages"][:1], tokenize=False, add_generation_prompt=True)
+        ids = tok(prompt, add_special_tokens=False)["input_ids"]
+        reply = tok(chat["messages"][1]["content"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
+        expected.append(naive.response_nll(loaded.model, ids + reply, len(ids)))
+    assert chat_nll(loaded, chats) == pytest.approx(sum(expected) / 2, rel=1e-5)
+
+
+def test_short_instruction_sets_are_held_out_and_referenced():
+    from gateau.eval.mtbench import reference_answers
+    from gateau.tools.e2e.short_checks import HELDOUT_START, heldout_chats, mtbench_items
+    from gateau.train.data import SampleSkip, record_to_messages, sharegpt_path
+    from gateau.train.jsonarray import iter_json_array
+
+    chats = heldout_chats(3)
+    assert len(chats) == 3 and all([m["role"] for m in c["messages"]] == ["user", "assistant"] for c in chats)
+    first = []  # the first usable records, which training's --short-count takes
+    for record in iter_json_array(sharegpt_path()):
+        try:
+            record_to_messages(record)
+        except (SampleSkip, ValueError):
+            continue
+        first.append(f"sharegpt-{record.get('id')}")
+        if len(first) >= HELDOUT_START:
+            break
+    assert not {c["id"] for c in chats} & set(first)
+    items = mtbench_items(4)
+    refs = reference_answers()
+    assert len(items) == 4 and all(it["reference"] == refs[int(it["id"].split("-")[1])][0] for it in items)
+
+
 def _run_quick(out: Path) -> subprocess.CompletedProcess:
     env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
@@ -104,7 +149,7 @@ def test_quick_end_to_end(tmp_path):
     proc = _run_quick(out)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("results.md", "results.json", "results.png", "pool/data.jsonl", "pool/labels.jsonl",
-                 "pool/eval.jsonl", "score/scores.parquet"):
+                 "pool/eval.jsonl", "pool/chat.jsonl", "pool/mtbench.jsonl", "score/scores.parquet"):
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())
     assert set(results["arms"]) == {"untrained", *ARMS}
@@ -118,6 +163,10 @@ def test_quick_end_to_end(tmp_path):
         seed_dir = out / "arms" / arm / "seed0"
         assert (seed_dir / "result.json").is_file() and (seed_dir / "model" / "config.json").is_file()
         assert (seed_dir / "eval" / "qa.items.jsonl").is_file()
+        assert (seed_dir / "eval" / "mtbench.items.jsonl").is_file()
+        assert (seed_dir / "eval" / "ruler" / "ruler.items.jsonl").is_file()
+        row = json.loads((seed_dir / "result.json").read_text())
+        assert row["chat_nll"] > 0 and 0 <= row["mtbench_rouge"] <= 100 and 0 <= row["ruler"] <= 100
     assert (out / "arms" / "gateau" / "selected.jsonl").is_file()
     assert (out / "arms" / "random" / "seed0" / "selected.jsonl").is_file()
     # resumable: a second run trains nothing again
