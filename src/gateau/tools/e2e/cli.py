@@ -27,9 +27,11 @@ def config_from_args(args: argparse.Namespace) -> E2EConfig:
         if unknown:
             raise ValueError(f"unknown --arms {unknown}; choose from {', '.join(ARMS)}")
         changes["arms"] = arms
-    for name in ("short_count", "max_steps", "epochs"):
+    for name in ("short_count", "max_steps", "epochs", "lr"):
         if getattr(args, name) is not None:
             changes[name] = getattr(args, name)
+    if args.train_last_layers is not None:
+        changes["train_last_layers"] = args.train_last_layers or None
     return replace(config, **changes)
 
 
