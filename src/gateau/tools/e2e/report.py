@@ -59,7 +59,8 @@ def write_report(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *,
              f"Model {cfg['model_name']}; pool {sum(meta['pool_kinds'].values())} samples {meta['pool_kinds']}; "
              f"{meta['n_eval']} held-out QA items; ratio {cfg['ratio']}; seeds {list(cfg['seeds'])}; "
              f"short data: ShareGPT first {cfg['short_count']}; epochs {cfg['epochs']}, max steps {cfg['max_steps']}, "
-             f"lr {cfg['lr']}, trained layers: {cfg['train_last_layers'] or 'all'} last; "
+             f"lr {cfg['lr']}, trained layers: {cfg['train_last_layers'] or 'all'} last, "
+             f"loss weighting {cfg['loss_weighting']}, max length {cfg['max_length']}; "
              f"wall {meta['wall_seconds']:.0f} s (this call), scoring {meta['score_seconds']:.0f} s."
              + (" **--quick: tiny random model, the numbers mean nothing.**" if cfg.get("quick") else ""), "",
              "| arm | seeds | QA F1 | QA EM | HotpotQA F1 | SQuAD F1 | needle | RULER | chat NLL | MT-Bench ROUGE-L "
