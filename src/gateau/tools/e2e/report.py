@@ -50,19 +50,26 @@ def _fmt(stat: dict[str, float], digits: int = 2) -> str:
     return f"{stat['mean']:.{digits}f} ± {stat['std']:.{digits}f}"
 
 
+def _header(meta: dict[str, Any]) -> str:
+    """The settings and time line above the tables."""
+    cfg = meta["config"]
+    layers = f"the last {cfg['train_last_layers']} layers" if cfg["train_last_layers"] else "every layer"
+    text = (f"Model {cfg['model_name']}; pool {sum(meta['pool_kinds'].values())} samples {meta['pool_kinds']}; "
+            f"{meta['n_eval']} held-out QA items; ratio {cfg['ratio']}; seeds {list(cfg['seeds'])}; short data: "
+            f"ShareGPT first {cfg['short_count']}; epochs {cfg['epochs']}, max steps {cfg['max_steps']}, lr {cfg['lr']}, "
+            f"training {layers}, loss weighting {cfg['loss_weighting']}, max length {cfg['max_length']}; time: "
+            f"{meta['stage_seconds']:.0f} s over all calls (scoring {meta['score_seconds']:.0f} s + every training and "
+            f"evaluation, model loading included; pool building and selection not counted), "
+            f"{meta['wall_seconds']:.0f} s wall in this call.")
+    return text + (" **--quick: tiny random model, the numbers mean nothing.**" if cfg.get("quick") else "")
+
+
 def write_report(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *, n_boot: int = 2000) -> dict[str, Any]:
     summary = summarize(rows, n_boot=n_boot)
     results = {**meta, **summary, "rows": rows}
     (out / "results.json").write_text(json.dumps(results, indent=1) + "\n")
     cfg = meta["config"]
-    lines = ["# gateau bench e2e", "",
-             f"Model {cfg['model_name']}; pool {sum(meta['pool_kinds'].values())} samples {meta['pool_kinds']}; "
-             f"{meta['n_eval']} held-out QA items; ratio {cfg['ratio']}; seeds {list(cfg['seeds'])}; "
-             f"short data: ShareGPT first {cfg['short_count']}; epochs {cfg['epochs']}, max steps {cfg['max_steps']}, "
-             f"lr {cfg['lr']}, trained layers: {cfg['train_last_layers'] or 'all'} last, "
-             f"loss weighting {cfg['loss_weighting']}, max length {cfg['max_length']}; "
-             f"wall {meta['wall_seconds']:.0f} s (this call), scoring {meta['score_seconds']:.0f} s."
-             + (" **--quick: tiny random model, the numbers mean nothing.**" if cfg.get("quick") else ""), "",
+    lines = ["# gateau bench e2e", "", _header(meta), "",
              "| arm | seeds | QA F1 | QA EM | HotpotQA F1 | SQuAD F1 | needle | RULER | chat NLL | MT-Bench ROUGE-L "
              "| train s | eval s | long samples (far/near/ctx-free/wrong/unsup.) |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|---|"]

@@ -148,6 +148,12 @@ def _arm_data(config: E2EConfig, arm: str, seed: int, paths: dict[str, Path], ru
     return _select(run, arm, config.ratio, seed, where / "selected.jsonl")
 
 
+def score_seconds(run: Path) -> float:
+    """Wall seconds `gateau score` spent on ``run`` over all its calls (``history.jsonl``)."""
+    history = run / "history.jsonl"
+    return sum(float(r.get("wall_s", 0.0)) for r in read_jsonl(history)) if history.is_file() else 0.0
+
+
 def selection_mix(path: Path, labels: dict[str, str]) -> dict[str, int]:
     """Kinds of the pool samples in a training file (short records are not pool samples and are not counted)."""
     return dict(Counter(labels[r["id"]] for r in read_jsonl(path) if r.get("id") in labels))
@@ -172,9 +178,7 @@ def run_e2e(config: E2EConfig) -> dict[str, Any]:
     chats, mtbench = read_jsonl(paths["chat"]), read_jsonl(paths["mtbench"])
     _say(f"pool {len(labels)} samples {dict(Counter(labels.values()))}, eval {len(eval_items)} items -> {out / 'pool'}")
     run = out / "score"
-    t0 = time.perf_counter()
     _score(config, model, paths["data"], run)
-    score_seconds = time.perf_counter() - t0
     arms_dir = out / "arms"
     eval_args = (eval_items, chats, mtbench, config.plan)
     eval_kwargs = dict(device=config.device, progress=config.progress)
@@ -213,7 +217,9 @@ def run_e2e(config: E2EConfig) -> dict[str, Any]:
     meta = {"config": {**asdict(config), "model_resolved": model,
                        "model_name": "SmolLM2-135M-Instruct (embedded)" if model == DEFAULT_MODEL else model},
             "pool_kinds": dict(Counter(labels.values())), "n_eval": len(eval_items),
-            "score_seconds": round(score_seconds, 1), "wall_seconds": round(time.perf_counter() - start, 1)}
+            "score_seconds": round(score_seconds(run), 1), "wall_seconds": round(time.perf_counter() - start, 1)}
+    meta["stage_seconds"] = round(meta["score_seconds"] + sum(r.get("train_seconds", 0.0) + r.get("eval_seconds", 0.0)
+                                                              for r in rows), 1)
     results = write_report(out, rows, meta, n_boot=config.n_boot)
     _say(f"wrote {out / 'results.md'}, results.json, results.png ({meta['wall_seconds']:.0f} s this call)")
     return results
