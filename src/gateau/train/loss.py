@@ -76,3 +76,23 @@ def sequence_weighted_loss(token_nll: torch.Tensor, labels: torch.Tensor, positi
     denom = means.numel() if num_sequences is None else num_sequences
     denom = torch.as_tensor(denom, dtype=token_nll.dtype, device=token_nll.device).clamp(min=1)
     return means.sum() / denom + 0.0 * token_nll.sum()
+
+
+def label_token_nll(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, object]:
+    """(token NLL, the model's output). Token NLL: (B, T-1) in nats aligned with the shifted labels (0 where the label is -100), from logits at
+    the label positions only: the positions that predict a label in any row, passed as ``logits_to_keep``, so the
+    LM head and its backward cost O(label positions × vocab), not O(T × vocab). Memory holds those logits in fp32
+    once; TRL's fused head tiles them instead but, off Triton devices (CPU), scores every position."""
+    labels = inputs["labels"]
+    shifted = labels[:, 1:]
+    mask = shifted != IGNORE_INDEX
+    positions = mask.any(dim=0).nonzero().squeeze(1)  # (K,) positions t whose logits predict labels[:, t + 1]
+    kwargs = {k: v for k, v in inputs.items() if k in ("attention_mask", "position_ids")}
+    out = model(input_ids=inputs["input_ids"], logits_to_keep=positions, use_cache=False, **kwargs)
+    log_probs = torch.log_softmax(out.logits.float(), dim=-1)  # (B, K, V)
+    targets = shifted[:, positions].clamp(min=0)
+    picked = -log_probs.gather(-1, targets.unsqueeze(-1)).squeeze(-1)  # (B, K)
+    nll = picked.new_zeros(shifted.shape)
+    nll[:, positions] = picked
+    return nll.masked_fill(~mask, 0.0), out
+

@@ -26,7 +26,7 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import SFTConfig, SFTTrainer
 
-from .loss import count_sequences, sequence_weighted_loss
+from .loss import count_sequences, label_token_nll, sequence_weighted_loss
 from .prepare import TrainingSet, build_training_set
 from .recipe import ConfigError, TrainConfig, resume_mismatches
 from .runtime import check_runtime, is_main_process
@@ -106,13 +106,16 @@ class GateauSFTTrainer(SFTTrainer):
         if self.loss_weighting == "token":
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
-        inputs["use_cache"] = False
-        outputs = model(**inputs, fused_lm_head=True)
-        loss = sequence_weighted_loss(-outputs.log_probs, inputs["labels"], self._positions(inputs),
-                                      num_items_in_batch)
+        if self.args.use_cpu:  # TRL's fused head would score every position here
+            token_nll, outputs = label_token_nll(model, inputs)
+        else:
+            inputs["use_cache"] = False
+            outputs = model(**inputs, fused_lm_head=True)
+            token_nll = -outputs.log_probs
+        loss = sequence_weighted_loss(token_nll, inputs["labels"], self._positions(inputs), num_items_in_batch)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())  # DDP averages the gradients
-        if self.aux_loss_enabled and outputs.aux_loss is not None:
+        if self.aux_loss_enabled and getattr(outputs, "aux_loss", None) is not None:
             steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
             loss = loss + self.router_aux_loss_coef * outputs.aux_loss / steps
         return (loss, outputs) if return_outputs else loss

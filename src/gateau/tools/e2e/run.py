@@ -149,9 +149,10 @@ def _arm_data(config: E2EConfig, arm: str, seed: int, paths: dict[str, Path], ru
 
 
 def score_seconds(run: Path) -> float:
-    """Wall seconds `gateau score` spent on ``run`` over all its calls (``history.jsonl``)."""
+    """Wall seconds of the `gateau score` calls that measured samples in ``run`` (``history.jsonl``)."""
     history = run / "history.jsonl"
-    return sum(float(r.get("wall_s", 0.0)) for r in read_jsonl(history)) if history.is_file() else 0.0
+    rows = read_jsonl(history) if history.is_file() else []
+    return sum(float(r.get("wall_s", 0.0)) for r in rows if r.get("measured_now", 0) > 0)
 
 
 def selection_mix(path: Path, labels: dict[str, str]) -> dict[str, int]:
