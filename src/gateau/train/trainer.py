@@ -103,7 +103,7 @@ class GateauSFTTrainer(SFTTrainer):
         return n
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.loss_weighting == "token":
+        if self.loss_weighting == "token" and not self.args.use_cpu:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
         if self.args.use_cpu:  # TRL's fused head would score every position here
@@ -112,7 +112,11 @@ class GateauSFTTrainer(SFTTrainer):
             inputs["use_cache"] = False
             outputs = model(**inputs, fused_lm_head=True)
             token_nll = -outputs.log_probs
-        loss = sequence_weighted_loss(token_nll, inputs["labels"], self._positions(inputs), num_items_in_batch)
+        if self.loss_weighting == "sequence":
+            loss = sequence_weighted_loss(token_nll, inputs["labels"], self._positions(inputs), num_items_in_batch)
+        else:  # TRL's token loss: summed over label tokens / label tokens of the accumulated batch
+            denom = num_items_in_batch if num_items_in_batch is not None else (inputs["labels"][:, 1:] != -100).sum()
+            loss = token_nll.sum() / torch.as_tensor(denom, dtype=token_nll.dtype, device=token_nll.device).clamp(min=1)
         if self.args.average_tokens_across_devices and num_items_in_batch is not None:
             loss = loss * (self.accelerator.num_processes // self.get_tp_size())  # DDP averages the gradients
         if self.aux_loss_enabled and getattr(outputs, "aux_loss", None) is not None:
