@@ -98,15 +98,10 @@ def _short_only_file(path: Path, count: int) -> Path:
     other arms get the same conversations through ``--short-data sharegpt --short-count``)."""
     if path.is_file():
         return path
-    from ...train.data import SampleSkip, record_to_messages, sharegpt_path
-    from ...train.jsonarray import StreamState, iter_json_array
+    from .short_checks import usable_sharegpt
 
     kept = []
-    for record in iter_json_array(sharegpt_path(), StreamState()):
-        try:
-            record_to_messages(record)
-        except (SampleSkip, ValueError):
-            continue
+    for record, _ in usable_sharegpt():
         kept.append(record)
         if len(kept) >= count:
             break

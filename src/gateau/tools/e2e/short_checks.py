@@ -11,25 +11,31 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 HELDOUT_START = 10_000  # usable ShareGPT records before this index are never held out (training takes the first N)
 
 
-def heldout_chats(count: int, *, start: int = HELDOUT_START, max_chars: int = 4000) -> list[dict[str, Any]]:
-    """``count`` first exchanges ``{"id", "messages": [user, assistant]}`` of usable ShareGPT records from number
-    ``start`` on, skipping exchanges longer than ``max_chars`` characters (they would dominate the cost)."""
+def usable_sharegpt() -> Iterator[tuple[dict[str, Any], list[dict[str, str]]]]:
+    """(record, cleaned messages) of every ShareGPT V3 record `gateau train` can use, in file order (the order in
+    which ``--short-count`` takes them)."""
     from ...train.data import SampleSkip, record_to_messages, sharegpt_path
     from ...train.jsonarray import StreamState, iter_json_array
 
-    out: list[dict[str, Any]] = []
-    usable = 0
     for record in iter_json_array(sharegpt_path(), StreamState()):
         try:
             messages, _ = record_to_messages(record)
         except (SampleSkip, ValueError):
             continue
-        usable += 1
+        yield record, messages
+
+
+def heldout_chats(count: int, *, start: int = HELDOUT_START, max_chars: int = 4000) -> list[dict[str, Any]]:
+    """``count`` first exchanges ``{"id", "messages": [user, assistant]}`` of usable ShareGPT records from number
+    ``start`` on, skipping exchanges longer than ``max_chars`` characters (they would dominate the cost)."""
+    out: list[dict[str, Any]] = []
+    for usable, (record, messages) in enumerate(usable_sharegpt(), start=1):
         if usable <= start:
             continue
         first = messages[:2]
