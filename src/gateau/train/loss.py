@@ -79,10 +79,11 @@ def sequence_weighted_loss(token_nll: torch.Tensor, labels: torch.Tensor, positi
 
 
 def label_token_nll(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, object]:
-    """(token NLL, the model's output). Token NLL: (B, T-1) in nats aligned with the shifted labels (0 where the label is -100), from logits at
-    the label positions only: the positions that predict a label in any row, passed as ``logits_to_keep``, so the
-    LM head and its backward cost O(label positions × vocab), not O(T × vocab). Memory holds those logits in fp32
-    once; TRL's fused head tiles them instead but, off Triton devices (CPU), scores every position."""
+    """(token NLL, the model's output). Token NLL: (B, T-1) in nats aligned with the shifted labels (0 where the
+    label is -100), from logits at the label positions only (the positions that predict a label in any row, passed
+    as ``logits_to_keep``), so the LM head and its backward cost O(label positions × vocab), not O(T × vocab).
+    Memory holds those logits in fp32 once; TRL's fused head tiles them instead but, off Triton devices (CPU),
+    scores every position."""
     labels = inputs["labels"]
     shifted = labels[:, 1:]
     mask = shifted != IGNORE_INDEX
@@ -95,4 +96,3 @@ def label_token_nll(model: torch.nn.Module, inputs: dict[str, torch.Tensor]) -> 
     nll = picked.new_zeros(shifted.shape)
     nll[:, positions] = picked
     return nll.masked_fill(~mask, 0.0), out
-

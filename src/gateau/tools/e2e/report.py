@@ -56,7 +56,8 @@ def _header(meta: dict[str, Any]) -> str:
     layers = f"the last {cfg['train_last_layers']} layers" if cfg["train_last_layers"] else "every layer"
     text = (f"Model {cfg['model_name']}; pool {sum(meta['pool_kinds'].values())} samples {meta['pool_kinds']}; "
             f"{meta['n_eval']} held-out QA items; ratio {cfg['ratio']}; seeds {list(cfg['seeds'])}; short data: "
-            f"ShareGPT first {cfg['short_count']}; epochs {cfg['epochs']}, max steps {cfg['max_steps']}, lr {cfg['lr']}, "
+            f"ShareGPT first {cfg['short_count']}; epochs {cfg['epochs']}, max steps {cfg['max_steps']}, "
+            f"lr {cfg['lr']}, "
             f"training {layers}, loss weighting {cfg['loss_weighting']}, max length {cfg['max_length']}; time: "
             f"{meta['stage_seconds']:.0f} s over all calls (scoring {meta['score_seconds']:.0f} s + every training and "
             f"evaluation, model loading included; pool building and selection not counted), "
@@ -76,7 +77,8 @@ def write_report(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *,
     for arm, t in summary["arms"].items():
         mix = t["mix"]
         mix_s = "/".join(str(mix.get(k, 0)) for k in ("far", "near", "context_free", "wrong", "unsupported"))
-        lines.append(f"| {arm} | {len(t['seeds'])} | " + " | ".join(_fmt(t[m], 3 if m == "chat_nll" else 2) for m in METRICS)
+        cells = " | ".join(_fmt(t[m], 3 if m == "chat_nll" else 2) for m in METRICS)
+        lines.append(f"| {arm} | {len(t['seeds'])} | " + cells
                      + f" | {t['train_seconds']:.0f} | {t['eval_seconds']:.0f} | {mix_s} |")
     lines += ["", "Paired bootstrap over eval items (QA F1, each arm averaged over its seeds; "
               f"{n_boot} resamples, seed 0, 95% percentile interval):", ""]
