@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from gateau.config import ScoreConfig
 from gateau.pipeline.run import run_score
-from gateau.tools.synth import essay_dir
+from gateau.bench.synth import essay_dir
 
 
 def build(path: Path, n: int, words: int) -> Path:

@@ -78,7 +78,7 @@ def build_model(config_name: str, device: str, dtype: str, attn_impl: str):
 def make_samples(tokenizer, length: int, count: int, response_tokens: int) -> list:
     """``count`` samples whose context has ``length`` tokens of essay text, a fact placed at 25% depth."""
     from gateau.data import Sample
-    from gateau.tools.synth import essay_dir, essay_paragraphs
+    from gateau.bench.synth import essay_dir, essay_paragraphs
 
     text = "\n\n".join(p for f in sorted(essay_dir().glob("*.txt")) for p in essay_paragraphs(f.read_text()))
     ids = tokenizer(text, add_special_tokens=False)["input_ids"]

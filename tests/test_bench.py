@@ -11,8 +11,8 @@ import pytest
 
 from gateau import cli
 from gateau.config import NEUTRAL_RESPONSE
-from gateau.tools import benchmark as bench
-from gateau.tools.synth import SynthLabel, read_labels
+from gateau.bench import benchmark as bench
+from gateau.bench.synth import SynthLabel, read_labels
 
 TYPES = ("far_fact", "two_facts", "near_fact", "no_context", "wrong_answer", "early_summary")
 POSITIVE = ("far_fact", "two_facts", "early_summary")

@@ -12,9 +12,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from gateau.tools.e2e.pool import DEFAULT_MIX, HOTPOT_LIMIT, KINDS, PoolConfig, build_pool, hotpotqa, kind_counts, squad
-from gateau.tools.e2e.run import ARMS
-from gateau.tools.e2e.stats import mean_std, paired_bootstrap
+from gateau.bench.e2e.pool import DEFAULT_MIX, HOTPOT_LIMIT, KINDS, PoolConfig, build_pool, hotpotqa, kind_counts, squad
+from gateau.bench.e2e.run import ARMS
+from gateau.bench.e2e.stats import mean_std, paired_bootstrap
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 
@@ -96,8 +96,8 @@ def test_chat_nll_equals_a_naive_full_logits_computation(tmp_path):
     import naive
 
     from gateau.models import load_model
-    from gateau.tools.e2e.short_checks import chat_nll
-    from gateau.tools.e2e.tiny import build_tiny_model_dir
+    from gateau.bench.e2e.short_checks import chat_nll
+    from gateau.bench.e2e.tiny import build_tiny_model_dir
 
     loaded = load_model(str(build_tiny_model_dir(tmp_path / "tiny")), device="cpu", dtype="float32")
     tok = loaded.tokenizer
@@ -116,7 +116,7 @@ def test_chat_nll_equals_a_naive_full_logits_computation(tmp_path):
 
 def test_short_instruction_sets_are_held_out_and_referenced():
     from gateau.eval.mtbench import reference_answers
-    from gateau.tools.e2e.short_checks import HELDOUT_START, heldout_chats, mtbench_items
+    from gateau.bench.e2e.short_checks import HELDOUT_START, heldout_chats, mtbench_items
     from gateau.train.data import SampleSkip, record_to_messages, sharegpt_path
     from gateau.train.jsonarray import iter_json_array
 

@@ -19,8 +19,8 @@ from gateau.config import SelectConfig
 from gateau.methods import method_options
 from gateau.select import select
 from gateau.store import RunStore
-from gateau.tools.report.browser import check_page, find_chromium
-from gateau.tools.report.render import NAV
+from browser import check_page, find_chromium
+from gateau.report.render import NAV
 
 WORDS = ("the harbour keeps a blue lighthouse and the archive holds every essay while founders talk to users "
          "and write code the secret number is kept by the red boats").split()
@@ -291,7 +291,7 @@ def test_report_never_imports_torch(runs, tmp_path):
 
 def test_building_the_parser_does_not_import_the_report(tmp_path):
     code = ("import sys\nfrom gateau.cli import build_parser\nbuild_parser()\n"
-            "heavy = [m for m in ('matplotlib', 'PIL', 'gateau.tools.report.gather') if m in sys.modules]\n"
+            "heavy = [m for m in ('matplotlib', 'PIL', 'gateau.report.gather') if m in sys.modules]\n"
             "assert not heavy, heavy\nprint('ok')")
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
@@ -299,7 +299,7 @@ def test_building_the_parser_does_not_import_the_report(tmp_path):
 
 def test_inspect_figure_is_the_one_the_report_embeds(runs, tmp_path):
     from gateau.select.rank import table_columns
-    from gateau.tools.inspect import inspect_sample, segment_figure
+    from gateau.inspect import inspect_sample, segment_figure
 
     sel = select(runs["cam"], SelectConfig(method="gateau", ratio=0.3))
     best = int(sel.chosen[0])

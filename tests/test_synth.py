@@ -9,9 +9,9 @@ import statistics
 
 import pytest
 
-from gateau.tools import synth
+from gateau.bench import synth
 from gateau.data import record_to_sample
-from gateau.tools.synth import (
+from gateau.bench.synth import (
     LONG_DEPENDENT_TYPES,
     SAMPLE_TYPES,
     SynthLabel,
@@ -139,7 +139,7 @@ def test_templated_answers_and_three_hop_chains(samples):
 
 
 def test_hotpot_samples_use_reserved_free_questions_and_answer_from_the_evidence(samples):
-    from gateau.tools.synth import hotpot
+    from gateau.bench.synth import hotpot
 
     pool = hotpot.questions()
     assert pool and all(q.index < hotpot.MAX_INDEX for q in pool)

@@ -264,7 +264,7 @@ def cmd_select(args: argparse.Namespace) -> int:
 
 
 def cmd_inspect(args: argparse.Namespace) -> int:
-    from .tools.inspect import inspect_sample
+    from .inspect import inspect_sample
 
     path = inspect_sample(args.run, args.id, args.out, args.method, _method_options(args))
     print(f"wrote {path}")
@@ -272,7 +272,7 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .tools.demo import run_demo
+    from .demo import run_demo
 
     run_demo(Path(args.out), n=args.n, words=args.words, seed=args.seed, device=args.device,
              progress=not args.no_progress)
@@ -280,10 +280,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
-    from .tools import benchmark as bench
+    from .bench import benchmark as bench
 
     if args.bench_command == "e2e":
-        from .tools.e2e.cli import run_from_args
+        from .bench.e2e.cli import run_from_args
 
         return run_from_args(args)
     if args.bench_command == "synth":
@@ -304,7 +304,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # Commands of later stages (train, eval, report) live in their own packages: each module listed here has
 # `register(subparsers)`, which adds its parsers with `set_defaults(handler=fn)`, fn(args) -> exit code; the module
 # imports only argparse at top level, so building the parser stays light.
-STAGE_COMMAND_MODULES: tuple[str, ...] = ("gateau.train.cli", "gateau.eval.cli", "gateau.tools.report.cli")
+STAGE_COMMAND_MODULES: tuple[str, ...] = ("gateau.train.cli", "gateau.eval.cli", "gateau.report.cli")
 
 COMMANDS = {"score": cmd_score, "select": cmd_select, "inspect": cmd_inspect, "demo": cmd_demo,
             "bench": cmd_bench}

@@ -22,6 +22,7 @@ class Status(str, Enum):
     BAD_TEXT = "bad_text"  # text that cannot be encoded (e.g. a lone surrogate)
     NONFINITE = "nonfinite"  # a measured NLL was inf or NaN (fp16/bf16 overflow)
     OOM = "oom"  # one row alone did not fit in memory
+    WINDOW_FAILED = "window_failed"  # bench: ok in the base run, not ok in the run at another short window
 
     @property
     def retryable(self) -> bool:

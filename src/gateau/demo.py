@@ -13,11 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ScoreConfig, SelectConfig
-from ..methods import METHODS, method_options
-from ..pipeline.run import run_score
-from ..select import export_jsonl, select
-from .synth import BASIC_TYPES, read_labels, write_synthetic_set
+from .config import ScoreConfig, SelectConfig
+from .methods import METHODS, method_options
+from .pipeline.run import run_score
+from .select import export_jsonl, select
+from .bench.synth import BASIC_TYPES, read_labels, write_synthetic_set
 
 DEMO_RATIO = 0.3
 # Methods compared in the demo, in print order; those needing a user-named model (car) are left out.

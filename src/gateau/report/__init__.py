@@ -2,8 +2,8 @@
 
 `config` says what to report (`ReportConfig`), `gather` collects what the page shows (torch-free, from the run
 directory and `gateau.select`), `figures` draws it with matplotlib, `render` writes the HTML (every run and record
-text escaped), `build` writes the file, `cli` adds the command, and `browser` opens a page in headless Chromium for
-a screenshot and its console errors (optional, for checks).
+text escaped), `build` writes the file, `cli` adds the command. The headless-Chromium page check used by the tests
+lives in `tests/browser.py`.
 """
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-# Public names -> the submodule that defines them; imported on first use, so that `gateau.tools.report.cli` (which
+# Public names -> the submodule that defines them; imported on first use, so that `gateau.report.cli` (which
 # the `gateau` parser imports) stays light.
 _EXPORTS = {"ReportConfig": "config", "ReportData": "gather", "SelectionSpec": "config", "gather": "gather",
             "render": "render", "build_report": "build", "write_report": "build"}

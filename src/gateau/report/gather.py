@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 from scipy.stats import spearmanr
 
-from ...config import FieldMap
-from ...data import content_hash, iter_records, record_to_sample
-from ...methods import get_method
-from ...select import Selection, select
-from ...status import Status
-from ...store import RunStore
+from ..config import FieldMap
+from ..data import content_hash, iter_records, record_to_sample
+from ..methods import get_method
+from ..select import Selection, select
+from ..status import Status
+from ..store import RunStore
 from .config import ReportConfig, SelectionSpec
 
 SCORE = "score"  # the name the final score carries beside the components in every table and figure

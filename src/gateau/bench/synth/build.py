@@ -19,7 +19,7 @@ Harder types, which separate token-level scores from mean-NLL ones:
 - ``near_quote`` (negative): a long response that quotes, word for word, the last sentences of the context
   (within the last ~55 words: inside the short window);
 - ``hotpot_far`` (positive) and ``hotpot_near`` (negative): real text, HotpotQA multi-hop questions (index < 5000)
-  with their evidence far from or at the end of the context (`gateau.tools.synth.hotpot`).
+  with their evidence far from or at the end of the context (`gateau.bench.synth.hotpot`).
 
 Surface statistics overlap across types: instruction prefixes and style suffixes are shared, every type has
 short, one-sentence and longer responses (at most ~60 words), and context lengths match within a few percent.

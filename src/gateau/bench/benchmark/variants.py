@@ -18,6 +18,7 @@ from ...config import ModelConfig
 from ...methods import METHODS, method_options
 from ...methods.base import BenchVariant
 from ...select.rank import rank_table
+from ...status import Status
 from ..synth import SynthLabel
 from .stats import label_arrays, metrics, top_count
 
@@ -47,7 +48,7 @@ def with_window(base: pa.Table, window_table: pa.Table) -> pa.Table:
     pos = {sid: i for i, sid in enumerate(window_table.column("id").to_pylist())}
     take = [pos.get(sid) for sid in base.column("id").to_pylist()]
     w_status = window_table.column("status").to_pylist()
-    status = [s if (j is not None and w_status[j] == "ok") or s != "ok" else "window_failed"
+    status = [s if (j is not None and w_status[j] == Status.OK) or s != Status.OK else Status.WINDOW_FAILED.value
               for s, j in zip(base.column("status").to_pylist(), take)]
     out = base.set_column(base.schema.get_field_index("status"), "status", pa.array(status, pa.string()))
     idx = pa.array(take, type=pa.int64())

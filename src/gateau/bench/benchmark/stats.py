@@ -10,7 +10,7 @@ from typing import Any, Sequence
 import numpy as np
 from scipy.stats import rankdata
 
-from gateau.tools.synth import SAMPLE_TYPES, SynthLabel
+from gateau.bench.synth import SAMPLE_TYPES, SynthLabel
 
 TOP_FRACTIONS = (0.1, 0.3, 0.5)
 

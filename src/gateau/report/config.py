@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ...config import SelectConfig
+from ..config import SelectConfig
 
 
 @dataclass(frozen=True)

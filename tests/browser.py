@@ -5,7 +5,7 @@ JSON), so it needs only the standard library and a Chromium binary (Debian: ``ap
 Collected as problems: ``console.error``/``console.assert`` calls, uncaught exceptions, and error-level log entries
 (a resource that failed to load, a blocked request).
 
-    python -m gateau.tools.report.browser report.html --screenshot report.png [--width 1280]
+    python tests/browser.py report.html --screenshot report.png [--width 1280]
 """
 
 from __future__ import annotations
@@ -174,7 +174,7 @@ def check_page(html_file: str | Path, screenshot: str | Path | None = None, widt
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m gateau.tools.report.browser",
+    parser = argparse.ArgumentParser(prog="python tests/browser.py",
                                      description="Open an HTML file in headless Chromium; print its size and problems.")
     parser.add_argument("html", help="the page")
     parser.add_argument("--screenshot", help="write a full-page PNG here")

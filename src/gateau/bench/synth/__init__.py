@@ -1,4 +1,4 @@
-"""A labelled synthetic long-context SFT set built from real essays (see `gateau.tools.synth.build`)."""
+"""A labelled synthetic long-context SFT set built from real essays (see `gateau.bench.synth.build`)."""
 
 from .build import (BASIC_TYPES, LONG_DEPENDENT_TYPES, MIN_WORDS, SAMPLE_TYPES, SynthLabel, SynthSample,
                     build_samples, build_synthetic_set, read_labels, write_synthetic_set)

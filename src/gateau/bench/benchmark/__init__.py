@@ -1,6 +1,6 @@
 """`gateau bench`: does a scorer find long dependency? A labelled synthetic set, scored once, judged many ways.
 
-``bench synth`` writes ``DIR/data.jsonl`` + ``DIR/labels.jsonl`` (`gateau.tools.synth`). ``bench run DIR`` scores the
+``bench synth`` writes ``DIR/data.jsonl`` + ``DIR/labels.jsonl`` (`gateau.bench.synth`). ``bench run DIR`` scores the
 data once per model configuration into ``DIR/runs/<config>/`` with `gateau.pipeline.scorer.run_score` (resumable: a rerun
 skips finished samples): the first short window W runs every registered method that needs no user-named model
 (gateau, ppl, ifd; car only with ``--reward-model``) and measures CAM's neutral-response profile, every other
@@ -21,7 +21,7 @@ labels:
   weight {0.5, 1} × attention profile (raw, sink-free, calibrated);
 - *extra* (bench-only, flagged ``extra``; not a registered method): HMG as the raw difference PPL_A − PPL_B.
 
-Metrics, with long-dependent samples (`gateau.tools.synth.LONG_DEPENDENT_TYPES`) as positives: AUROC (unrankable samples,
+Metrics, with long-dependent samples (`gateau.bench.synth.LONG_DEPENDENT_TYPES`) as positives: AUROC (unrankable samples,
 NaN score, rank last) with its Hanley–McNeil standard error, the precision of the top 10/30/50%, and the mean
 percentile of each sample type (100 = ranked first, 50 = random). Outputs: ``DIR/results.md``, ``results.json``
 and ``results.png``. The evaluation functions are pure (tables + labels in, rows out) and need no model.

@@ -1,6 +1,6 @@
 """The benchmark's report text: settings and markdown tables of the result rows, per-type percentile tables, the
 "recommended defaults" paragraph (`recommend`), and `write_report`, which writes results.md, results.json and
-(through `gateau.tools.benchmark.plot`) results.png into the benchmark directory."""
+(through `gateau.bench.benchmark.plot`) results.png into the benchmark directory."""
 
 from __future__ import annotations
 

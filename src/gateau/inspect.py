@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..methods import method_options
-from ..methods.cam import CAM, CAMOptions, cas_value, drop_sink
-from ..methods.normalize import normalize
-from ..select.rank import Ranking, rank_table, table_columns
-from ..status import Status
-from ..store import RunStore
+from .methods import method_options
+from .methods.cam import CAM, CAMOptions, cas_value, drop_sink
+from .methods.normalize import normalize
+from .select.rank import Ranking, rank_table, table_columns
+from .status import Status
+from .store import RunStore
 
 
 def has_segments(cols: dict[str, Any]) -> bool:

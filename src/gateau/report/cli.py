@@ -20,7 +20,7 @@ class _SpecParser(argparse.ArgumentParser):
 
 def register(subparsers: Any) -> None:
     """Add the ``report`` command to the `gateau` sub-parsers."""
-    from ...cli import _add_score_options
+    from ..cli import _add_score_options
     from .config import ReportConfig
 
     p = subparsers.add_parser(
@@ -54,8 +54,8 @@ def register(subparsers: Any) -> None:
 
 def _also_spec(value: str, run: str, ratio: float | None, count: int | None) -> Any:
     """One --also value -> a SelectionSpec (select's option flags, optionally preceded by a run directory)."""
-    from ...cli import _add_score_options, _method_options
-    from ...config import SelectConfig
+    from ..cli import _add_score_options, _method_options
+    from ..config import SelectConfig
     from .config import SelectionSpec
 
     parser = _SpecParser(prog="--also", add_help=False)
@@ -68,8 +68,8 @@ def _also_spec(value: str, run: str, ratio: float | None, count: int | None) -> 
 
 def cmd_report(args: argparse.Namespace) -> int:
     """Build the report and print where it went and its size."""
-    from ...cli import _method_options
-    from ...config import SelectConfig
+    from ..cli import _method_options
+    from ..config import SelectConfig
     from .build import write_report
     from .config import ReportConfig, SelectionSpec
 
