@@ -3,9 +3,10 @@
 
 from .read import EXPECTED_SHAPES_HELP, DataError, iter_records
 from .content import content_hash
-from .samples import FieldMap, Sample, judge_view, load_records_by_id, load_samples, record_to_sample
+from .samples import (FieldMap, Sample, judge_view, load_records_by_id, load_samples, record_id,
+                      record_to_sample)
 from .turns import ROLES, SHAPES, Turn, detect_shape, record_turns
 
 __all__ = ["EXPECTED_SHAPES_HELP", "ROLES", "SHAPES", "DataError", "FieldMap", "Sample", "Turn", "content_hash",
-           "detect_shape", "iter_records", "judge_view", "load_records_by_id", "load_samples", "record_to_sample",
-           "record_turns"]
+           "detect_shape", "iter_records", "judge_view", "load_records_by_id", "load_samples", "record_id",
+           "record_to_sample", "record_turns"]

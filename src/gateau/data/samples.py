@@ -49,15 +49,20 @@ class Sample:
 # Records -> samples
 
 
+def record_id(record: dict[str, Any], index: int, fields: FieldMap = FieldMap()) -> str:
+    """A record's sample id: its id field (``fields.id_field``) as text, else its 0-based position ``index``."""
+    rid = record.get(fields.id_field)
+    return str(index if rid is None else rid)
+
+
 def record_to_sample(record: dict[str, Any], index: int, location: str, fields: FieldMap = FieldMap()) -> Sample:
     """Convert one record to a Sample; unusable records get a status code, unrecognisable ones raise DataError."""
     shape = detect_shape(record, fields)
     if shape not in SHAPES:
         keys = ", ".join(sorted(map(str, record))[:8])
         raise DataError(f"{location}: unrecognised record shape (keys: {keys}); {EXPECTED_SHAPES_HELP}")
-    sample_id = record.get(fields.id_field)
-    sample = Sample(index=index, id=str(index if sample_id is None else sample_id), context="", instruction="",
-                    response="", shape=shape)
+    sample = Sample(index=index, id=record_id(record, index, fields), context="", instruction="", response="",
+                    shape=shape)
     try:
         turns = record_turns(record, shape, fields)
         if shape in CHAT_KEYS:
@@ -165,6 +170,5 @@ def load_records_by_id(source: str | Path, fields: FieldMap = FieldMap()) -> dic
     0-based position in ``source``."""
     out: dict[str, tuple[int, dict[str, Any]]] = {}
     for index, (_, record) in enumerate(iter_records(source)):
-        rid = record.get(fields.id_field)
-        out[str(index if rid is None else rid)] = (index, record)
+        out[record_id(record, index, fields)] = (index, record)
     return out

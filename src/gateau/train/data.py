@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..config import FieldMap
-from ..data import detect_shape, record_turns
+from ..data import detect_shape, record_id, record_turns
 from ..data.turns import ABSENT, CHAT_KEYS, NotTurns, Turn, Value
 from ..templates import CONTEXT_JOINER
 from ..util.wheels import wheel_file
@@ -227,8 +227,7 @@ def iter_conversations(source: str | Path, source_label: str, role: str, fields:
         except TrainDataError as exc:
             raise TrainDataError(f"{location}: {exc}") from exc
         loaded.cut_at_empty_turn += cut
-        rid = record.get(fields.id_field)
-        cid = str(index if rid is None else rid)
+        cid = record_id(record, index, fields)
         yield Conversation(id=cid if source_label == "long" else f"short:{cid}", messages=tuple(messages),
                            source=source_label, location=location)
     if not state.complete:
