@@ -69,12 +69,15 @@ def record_to_sample(record: dict[str, Any], index: int, location: str, fields: 
             _fill_from_turns(sample, turns, shape, fields.splitter)
         else:
             user, assistant = turns
-            context = user.context.value
             if shape == "alpaca":  # an absent, null or empty input is an empty context
-                context = "" if context is ABSENT else context or ""
-            sample.context, sample.instruction, sample.response = (
-                _field_text(user.context.name, context), _field_text(user.text.name, user.text.value),
-                _field_text(assistant.text.name, assistant.text.value))
+                context = "" if user.context.value is ABSENT else user.context.value or ""
+                sample.context, sample.instruction, sample.response = (
+                    _text(context, user.context.name), _field_text(user.text.name, user.text.value),
+                    _field_text(assistant.text.name, assistant.text.value))
+            else:  # explicit: read one by one (the fields before a bad one stay filled)
+                sample.context = _field_text(user.context.name, user.context.value)
+                sample.instruction = _field_text(user.text.name, user.text.value)
+                sample.response = _field_text(assistant.text.name, assistant.text.value)
     except KeyError as exc:
         return _mark(sample, Status.MISSING_FIELD, f"missing field {exc.args[0]!r} for shape {shape!r}")
     except (_FieldError, NotTurns) as exc:
