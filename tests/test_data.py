@@ -297,7 +297,8 @@ VIEWS = {
     "alpaca-no-input": (ALPACA_NO_INPUT, ("", "Name a colour.", "Red."), [
         {"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Red."}]),
     "explicit": (EXPLICIT, EXPLICIT_EXPECTED[:3], [
-        {"role": "user", "content": "A long archive.\n\nWhich boat?"}, {"role": "assistant", "content": "The red one."}]),
+        {"role": "user", "content": "A long archive.\n\nWhich boat?"},
+        {"role": "assistant", "content": "The red one."}]),
     # scoring and judging: the last user turn before the last assistant turn, every earlier turn in the context;
     # training: every turn. ``chatgpt`` is an assistant in all three views.
     "sharegpt-multi-turn": (SHAREGPT_MULTI, ("Be brief.\n\nDoc A.\n\nQ1?\n\nA1.\n\nDoc B.", "Q2?", "A2."), [

@@ -82,7 +82,7 @@ def test_judge_samples_end_to_end(chat_server, tmp_path):
     assert "| selected   | 2 |" in (out / "judge_samples.md").read_text()
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"data": {"path": str(data)}}))  # a real run: tests/test_judge_samples.py
+    (run / "config.json").write_text(json.dumps({"data": {"path": str(data)}}))  # real runs: test_judge_samples.py
     assert main(["judge-samples", str(run), "--selected", str(selected), "--out", str(out), "--aspects",
                  "complexity", "--judge-url", chat_server.url, "--judge-model", "gpt-4-turbo", "--judge-times", "1",
                  "--no-progress"]) == 0

@@ -1,9 +1,10 @@
 """The scoring view of records: `Sample`s (context, instruction, response), loaded from files or HF datasets.
 
 Record shapes and roles are `gateau.data.turns`'s. Alpaca and explicit records give their three fields as they
-are (an absent or null alpaca ``input`` is an empty context). For chat shapes the last user turn is split into context and instruction: the instruction is its last
-paragraph (text after the last ``splitter``, default ``"\\n\\n"``), the context is everything before it, as the
-official GATEAU scripts do. The response is the last assistant turn. Earlier turns are prepended to the context.
+are (an absent or null alpaca ``input`` is an empty context). For chat shapes the last user turn is split into
+context and instruction: the instruction is its last paragraph (text after the last ``splitter``, default
+``"\\n\\n"``), the context is everything before it, as the official GATEAU scripts do. The response is the last
+assistant turn. Earlier turns are prepended to the context.
 
 A record that is recognised but unusable (empty response, missing field, no context) becomes a `Sample` with a
 ``status`` code and ``error`` text; it is never dropped. A file that cannot be read, or a record whose shape

@@ -4,10 +4,11 @@ Inputs are files, not engine internals: one or more selection JSONL files writte
 (records in their input form plus a ``gateau`` object) and the scored data (``--data``, or the one a run's
 ``config.json`` names, with the run's field map and limit), read as `gateau score` reads it. A record's id is its
 id field, else its 0-based position in the data; a selected record without an id is matched to the data by
-content. What is judged is `gateau.data.judge_view`: the context, instruction and response that were scored. Groups: each selection file (``selected`` when there is one) and
-``unselected`` (records in no selection file). Up to ``per_group`` records per group are drawn (seeded) and
-each is rated 1–5 on coherence and necessity of the long context, helpfulness and faithfulness of the response
-and complexity of the instruction, with the paper's prompts, each judged ``--judge-times`` times and averaged.
+content. What is judged is `gateau.data.judge_view`: the context, instruction and response that were scored.
+Groups: each selection file (``selected`` when there is one) and ``unselected`` (records in no selection file).
+Up to ``per_group`` records per group are drawn (seeded) and each is rated 1–5 on coherence and necessity of the
+long context, helpfulness and faithfulness of the response and complexity of the instruction, with the paper's
+prompts, each judged ``--judge-times`` times and averaged.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from .judge_prompts import D1_ASPECTS
 from .results import EvalError, format_table, mean, write_outputs
 
 
-def read_records(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+def read_selection(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
     """(location, record) of a selection file (JSONL, JSON or Parquet, read by `gateau.data.iter_records`)."""
     if not Path(path).is_file():
         raise EvalError(f"{path} not found")
@@ -104,12 +105,12 @@ def groups(config: JudgeSamplesConfig) -> dict[str, list[tuple[str, str, dict[st
     members: dict[str, set[str]] = {}
     for name, path in zip(names, config.selected):
         chosen = set()
-        for location, rec in read_records(path):
+        for location, rec in read_selection(path):
             rid = rec.get(fields.id_field)
             sid = str(rid) if rid is not None else by_content.get(_content_key(rec))
             if sid is None or sid not in known:
-                raise EvalError(f"{location}: this selected record is not in --data {config.data.path} "
-                                "(pass the file that was scored)")
+                raise EvalError(f"{location}: this selected record is not in the scored data {config.data.path} "
+                                "(pass the file that was scored with --data)")
             chosen.add(sid)
         members[name] = chosen
     anywhere = set().union(*members.values())
