@@ -1,7 +1,7 @@
 """Training data: records -> chat message lists, the long selection, short instruction data (ShareGPT), the mix.
 
 Every record shape the loaders read becomes a list of ``{"role", "content"}`` messages (roles ``system``, ``user``,
-``assistant``); multi-turn conversations keep all their turns:
+``assistant``, from the turns and role map of `gateau.data.turns`); multi-turn conversations keep all their turns:
 
 - ``messages`` (LongAlign / OpenAI) and ``conversations`` (ShareGPT ``from``/``value``) keep every turn;
 - ``alpaca`` (``instruction``/``input``/``output``) and ``explicit`` (``context``/``instruction``/``response``)
