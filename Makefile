@@ -1,11 +1,11 @@
-# The two commands of the README. Both set up .venv first (once; re-done when pyproject.toml changes).
-.PHONY: setup demo test bench
+# The two commands of the README. Each sets up .venv first (once; re-done when pyproject.toml, the set-up script or
+# the constraints change): `demo` installs what the demo needs, `test` adds the test extras.
+.PHONY: demo test
 
-setup:
-	bash scripts/setup.sh
-
-demo: setup
+demo:
+	bash scripts/setup.sh demo
 	HF_HUB_OFFLINE=1 .venv/bin/gateau demo
 
-test: setup
+test:
+	bash scripts/setup.sh test
 	HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -p no:cacheprovider
