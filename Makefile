@@ -1,5 +1,6 @@
-# The two commands of the README. Both set up .venv first (once; re-done when pyproject.toml changes).
-.PHONY: setup demo test bench
+# The two commands of the README. Each sets up .venv first (once; re-done when pyproject.toml, the set-up script or
+# the constraints change): `demo` installs what the demo needs, `test` adds the test extras.
+.PHONY: demo test
 
 PYTEST = HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -p no:cacheprovider
 # The tests marked @pytest.mark.slow (the default suite deselects them), run by name after it; tests/test_suite.py
@@ -9,12 +10,11 @@ SLOW_TESTS = \
 	tests/test_eval_stages.py::test_lm_eval_bridge_on_a_local_task \
 	tests/test_report.py::test_page_renders_in_headless_chromium_without_console_errors
 
-setup:
-	bash scripts/setup.sh
-
-demo: setup
+demo:
+	bash scripts/setup.sh demo
 	HF_HUB_OFFLINE=1 .venv/bin/gateau demo
 
-test: setup
+test:
+	bash scripts/setup.sh test
 	$(PYTEST)
 	$(PYTEST) -m slow $(SLOW_TESTS)
