@@ -16,6 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
+from .errors import UsageError
+
 TEMPLATES = ("plain", "chat")
 LAST_SEGMENT = ("drop", "keep")
 EXECUTORS = ("local", "ray")
@@ -30,7 +32,7 @@ def _positive(owner: str, **values: int | float | None) -> None:
     """ValueError naming the first value that is set but not > 0."""
     for name, value in values.items():
         if value is not None and not value > 0:
-            raise ValueError(f"{owner}: --{name.replace('_', '-')} must be positive, got {value}")
+            raise UsageError(f"{owner}: --{name.replace('_', '-')} must be positive, got {value}")
 
 
 @dataclass(frozen=True)
@@ -105,16 +107,16 @@ class MeasureConfig:
 
     def __post_init__(self) -> None:
         if self.neutral_response is not None and not self.neutral_response.strip():
-            raise ValueError("--neutral-response is empty")
+            raise UsageError("--neutral-response is empty")
         if not self.methods:
-            raise ValueError("--methods is empty")
+            raise UsageError("--methods is empty")
         if self.last_segment not in LAST_SEGMENT:
-            raise ValueError(f"unknown --last-segment {self.last_segment!r}; choose one of {LAST_SEGMENT}")
+            raise UsageError(f"unknown --last-segment {self.last_segment!r}; choose one of {LAST_SEGMENT}")
         if self.template not in TEMPLATES:
-            raise ValueError(f"unknown --template {self.template!r}; choose one of {TEMPLATES}")
+            raise UsageError(f"unknown --template {self.template!r}; choose one of {TEMPLATES}")
         _positive("measure", segment_len=self.segment_len, max_segments=self.max_segments)
         if self.max_length is not None and self.max_length < 16:
-            raise ValueError("--max-length must be at least 16 tokens")
+            raise UsageError("--max-length must be at least 16 tokens")
 
 
 @dataclass(frozen=True)
@@ -135,12 +137,12 @@ class ExecutionConfig:
 
     def __post_init__(self) -> None:
         if self.pack not in PACKING:
-            raise ValueError(f"unknown --pack {self.pack!r}; choose one of {PACKING}")
+            raise UsageError(f"unknown --pack {self.pack!r}; choose one of {PACKING}")
         if self.executor not in EXECUTORS:
-            raise ValueError(f"unknown --executor {self.executor!r}; choose one of {EXECUTORS}")
+            raise UsageError(f"unknown --executor {self.executor!r}; choose one of {EXECUTORS}")
         _positive("execution", workers=self.workers, token_budget=self.token_budget, chunk_size=self.chunk_size)
         if self.gpus_per_worker < 0:
-            raise ValueError("--gpus-per-worker must be >= 0")
+            raise UsageError("--gpus-per-worker must be >= 0")
 
 
 _SECTIONS = {"data": DataConfig, "models": ModelConfig, "measure": MeasureConfig, "execution": ExecutionConfig}
@@ -206,9 +208,9 @@ class SelectConfig:
 
     def __post_init__(self) -> None:
         if (self.ratio is None) == (self.count is None):
-            raise ValueError("give exactly one of --ratio and --count")
+            raise UsageError("give exactly one of --ratio and --count")
         if self.ratio is not None and not 0 < self.ratio <= 1:
-            raise ValueError(f"--ratio must be in (0, 1], got {self.ratio}")
+            raise UsageError(f"--ratio must be in (0, 1], got {self.ratio}")
         _positive("select", count=self.count)
 
     def keep(self, n: int) -> int:

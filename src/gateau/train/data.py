@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..config import FieldMap
+from ..errors import GateauError
 from ..data import detect_shape
 from .jsonarray import JSONArrayError, StreamState, iter_json_array
 
@@ -41,7 +42,7 @@ SKIP_UNKNOWN_ROLE = "unknown_role"
 SKIP_BAD_FIELD = "bad_field"
 
 
-class TrainDataError(ValueError):
+class TrainDataError(GateauError, ValueError):
     """The training data cannot be used at all (missing file, empty file, unrecognised record shape)."""
 
 

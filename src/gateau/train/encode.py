@@ -23,6 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..errors import GateauError
 from .data import Message, SampleSkip
 
 IGNORE_INDEX = -100
@@ -31,7 +32,7 @@ SKIP_TEMPLATE = "template_error"
 PLAIN_SPLITTER = "\n\n"
 
 
-class TemplateError(ValueError):
+class TemplateError(GateauError, ValueError):
     """The requested template cannot be used with this tokenizer."""
 
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import FieldMap
+from ..errors import GateauError
 
 PRESET_NAMES = ("default", "paper")
 TEMPLATES = ("chat", "plain")
@@ -35,7 +36,7 @@ DEEPSPEED_CHOICES = ("zero2", "zero3", "zero3-offload")
 PAPER_MAX_LENGTH = 65536
 
 
-class ConfigError(ValueError):
+class ConfigError(GateauError, ValueError):
     """A setting is out of range or contradicts another one."""
 
 
