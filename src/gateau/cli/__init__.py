@@ -67,8 +67,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _os_error_line(exc: OSError) -> str:
-    """``PATH: REASON`` of an OSError that names its file."""
-    path = exc.filename if exc.filename2 is None else f"{exc.filename} -> {exc.filename2}"
+    """``PATH: REASON`` of an OSError that names its file; of a rename or copy, its destination (the output the
+    user named, not a temporary)."""
+    path = exc.filename if exc.filename2 is None else exc.filename2
     return f"{path}: {exc.strerror or exc}"
 
 
