@@ -47,6 +47,7 @@ def test_version_is_the_installed_distributions(capsys):
     (["inspect", "{run}", "s9", "--out", "{tmp}/x.png"], "inspect", "no sample with id 's9' in"),
     (["report", "{run}", "--ratio", "0.5", "--out", "{tmp}/r.html", "--also=--bogus"], "report",
      "--also unrecognized arguments: --bogus"),
+    (["eval", "longbench", "{tmp}"], "eval", "holds no DATASET.jsonl prediction files"),  # an EvalError
 ])
 def test_user_mistakes_are_one_line(length_run, tmp_path, capsys, argv, command, fragment):
     argv = [a.format(run=length_run, tmp=tmp_path) for a in argv]

@@ -51,7 +51,7 @@ def register(subparsers: Any) -> None:
                    f"per sample (default {ReportConfig.excerpt_chars})")
     p.add_argument("--data", help="input file to read the samples' text from (default: the path recorded in the run)")
     p.add_argument("--allow-partial", action="store_true", help="report on an unfinished run's scored samples")
-    p.set_defaults(handler=cmd_report)
+    p.set_defaults(handler=run)
 
 
 def _also_spec(value: str, run: str, ratio: float | None, count: int | None) -> Any:
@@ -67,7 +67,7 @@ def _also_spec(value: str, run: str, ratio: float | None, count: int | None) -> 
                                                 options=method_options(args)))
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Build the report and print where it went and its size."""
     from ..report.build import write_report
     from ..report.config import ReportConfig, SelectionSpec

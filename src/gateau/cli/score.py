@@ -9,7 +9,7 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
-from ..config import NEUTRAL_RESPONSE, DataConfig, ExecutionConfig, MeasureConfig, ModelConfig, ScoreConfig
+from ..config import NEUTRAL_RESPONSE, DataConfig, FieldMap, ExecutionConfig, MeasureConfig, ModelConfig, ScoreConfig
 from . import signals
 from .options import add_field_flags, add_record_fields, default_of, field_values, record_fields
 
@@ -62,17 +62,38 @@ def register(subparsers: Any) -> None:
     p.add_argument("--repair", action="store_true", help="set damaged chunks of the run aside (*.damaged) and score "
                    "their samples again")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument("--config", metavar="FILE", help="settings file (.yaml/.yml or .json) with the keys of "
+                   "RUN/config.json (data, models, measure, execution); flags given override it")
+    p.add_argument("--print-config", action="store_true", help="print the resolved settings as JSON (a file "
+                   "--config reads) and exit without scoring")
     add_record_fields(p)
     p.set_defaults(handler=run)
 
 
+# Record-field flags -> `FieldMap` field names.
+_RECORD_FLAGS = {"shape": "shape", "id_field": "id_field", "context_field": "context",
+                 "instruction_field": "instruction", "response_field": "response", "splitter": "splitter"}
+
+
 def config_from_args(args: argparse.Namespace) -> ScoreConfig:
-    """The flags -> `ScoreConfig` (a flag not given keeps the config's default)."""
+    """The flags (over ``--config``'s file when given) -> `ScoreConfig`; a setting given nowhere keeps the
+    config's default."""
     values = field_values(args, CONFIG_FLAGS)
     values["neutral_response"] = values["neutral_response"] or (NEUTRAL_RESPONSE if args.calibrate_attention else None)
-    return ScoreConfig.from_flat(args.data, args.out, overwrite=args.overwrite, repair=args.repair,
-                                 fields=record_fields(args), methods=args.methods,
-                                 progress=False if args.no_progress else None, **values)
+    config = ScoreConfig.from_flat(args.data, args.out, overwrite=args.overwrite, repair=args.repair,
+                                   fields=record_fields(args), methods=args.methods,
+                                   progress=False if args.no_progress else None, **values)
+    if not getattr(args, "config", None):
+        return config
+    from .config_file import merged, read_settings
+
+    given = {name for name, value in values.items() if value is not None}
+    given |= {name for name, on in (("methods", args.methods is not None), ("progress", args.no_progress),
+                                    ("overwrite", args.overwrite), ("repair", args.repair)) if on}
+    default_fields = FieldMap()
+    given |= {f"fields.{name}" for flag, name in _RECORD_FLAGS.items()
+              if getattr(args, flag) != getattr(default_fields, name)}
+    return merged(config, given, read_settings(args.config))
 
 
 def stored_samples(out: str) -> int:
@@ -85,9 +106,14 @@ def stored_samples(out: str) -> int:
 
 def run(args: argparse.Namespace) -> int:
     """Score, print the summary; on SIGINT/SIGTERM say how many samples are stored and exit 130/143."""
+    config = config_from_args(args)
+    if args.print_config:
+        from .config_file import settings_text
+
+        sys.stdout.write(settings_text(config))
+        return 0
     from ..pipeline.run import run_score
 
-    config = config_from_args(args)
     try:
         summary = run_score(config)
     except KeyboardInterrupt:

@@ -119,8 +119,7 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
     runtime = resolve_runtime(device=args.device, attn_impl=args.attn_impl, packing=args.packing, bf16=args.bf16)
     overrides = {name: getattr(args, name) for name in _CONFIG_FLAGS}
     overrides.update(runtime, model=args.model, data=args.data, out=args.out, liger=args.liger,
-                     progress=not args.no_progress,
-                     fields=record_fields(args))
+                     progress=not args.no_progress, fields=record_fields(args))
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and args.deepspeed is None:
         overrides["deepspeed"] = ""  # the launcher's accelerate config already sets DeepSpeed up
     window = model_window(args.model) if args.max_length is None else None
