@@ -19,8 +19,8 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from .errors import UsageError
+from .templates import TEMPLATES
 
-TEMPLATES = ("plain", "chat")
 LAST_SEGMENT = ("drop", "keep")
 EXECUTORS = ("local", "ray")
 PACKING = ("auto", "on", "off")

@@ -16,8 +16,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from ..config import FieldMap, SelectConfig
-
-SHAPES = ("messages", "conversations", "alpaca", "explicit")
+from ..data.turns import SHAPES
 
 
 def default_of(section: type, name: str) -> Any:
