@@ -17,8 +17,6 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-pytestmark = pytest.mark.slow
-
 WORDS = "the archive keeps every essay in order while founders talk to users and write code".split()
 
 
@@ -40,6 +38,7 @@ def stored_rows(out: Path) -> int:
     return sum(pq.read_metadata(p).num_rows for p in (out / "shards").glob("part-*.parquet"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_score_stops_on_a_signal_says_what_is_stored_and_resumes(tmp_path, tiny_model_dir, sig, code):
     data, out = write_records(tmp_path / "data.jsonl", 40), tmp_path / "run"
@@ -63,6 +62,7 @@ def test_score_stops_on_a_signal_says_what_is_stored_and_resumes(tmp_path, tiny_
     assert pq.read_table(out / "scores.parquet").num_rows == 40
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("sig, code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
 def test_a_signal_during_the_imports_is_one_line(tmp_path, tiny_model_dir, sig, code):
     """The first seconds of `score` import torch and transformers: a signal there is one line too."""
