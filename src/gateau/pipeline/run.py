@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from .. import __version__
 from ..config import ScoreConfig
 from ..data import Sample, load_samples
+from ..status import status_examples
 from ..store import RunStore, fingerprint
 from .scorer import Models, measurement_fields
 
@@ -27,11 +28,12 @@ class ScoreSummary:
     forward_tokens: int
     measure_s: float
     wall_s: float
+    examples: list[str] = field(default_factory=list)  # `status_examples` lines: not-ok ids with their reasons
 
     def lines(self) -> list[str]:
         rate = self.forward_tokens / self.measure_s if self.measure_s > 0 else 0.0
         out = [f"samples: {self.total} (measured now {self.measured_now}, already done {self.skipped_done})",
-               "status: " + ", ".join(f"{k}={v}" for k, v in sorted(self.statuses.items()))]
+               "status: " + ", ".join(f"{k}={v}" for k, v in sorted(self.statuses.items())), *self.examples]
         if self.notes:
             out.append(f"notes: {self.notes} samples have a note (see the `note` column)")
         if self.forward_tokens:
@@ -84,15 +86,18 @@ def _run_locked(config: ScoreConfig, samples: list[Sample], store: RunStore, sta
     # stored rows beyond the limit are kept, and the summary counts what the limit covers
     table = store.consolidate(None if config.data.limit else [s.id for s in samples])
     mine = {s.id for s in samples}
-    statuses = Counter(st for sid, st in zip(table.column("id").to_pylist(), table.column("status").to_pylist())
-                       if sid in mine)
+    rows = [(sid, st, e) for sid, st, e in zip(*(table.column(c).to_pylist() for c in ("id", "status", "error")))
+            if sid in mine]
+    statuses = Counter(st for _, st, _ in rows)
+    examples = status_examples([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
     notes = sum(1 for sid, n in zip(table.column("id").to_pylist(), table.column("note").to_pylist())
                 if n and sid in mine)
     summary = ScoreSummary(total=len(samples), measured_now=len(todo), skipped_done=len(samples) - len(todo),
                            statuses=dict(statuses), notes=notes, forward_tokens=tokens, measure_s=measure_s,
-                           wall_s=time.perf_counter() - start)
+                           wall_s=time.perf_counter() - start, examples=examples)
+    history = {k: v for k, v in asdict(summary).items() if k != "examples"}  # the reasons are in scores.parquet
     store.append_history({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "executor": config.execution.executor,
-                          "workers": config.execution.workers, "versions": library_versions(), **asdict(summary)})
+                          "workers": config.execution.workers, "versions": library_versions(), **history})
     return summary
 
 
