@@ -9,6 +9,8 @@ SLOW_TESTS = \
 	tests/test_cli_signals.py::test_score_stops_on_a_signal_says_what_is_stored_and_resumes \
 	tests/test_cli_signals.py::test_a_signal_during_the_imports_is_one_line \
 	tests/test_e2e.py::test_quick_end_to_end \
+	tests/test_faults.py::test_a_select_killed_mid_write_leaves_a_temporary_the_next_write_removes \
+	tests/test_faults.py::test_ctrl_c_during_report_is_one_line_and_writes_nothing \
 	tests/test_eval_stages.py::test_lm_eval_bridge_on_a_local_task \
 	tests/test_report.py::test_page_renders_in_headless_chromium_without_console_errors
 
