@@ -83,6 +83,10 @@ def _add_score(sub) -> None:
     x = p.add_argument_group("execution (never changes a number)")
     x.add_argument("--executor", choices=["local", "ray"], help="local: this process (default); ray: one Ray actor "
                    "per worker (pip install 'gateau[ray]')")
+    x.add_argument("--shard", metavar="I/N", help="score only share I of N (0 <= I < N) of the chunk plan into the "
+                   "same --out, for N independent workers on a shared filesystem (e.g. a Slurm array: "
+                   "examples/slurm/score.sbatch); re-run a killed worker with the same command; afterwards the same "
+                   "command without --shard scores whatever is missing and consolidates")
     x.add_argument("--workers", type=int, help=f"ray: number of workers (default {d(ExecutionConfig, 'workers')})")
     x.add_argument("--gpus-per-worker", type=float, help="ray: GPUs per worker (default 0; 1 on a GPU node)")
     x.add_argument("--ray-address", help="ray: join this cluster (default: start Ray on this machine)")
@@ -113,7 +117,7 @@ def _score_config(args: argparse.Namespace):
         neutral_response=args.neutral_response or (NEUTRAL_RESPONSE if args.calibrate_attention else None),
         attn_impl=args.attn_impl, executor=args.executor, workers=args.workers,
         gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address, token_budget=args.token_budget,
-        chunk_size=args.chunk_size, pack=args.pack, progress=False if args.no_progress else None)
+        chunk_size=args.chunk_size, pack=args.pack, progress=False if args.no_progress else None, shard=args.shard)
 
 
 def _add_select(sub) -> None:
@@ -247,6 +251,10 @@ def cmd_score(args: argparse.Namespace) -> int:
               file=sys.stderr)
         return 130
     print("\n".join(summary.lines()))
+    if config.execution.shard is not None:
+        print(f"shard {config.execution.shard} done; when every shard is done, run the same command without --shard "
+              "to score what is missing and write scores.parquet")
+        return 0
     print(f"scores: {Path(args.out) / 'scores.parquet'}")
     return 0
 
