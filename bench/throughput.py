@@ -87,6 +87,8 @@ SHAPES = {  # real models' shapes, random weights: right for speed and memory, n
     # the dry run of bench/gpu_check.py on CPU: the same code paths in a 2-layer model
     "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
                  num_key_value_heads=2, vocab_size=32000, max_position_embeddings=65536, rope_theta=10000.0),
+    "tiny-gqa": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=1, vocab_size=128256, max_position_embeddings=65536, rope_theta=10000.0),
 }
 
 
