@@ -90,16 +90,15 @@ def _table_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
-def _create_exclusively(path: Path, data: bytes) -> bool:
+def _create_exclusively(path: Path, data: bytes) -> None:
     """Create ``path`` holding ``data`` whole, unless it exists (another writer was first): write a uniquely named
-    temporary, then hard-link it to ``path`` (atomic, and never replaces a file, also on NFS). True if created."""
+    temporary, then hard-link it to ``path`` (atomic, and never replaces a file, also on NFS)."""
     tmp = path.with_name(f".{path.name}.new-{uuid.uuid4().hex}")
     try:
         tmp.write_bytes(data)
         os.link(tmp, path)
-        return True
     except FileExistsError:
-        return False
+        pass
     except OSError as exc:
         raise RunError(f"cannot write {path}: {exc.strerror or exc}") from exc
     finally:
