@@ -202,8 +202,8 @@ def markdown(report: dict) -> str:
              f"flash-attn {env['flash_attn']}; budget {report['budget_s']:.0f} s, took {report['wall_s']:.0f} s", "",
              f"Goals: fused >= {GOAL_FUSED}x plain at >= {GOAL_FROM // 1024}k, segments >= {GOAL_SEGMENTS}x plain, "
              f"peak memory within {FIT_GB} GB. Random weights in real shapes.", "",
-             "| shape | attention | context | fused / plain | segments / plain | packed segments / plain | segment rows "
-             "| MFU plain | MFU fused | peak GB | fits 80 GB | goals |",
+             "| shape | attention | context | fused / plain | segments / plain | packed segments / plain "
+             "| segment rows "             "| MFU plain | MFU fused | peak GB | fits 80 GB | goals |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["throughput"]:
         if "error" in r:
@@ -280,7 +280,8 @@ def main(argv: list[str] | None = None) -> int:
     start = time.perf_counter()
     steps = plan_steps(args, sizes, work)
     run_steps(steps, args.budget_s, env)
-    report = {"tiny": args.tiny, "budget_s": args.budget_s, "environment": environment(args.device), **collect(steps, work)}
+    report = {"tiny": args.tiny, "budget_s": args.budget_s, "environment": environment(args.device),
+              **collect(steps, work)}
     report["throughput"] = throughput_rows(report)
     report["wall_s"] = time.perf_counter() - start
     (out / "gpu_check.json").write_text(json.dumps(report, indent=2) + "\n")
