@@ -203,7 +203,7 @@ def markdown(report: dict) -> str:
              f"Goals: fused >= {GOAL_FUSED}x plain at >= {GOAL_FROM // 1024}k, segments >= {GOAL_SEGMENTS}x plain, "
              f"peak memory within {FIT_GB} GB. Random weights in real shapes.", "",
              "| shape | attention | context | fused / plain | segments / plain | packed segments / plain "
-             "| segment rows "             "| MFU plain | MFU fused | peak GB | fits 80 GB | goals |",
+             "| segment rows | MFU plain | MFU fused | peak GB | fits 80 GB | goals |",
              "|---|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in report["throughput"]:
         if "error" in r:
