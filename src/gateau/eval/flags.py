@@ -3,7 +3,7 @@
 A settings field made with ``flag(...)`` becomes one ``gateau eval NAME`` option: ``--field-name`` (or a
 positional argument), its help text, its parser and its default taken from the field itself, so a default is
 written once. Fields made with plain ``field``/defaults (the model settings, ``overwrite``) are not flags of their
-own: the shared option groups of ``eval/cli.py`` fill them.
+own: the shared option groups of ``cli/eval.py`` fill them.
 """
 
 from __future__ import annotations
