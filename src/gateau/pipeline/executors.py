@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, ClassVar, Iterator
 
+from ..errors import UsageError
+
 if TYPE_CHECKING:
     from ..config import ExecutionConfig
     from ..data import Sample
@@ -67,7 +69,7 @@ def executor_names() -> tuple[str, ...]:
 
 
 def get_executor(name: str) -> Executor:
-    """The executor called ``name`` (ValueError naming the known ones)."""
+    """The executor called ``name`` (UsageError naming the known ones)."""
     if name not in executor_names():
-        raise ValueError(f"unknown --executor {name!r}; choose one of {executor_names()}")
+        raise UsageError(f"unknown --executor {name!r}; choose one of {executor_names()}")
     return importlib.import_module(f"{__package__}.{name}{MODULE_SUFFIX}").EXECUTOR
