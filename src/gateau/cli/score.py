@@ -22,7 +22,8 @@ _MEASURE_FLAGS = ("short_rope_theta", "reward_model", "embed_model", "max_length
 _CALIBRATION_FLAGS = ("neutral_response",)
 _DATA_FLAGS = ("limit",)
 _DEVICE_FLAGS = ("device", "dtype", "attn_impl")
-_EXECUTION_FLAGS = ("executor", "workers", "gpus_per_worker", "ray_address", "token_budget", "pack", "chunk_size")
+_EXECUTION_FLAGS = ("executor", "workers", "gpus_per_worker", "ray_address", "shard", "token_budget", "pack",
+                    "chunk_size")
 CONFIG_FLAGS = (_MODEL_FLAGS + _MODE_FLAGS + _MEASURE_FLAGS + _CALIBRATION_FLAGS + _DATA_FLAGS + _DEVICE_FLAGS
                 + _EXECUTION_FLAGS)
 
@@ -60,7 +61,8 @@ def register(subparsers: Any) -> None:
     add_field_flags(p.add_argument_group("execution (never changes a number)"), _fields(*_EXECUTION_FLAGS))
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
     p.add_argument("--repair", action="store_true", help="set damaged chunks of the run aside (*.damaged) and score "
-                   "their samples again")
+                   "their samples again; write a damaged config.json again from this command's settings and "
+                   "consolidate a damaged scores.parquet again")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--config", metavar="FILE", help="settings file (.yaml/.yml or .json) with the keys of "
                    "RUN/config.json (data, models, measure, execution); flags given override it")
@@ -122,5 +124,9 @@ def run(args: argparse.Namespace) -> int:
                   "command to resume", file=sys.stderr)
         return signals.exit_code()
     print("\n".join(summary.lines()))
+    if config.execution.shard is not None:
+        print(f"shard {config.execution.shard} done; when every shard is done, run the same command without --shard "
+              "to score what is missing and write scores.parquet")
+        return 0
     print(f"scores: {Path(args.out) / 'scores.parquet'}")
     return 0

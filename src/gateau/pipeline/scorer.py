@@ -2,7 +2,7 @@
 
 encode (template, left truncation) → the rows the methods request (shared rows run once) → one `RowRunner` per
 model (length-sorted, token-budget batches) → per-method columns. A `Scorer` knows nothing about files, progress
-bars, resume or scheduling: executors (`gateau.pipeline.local`, `gateau.pipeline.ray_executor`) drive it and the
+bars, resume or scheduling: executors (`gateau.pipeline.executors`: local, ray, shard) drive it and the
 store (`gateau.store`) keeps what it returns.
 """
 
@@ -91,13 +91,17 @@ def load_models(config: ScoreConfig) -> Models:
 class Scorer:
     """Loaded models + encoders + runners for one configuration; `score_batch` measures a list of samples."""
 
-    def __init__(self, config: ScoreConfig, long: LoadedModel, short: LoadedModel | None = None):
+    def __init__(self, config: ScoreConfig, long: LoadedModel, short: LoadedModel | None = None,
+                 measure: dict[str, Any] | None = None, fp: str | None = None):
+        """``measure``/``fp``: the plan's resolved measurement settings and their fingerprint (resolved here when
+        not given)."""
         self.config = config
         self.settings = MeasureSettings.from_config(config)
         self.methods = parse_methods(config.measure.methods)
         self.long = long
         self.short = short
-        measure = measurement_fields(config)  # resolved once: it may read model configs and check the reward model
+        if measure is None:  # resolved once: it may read model configs and check the reward model
+            measure = measurement_fields(config)
         max_length = measure["max_length"]
         template = config.measure.template
         self.long_encoder = PromptEncoder(long.tokenizer, template, max_length)
@@ -111,7 +115,7 @@ class Scorer:
             self.runners[LONG] = RowRunner(long.model, long.tokenizer.pad_token_id, budget, pack=pack)
         if short is not None:
             self.runners[SHORT] = RowRunner(short.model, short.tokenizer.pad_token_id, budget, pack=pack)
-        self.fp = fingerprint(measure)
+        self.fp = fp or fingerprint(measure)
         self.aux = AuxModels(measure.get("reward_model"), measure.get("embed_model"), long.device,
                              resolve_dtype(config.models.dtype, long.device), budget)
 
