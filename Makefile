@@ -10,7 +10,9 @@ SLOW_TESTS = \
 	tests/test_cli_signals.py::test_a_signal_during_the_imports_is_one_line \
 	tests/test_e2e.py::test_quick_end_to_end \
 	tests/test_eval_stages.py::test_lm_eval_bridge_on_a_local_task \
-	tests/test_report.py::test_page_renders_in_headless_chromium_without_console_errors
+	tests/test_gpu_check.py::test_dry_run_on_cpu_with_tiny_shapes \
+	tests/test_report.py::test_page_renders_in_headless_chromium_without_console_errors \
+	tests/test_slurm.py::test_array_job_and_finish_step_equal_a_local_run
 
 demo:
 	bash scripts/setup.sh demo

@@ -14,10 +14,10 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-pytestmark = pytest.mark.slow
 SCRIPT = Path(__file__).resolve().parents[1] / "bench" / "gpu_check.py"
 
 
+@pytest.mark.slow
 def test_dry_run_on_cpu_with_tiny_shapes(tmp_path):
     out = tmp_path / "check"
     env = {**os.environ, "GATEAU_GPU_CHECK_TINY": "1", "HF_HUB_OFFLINE": "1"}

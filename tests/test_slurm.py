@@ -19,7 +19,6 @@ from test_shard_executor import N_RECORDS, assert_equal_rows, config, make_recor
 
 from gateau.pipeline.run import run_score
 
-pytestmark = pytest.mark.slow
 SUBMIT = Path(__file__).resolve().parents[1] / "examples" / "slurm" / "submit.sh"
 
 
@@ -32,6 +31,7 @@ def slurm_running() -> bool:
         return False
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not slurm_running(), reason="no running Slurm controller (sbatch/sinfo)")
 def test_array_job_and_finish_step_equal_a_local_run(tmp_path, tiny_model_dir):
     data = tmp_path / "data.jsonl"
