@@ -83,7 +83,7 @@ def test_train_records_the_chain(trained, selection):
     meta = json.loads(Path(f"{selection['sel']}.meta.json").read_text())
     assert long["selection"] == {**meta, "matches": True}
     assert long["gateau_objects"]["methods"] == {"hmg": 4} and long["gateau_objects"]["records"] == 4
-    assert prov["final_loss"] == log[-1]["loss"] and prov["result"]["steps"] == 3
+    assert prov["result"]["final_loss"] == log[-1]["loss"] and prov["result"]["steps"] == 3
     assert prov["train_config"] == json.loads((trained / "train_config.json").read_text())
     assert read_model_provenance(trained) == {"model_path": str(trained.resolve()), **prov}
     assert read_model_provenance(selection["root"]) is None  # not a trained model folder

@@ -194,7 +194,7 @@ def chain_lines(provenance: dict[str, Any]) -> list[str]:
     if provenance.get("model_path"):
         lines.append(f"- model `{provenance['model_path']}`")
     lines.append(f"- trained from base model `{provenance.get('base_model')}` with `gateau train` "
-                 f"(final loss {_number(provenance.get('final_loss'))})")
+                 f"(final loss {_number(provenance.get('result', {}).get('final_loss'))})")
     for entry in provenance.get("data", []):
         sha = entry.get("sha256")
         lines.append(f"- on {entry['role']} data `{entry.get('path') or entry['source']}`"

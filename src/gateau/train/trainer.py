@@ -33,9 +33,9 @@ from ..provenance import MODEL_PROVENANCE_FILE, data_entry, write_model_provenan
 from .data import short_source
 from .hub import check_can_push, push_folder
 from .loss import count_sequences, label_token_nll, sequence_weighted_loss
+from .model_card import CARD_FILE, render_model_card
 from .prepare import TrainingSet, build_training_set
 from .recipe import ConfigError, TrainConfig, resume_mismatches
-from .model_card import CARD_FILE, render_model_card
 from .runtime import check_runtime, is_main_process
 from .tracking import check_tracker, report_to
 
@@ -375,7 +375,7 @@ def _provenance(config: TrainConfig, data: list[dict[str, Any]], summary: TrainS
     """What ``gateau_provenance.json`` records: base model, data, settings and the result of the run."""
     return {"base_model": config.model, "data": data,
             "data_stats": {name: {"read": s["read"], "kept": s["kept"]} for name, s in summary.data.items()},
-            "train_config": config.to_dict(), "final_loss": summary.last_loss,
+            "train_config": config.to_dict(),
             "result": {"final_loss": summary.last_loss, "first_loss": summary.first_loss, "steps": summary.steps,
                        "epochs": summary.epochs, "tokens_trained": summary.tokens_trained}}
 
