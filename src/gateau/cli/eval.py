@@ -55,6 +55,8 @@ def add_judge_options(p: argparse.ArgumentParser, *, required: bool = False) -> 
     g.add_argument("--judge-temperature", type=float, default=0.0, help="judge temperature (default 0)")
     g.add_argument("--judge-max-tokens", type=int, default=1024, help="judge reply limit in tokens (default 1024)")
     g.add_argument("--judge-cache", help="JSONL cache of judge replies (default: OUT/judge_cache.jsonl)")
+    g.add_argument("--judge-workers", type=int, default=8,
+                   help="requests in flight at once to --judge-url (default 8; 1 = one after the other)")
 
 
 def register(subparsers: Any) -> None:
@@ -137,7 +139,8 @@ def _judge(args: argparse.Namespace, out: str):
     cache = args.judge_cache or (str(Path(out) / "judge_cache.jsonl") if out else None)
     return make_judge(args.judge_model, args.judge_url, times=args.judge_times, temperature=args.judge_temperature,
                       max_tokens=args.judge_max_tokens, cache_path=cache, progress=not args.no_progress,
-                      device=getattr(args, "device", "auto"), dtype=getattr(args, "dtype", "auto"))
+                      device=getattr(args, "device", "auto"), dtype=getattr(args, "dtype", "auto"),
+                      workers=args.judge_workers)
 
 
 def _report(summary: dict[str, Any], name: str, judge: Any = None) -> None:
