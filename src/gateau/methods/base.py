@@ -184,6 +184,11 @@ class Method:
         many samples the selection keeps (None: unknown), for methods whose choice is a set."""
         raise NotImplementedError
 
+    def required_columns(self, options: Any) -> tuple[str, ...]:
+        """The stored columns ``score`` reads under ``options``: a run lacking one cannot be ranked by this method.
+        Default: every column the method stores."""
+        return tuple(self.columns)
+
     def components(self, table: dict[str, Any], options: Any) -> dict[str, np.ndarray]:
         """Per-sample values reported with a selection (Spearman agreement, export); default: the stored
         ``component_columns``."""

@@ -83,6 +83,11 @@ class Gateau(Method):
             merged.note = "; ".join(n for n in (merged.note, m.note) if n)
         return merged
 
+    def required_columns(self, options: GateauOptions) -> tuple[str, ...]:
+        """HMG's and CAM's columns; the per-token NLLs only when ``token_weight`` > 0 mixes them in, so a run scored
+        with ``--methods hmg,cam`` (the paper's two components) ranks by gateau at the default weight 0."""
+        return tuple(c for c in self.columns if options.token_weight > 0 or c not in TOKEN_COLUMNS)
+
     def score(self, table: dict[str, Any], options: GateauOptions, k: int | None = None) -> np.ndarray:
         _, outer = inner_outer(options.norm)
         t = options.temperature
