@@ -38,13 +38,24 @@ def _fields(args: argparse.Namespace) -> FieldMap:
 def _add_score(sub) -> None:
     from .methods import METHODS
 
-    d = _default
     p = sub.add_parser("score", help="measure raw per-sample scores into RUN (resumable)",
                        description="Measure the chosen methods on every sample of DATA and store them in "
                        "RUN/scores.parquet. Re-running the same command resumes an interrupted run.",
                        epilog="methods: " + "; ".join(f"{name}: {cls.help}" for name, cls in METHODS.items()))
     p.add_argument("data", help="JSON/JSONL/Parquet file or HuggingFace dataset name/path")
     p.add_argument("--out", required=True, help="run directory")
+    _add_measure_flags(p)
+    p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
+    p.add_argument("--repair", action="store_true", help="set damaged chunks of the run aside (*.damaged) and score "
+                   "their samples again")
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+def _add_measure_flags(p: argparse.ArgumentParser) -> None:
+    """The flags that decide what `gateau score` measures and how (shared by score and plan)."""
+    from .methods import METHODS
+
+    d = _default
     p.add_argument("--methods", help=f"comma-separated: {', '.join(METHODS)} (default "
                    f"{','.join(d(MeasureConfig, 'methods'))}); length and random run no model (only the long model's "
                    "tokenizer is loaded), car runs the --reward-model and --embed-model instead of the long model")
@@ -76,6 +87,9 @@ def _add_score(sub) -> None:
                    f"a content-free response ({NEUTRAL_RESPONSE!r}) on the same context, one extra attention pass "
                    "per sample, so `gateau select --attn-calibration divide|subtract` can calibrate the profile")
     p.add_argument("--neutral-response", help="CAM: the content-free response of --calibrate-attention (implies it)")
+    p.add_argument("--cam-top", type=float, help="CAM cascade: measure hmg on every sample and cam's segment rows "
+                   "only on the top fraction F by hmg (the others are stored as not measured by cam and rank by hmg "
+                   f"below every cam-measured sample); default {d(MeasureConfig, 'cam_top'):g}: cam on every sample")
     p.add_argument("--limit", type=int, help="score only the first N records")
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N (default auto)")
     p.add_argument("--dtype", help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
@@ -93,11 +107,29 @@ def _add_score(sub) -> None:
                    "pay")
     x.add_argument("--chunk-size", type=int, help="samples per stored chunk, the unit of resume and of work per worker "
                    f"(default {d(ExecutionConfig, 'chunk_size')})")
-    p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
-    p.add_argument("--repair", action="store_true", help="set damaged chunks of the run aside (*.damaged) and score "
-                   "their samples again")
-    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     _add_fields(p)
+
+
+def _add_plan(sub) -> None:
+    from .pipeline.cost_model import DEFAULT_MFU, DEFAULT_PEAK_TFLOPS
+
+    p = sub.add_parser("plan", help="count the rows and model tokens `gateau score` would run, and estimate its time "
+                       "and memory (tokenizer only, no model forward)",
+                       description="Tokenise DATA and plan the rows that `gateau score DATA` with the same options "
+                       "would run, without loading model weights: rows and tokens per pass kind and per method, the "
+                       "longest row, and estimated wall time and peak memory. The token total equals what `gateau "
+                       "score` records in RUN/history.jsonl for a fresh run.")
+    p.add_argument("data", help="JSON/JSONL/Parquet file or HuggingFace dataset name/path")
+    _add_measure_flags(p)
+    p.add_argument("--json", action="store_true", help="print one JSON object (total_tokens at its top level)")
+    p.add_argument("--mfu", type=float, default=DEFAULT_MFU, help=f"GPU estimate: model FLOPs utilisation (default "
+                   f"{DEFAULT_MFU})")
+    p.add_argument("--peak-tflops", type=float, default=DEFAULT_PEAK_TFLOPS, help="GPU estimate: the device's peak "
+                   f"TFLOP/s in the scoring dtype (default {DEFAULT_PEAK_TFLOPS:g}: H100 bf16 dense)")
+    g = p.add_argument_group("score's own flags, accepted so a score command can be planned as it is (no effect)")
+    g.add_argument("--out", default="-")
+    for flag in ("--overwrite", "--repair", "--no-progress"):
+        g.add_argument(flag, action="store_true")
 
 
 def _score_config(args: argparse.Namespace):
@@ -109,7 +141,7 @@ def _score_config(args: argparse.Namespace):
         short_rope_theta=args.short_rope_theta, reward_model=args.reward_model, embed_model=args.embed_model,
         max_length=args.max_length, template=args.template, segment_len=args.segment_len,
         last_segment=args.last_segment,
-        max_segments=args.max_segments, seed=args.seed, limit=args.limit, device=args.device, dtype=args.dtype,
+        max_segments=args.max_segments, seed=args.seed, cam_top=args.cam_top, limit=args.limit, device=args.device, dtype=args.dtype,
         neutral_response=args.neutral_response or (NEUTRAL_RESPONSE if args.calibrate_attention else None),
         attn_impl=args.attn_impl, executor=args.executor, workers=args.workers,
         gpus_per_worker=args.gpus_per_worker, ray_address=args.ray_address, token_budget=args.token_budget,
@@ -224,6 +256,7 @@ def build_parser() -> argparse.ArgumentParser:
                                      "(GATEAU: homologous models' guidance + contextual awareness measurement).")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_score(sub)
+    _add_plan(sub)
     _add_select(sub)
     _add_inspect(sub)
     _add_demo(sub)
@@ -248,6 +281,18 @@ def cmd_score(args: argparse.Namespace) -> int:
         return 130
     print("\n".join(summary.lines()))
     print(f"scores: {Path(args.out) / 'scores.parquet'}")
+    return 0
+
+
+def cmd_plan(args: argparse.Namespace) -> int:
+    import json
+
+    from .pipeline.plan_view import plan_lines, plan_report
+    from .pipeline.token_plan import plan_tokens
+
+    config = _score_config(args)
+    report = plan_report(plan_tokens(config), config, mfu=args.mfu, peak_tflops=args.peak_tflops)
+    print(json.dumps(report, indent=1) if args.json else "\n".join(plan_lines(report)))
     return 0
 
 
@@ -306,7 +351,7 @@ def cmd_bench(args: argparse.Namespace) -> int:
 # imports only argparse at top level, so building the parser stays light.
 STAGE_COMMAND_MODULES: tuple[str, ...] = ("gateau.train.cli", "gateau.eval.cli", "gateau.report.cli")
 
-COMMANDS = {"score": cmd_score, "select": cmd_select, "inspect": cmd_inspect, "demo": cmd_demo,
+COMMANDS = {"score": cmd_score, "plan": cmd_plan, "select": cmd_select, "inspect": cmd_inspect, "demo": cmd_demo,
             "bench": cmd_bench}
 
 

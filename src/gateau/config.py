@@ -92,7 +92,9 @@ class MeasureConfig:
     ``last_segment``: ``drop`` a shorter last segment (the paper, the official script) or ``keep`` it;
     ``max_segments``: an order-preserving seeded subsample of segments (None: all). ``neutral_response``: a
     content-free response (e.g. `NEUTRAL_RESPONSE`) whose attention profile on the same context is measured in one
-    extra attention pass per sample, so CAM can calibrate the real profile at select time (None: not measured)."""
+    extra attention pass per sample, so CAM can calibrate the real profile at select time (None: not measured).
+    ``cam_top``: the CAM cascade's fraction F: HMG on every sample, CAM's segment rows only on the top F by HMG
+    (1: every sample, no cascade; see `gateau.pipeline.cascade`)."""
 
     methods: tuple[str, ...] = ("gateau",)
     max_length: int | None = None
@@ -102,8 +104,11 @@ class MeasureConfig:
     max_segments: int | None = None
     seed: int = 0
     neutral_response: str | None = None
+    cam_top: float = 1.0
 
     def __post_init__(self) -> None:
+        if not 0 < self.cam_top <= 1:
+            raise ValueError(f"--cam-top must be in (0, 1], got {self.cam_top}")
         if self.neutral_response is not None and not self.neutral_response.strip():
             raise ValueError("--neutral-response is empty")
         if not self.methods:
@@ -157,6 +162,9 @@ class ScoreConfig:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     overwrite: bool = False
     repair: bool = False  # set damaged chunks aside and score their samples again
+    # internal: which phase of a CAM cascade (`MeasureConfig.cam_top` < 1) the executors run: "hmg" (every row
+    # but CAM's segments) or "cam" (the top samples' complete rows); None outside a cascade
+    cascade_phase: str | None = None
 
     @classmethod
     def from_flat(cls, data: str, out: str, overwrite: bool = False, fields: FieldMap | None = None,
@@ -188,7 +196,8 @@ class ScoreConfig:
         measure["methods"] = tuple(measure.get("methods", MeasureConfig.methods))
         return cls(data=DataConfig(**data), out=payload["out"], models=ModelConfig(**payload.get("models", {})),
                    measure=MeasureConfig(**measure), execution=ExecutionConfig(**payload.get("execution", {})),
-                   overwrite=bool(payload.get("overwrite", False)), repair=bool(payload.get("repair", False)))
+                   overwrite=bool(payload.get("overwrite", False)), repair=bool(payload.get("repair", False)),
+                   cascade_phase=payload.get("cascade_phase"))
 
     def with_execution(self, **changes: Any) -> ScoreConfig:
         return replace(self, execution=replace(self.execution, **changes))

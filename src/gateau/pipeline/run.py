@@ -69,16 +69,14 @@ def _run_locked(config: ScoreConfig, samples: list[Sample], store: RunStore, sta
                repair=config.repair)
     done = store.done_ids(fp, {s.id: s.content_hash for s in samples})
     todo = [s for s in samples if s.id not in done]
-    chunks = plan_chunks(todo, config.execution.chunk_size)
     measure_start = time.perf_counter()
-    if config.execution.executor == "ray":
-        from .ray_executor import run_ray
+    if config.measure.cam_top < 1:
+        from .cascade import run_cascade
 
-        tokens = run_ray(config, chunks, store, fp)
+        tokens = run_cascade(config, samples, todo, store, fp,
+                             lambda cfg, chunks: _execute(cfg, chunks, store, fp, models))
     else:
-        from .local import run_local
-
-        tokens = run_local(config, chunks, store, fp, models)
+        tokens = _execute(config, plan_chunks(todo, config.execution.chunk_size), store, fp, models)
     measure_s = time.perf_counter() - measure_start
     # without --limit the table is exactly the input's records (a removed record leaves it); with --limit the
     # stored rows beyond the limit are kept, and the summary counts what the limit covers
@@ -94,6 +92,18 @@ def _run_locked(config: ScoreConfig, samples: list[Sample], store: RunStore, sta
     store.append_history({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "executor": config.execution.executor,
                           "workers": config.execution.workers, "versions": library_versions(), **asdict(summary)})
     return summary
+
+
+def _execute(config: ScoreConfig, chunks: list[list[Sample]], store: RunStore, fp: str,
+             models: Models | None) -> int:
+    """Score and store ``chunks`` with the configured executor; the model tokens run."""
+    if config.execution.executor == "ray":
+        from .ray_executor import run_ray
+
+        return run_ray(config, chunks, store, fp)
+    from .local import run_local
+
+    return run_local(config, chunks, store, fp, models)
 
 
 def library_versions() -> dict[str, str]:
