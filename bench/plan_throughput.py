@@ -75,7 +75,7 @@ def main() -> None:
         "plain": fit([p for p in points if not p["attention"]]),
         "attention": fit([p for p in points if p["attention"]]),
         "machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-                    "load_average_1m_at_start": os.getloadavg()[0], "torch": torch.__version__},
+                    "load_average_1m": os.getloadavg()[0], "torch": torch.__version__},
         "measured": time.strftime("%Y-%m-%d"), "points": points,
         "command": "python bench/plan_throughput.py " + f"--widths {args.widths} --tokens {args.tokens} "
                    f"--repeats {args.repeats}",

@@ -22,7 +22,7 @@ def plan_report(plan: TokenPlan, config: ScoreConfig, mfu: float = DEFAULT_MFU,
     fit = load_cpu_model()
     estimate: dict[str, Any] = {"assumptions": (
         "estimates, not measurements: CPU from a throughput model fitted on the development machine for the "
-        f"embedded model ({fit['measured']}, load average {fit['machine']['load_average_1m_at_start']:.1f}), "
+        f"embedded model ({fit['measured']}, load average {fit['machine']['load_average_1m']:.1f}), "
         "scaled by FLOPs per token for other models; GPU from forward FLOPs per token at "
         f"{mfu:.0%} MFU of {peak_tflops:g} TFLOP/s; memory = weights + the largest pass's activations, "
         "log-softmax chunk and attention probe; no out-of-memory splits")}
