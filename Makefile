@@ -1,11 +1,20 @@
-# The two commands of the README. Both set up .venv first (once; re-done when pyproject.toml changes).
-.PHONY: setup demo test bench
+# The two commands of the README. Each sets up .venv first (once; re-done when pyproject.toml, the set-up script or
+# the constraints change): `demo` installs what the demo needs, `test` adds the test extras.
+.PHONY: demo test
 
-setup:
-	bash scripts/setup.sh
+PYTEST = HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -p no:cacheprovider
+# The tests marked @pytest.mark.slow (the default suite deselects them), run by name after it; tests/test_suite.py
+# checks that this list names every slow test.
+SLOW_TESTS = \
+	tests/test_e2e.py::test_quick_end_to_end \
+	tests/test_eval_stages.py::test_lm_eval_bridge_on_a_local_task \
+	tests/test_report.py::test_page_renders_in_headless_chromium_without_console_errors
 
-demo: setup
+demo:
+	bash scripts/setup.sh demo
 	HF_HUB_OFFLINE=1 .venv/bin/gateau demo
 
-test: setup
-	HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -p no:cacheprovider
+test:
+	bash scripts/setup.sh test
+	$(PYTEST)
+	$(PYTEST) -m slow $(SLOW_TESTS)

@@ -16,6 +16,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import build_tiny_model
+from helpers import TINY_WINDOWS, score_config, write_jsonl
 
 from gateau.cli import main
 from gateau.config import ModelConfig, ScoreConfig
@@ -23,6 +24,7 @@ from gateau.data import DataError, load_samples
 from gateau.models import LoadedModel, load_model
 from gateau.pipeline.run import run_score
 from gateau.store import RunError, RunStore
+from gateau.util import atomic
 
 WORDS = "the harbour keeps a blue lighthouse and the archive holds every essay in order".split()
 
@@ -32,16 +34,9 @@ def records(n: int = 6) -> list[dict]:
              "instruction": "What does the harbour keep?", "response": "A blue lighthouse."} for i in range(n)]
 
 
-def write(path: Path, recs: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in recs))
-    return path
-
-
 def config(data: Path, out: Path, model_dir: Path, **kw) -> ScoreConfig:
-    args = dict(methods="gateau", long_model=str(model_dir), max_length=256, segment_len=16, short_window=32,
-                chunk_size=2, device="cpu", dtype="float32", progress=False)
-    args.update(kw)
-    return ScoreConfig.from_flat(data, out, **args)
+    return score_config(data, out, **{"methods": "gateau", "long_model": str(model_dir), **TINY_WINDOWS,
+                                      "chunk_size": 2, **kw})
 
 
 def score_cmd(data: Path, out: Path, model_dir: Path, *extra: str) -> list[str]:
@@ -57,7 +52,7 @@ def temp_files(out: Path) -> list[Path]:
 def test_untokenisable_text_is_a_per_sample_status_and_the_run_goes_on(tmp_path, tiny_model_dir):
     recs = records(4)
     recs[1]["response"] = "a lone surrogate \ud800 in the answer"
-    data = write(tmp_path / "d.jsonl", recs)
+    data = write_jsonl(tmp_path / "d.jsonl", recs)
     summary = run_score(config(data, tmp_path / "run", tiny_model_dir))
     assert summary.statuses == {"ok": 3, "bad_text": 1}
     table = pq.read_table(tmp_path / "run" / "scores.parquet").to_pydict()
@@ -70,7 +65,7 @@ def test_nonfinite_nll_is_recorded_and_counted(tmp_path, tiny_tokenizer):
     model = build_tiny_model("llama", len(tiny_tokenizer), seed=2)
     with torch.no_grad():
         model.lm_head.weight[5] = float("inf")  # every logit row holds an inf: log-softmax gives NaN
-    data = write(tmp_path / "d.jsonl", records(3))
+    data = write_jsonl(tmp_path / "d.jsonl", records(3))
     lm = LoadedModel(model, tiny_tokenizer, spec="tiny", device=torch.device("cpu"))
     summary = run_score(config(data, tmp_path / "run", Path("tiny")), models=(lm, None))
     assert summary.statuses == {"nonfinite": 3}
@@ -80,7 +75,7 @@ def test_nonfinite_nll_is_recorded_and_counted(tmp_path, tiny_tokenizer):
 
 
 def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_partial_file(tmp_path, tiny_model_dir):
-    data = write(tmp_path / "d.jsonl", records(120))  # enough work (seconds) that SIGINT lands mid-run
+    data = write_jsonl(tmp_path / "d.jsonl", records(120))  # enough work (seconds) that SIGINT lands mid-run
     out = tmp_path / "run"
     proc = subprocess.Popen(score_cmd(data, out, tiny_model_dir, "--chunk-size", "1"), stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
@@ -100,17 +95,30 @@ def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_partial_file(tmp_path, t
 
 
 def test_a_full_disk_names_the_path_and_leaves_no_temp_file(tmp_path, tiny_model_dir, monkeypatch, capsys):
-    data = write(tmp_path / "d.jsonl", records(4))
+    data = write_jsonl(tmp_path / "d.jsonl", records(4))
     out = tmp_path / "run"
-    original = Path.write_bytes
 
-    def full(self, payload):
-        if self.name.startswith(".part-"):
-            original(self, payload[:10])  # a partial temp file, as a full disk leaves it
+    class FullDisk:
+        """A file handle that writes the first 10 bytes, then fails as a full disk does."""
+
+        def __init__(self, handle):
+            self.handle = handle
+
+        def write(self, payload):
+            self.handle.write(payload[:10])  # a partial temp file, as a full disk leaves it
             raise OSError(errno.ENOSPC, "No space left on device")
-        return original(self, payload)
 
-    monkeypatch.setattr(Path, "write_bytes", full)
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            return self.handle.__exit__(*exc)
+
+    def full(file, *args, **kwargs):
+        handle = open(file, *args, **kwargs)
+        return FullDisk(handle) if Path(file).name.startswith(".part-") else handle
+
+    monkeypatch.setattr(atomic, "open", full, raising=False)  # the module's `open`: every atomic write uses it
     with pytest.raises(RunError, match=r"cannot write .*part-.*: No space left on device"):
         run_score(config(data, out, tiny_model_dir))
     assert not temp_files(out) and not list((out / "shards").glob("*.parquet"))
@@ -121,7 +129,7 @@ def test_a_full_disk_names_the_path_and_leaves_no_temp_file(tmp_path, tiny_model
 
 
 def test_an_unwritable_out_is_a_clear_error(tmp_path, tiny_model_dir):
-    data = write(tmp_path / "d.jsonl", records(2))
+    data = write_jsonl(tmp_path / "d.jsonl", records(2))
     blocker = tmp_path / "file"
     blocker.write_text("not a directory")
     with pytest.raises(RunError, match="cannot create the run directory"):
@@ -129,7 +137,7 @@ def test_an_unwritable_out_is_a_clear_error(tmp_path, tiny_model_dir):
 
 
 def test_a_damaged_chunk_is_named_and_repair_rescores_it(tmp_path, tiny_model_dir):
-    data = write(tmp_path / "d.jsonl", records(6))
+    data = write_jsonl(tmp_path / "d.jsonl", records(6))
     out = tmp_path / "run"
     run_score(config(data, out, tiny_model_dir))
     clean = pq.read_table(out / "scores.parquet").to_pydict()
@@ -145,15 +153,15 @@ def test_a_damaged_chunk_is_named_and_repair_rescores_it(tmp_path, tiny_model_di
 
 def test_scoring_another_file_into_a_run_is_refused_unless_overwrite(tmp_path, tiny_model_dir):
     out = tmp_path / "run"
-    run_score(config(write(tmp_path / "a.jsonl", records(2)), out, tiny_model_dir))
-    other = write(tmp_path / "b.jsonl", records(3))
+    run_score(config(write_jsonl(tmp_path / "a.jsonl", records(2)), out, tiny_model_dir))
+    other = write_jsonl(tmp_path / "b.jsonl", records(3))
     with pytest.raises(RunError, match=r"holds a run of .*a\.jsonl, not .*b\.jsonl"):
         run_score(config(other, out, tiny_model_dir))
     assert run_score(config(other, out, tiny_model_dir, overwrite=True)).statuses == {"ok": 3}
 
 
 def test_select_refuses_an_unfinished_run_with_counts(tmp_path, tiny_model_dir, monkeypatch, capsys):
-    data = write(tmp_path / "d.jsonl", records(6))
+    data = write_jsonl(tmp_path / "d.jsonl", records(6))
     out = tmp_path / "run"
     original, calls = RunStore.write_shard, []
 
@@ -173,7 +181,7 @@ def test_select_refuses_an_unfinished_run_with_counts(tmp_path, tiny_model_dir, 
 
 
 def test_a_second_scorer_on_the_same_run_is_refused(tmp_path, tiny_model_dir):
-    data = write(tmp_path / "d.jsonl", records(2))
+    data = write_jsonl(tmp_path / "d.jsonl", records(2))
     out = tmp_path / "run"
     with RunStore(out).lock():
         with pytest.raises(RunError, match=r"is being scored by gateau score \(pid \d+\)"):
@@ -214,7 +222,7 @@ def test_binary_and_malformed_jsonl_name_the_file_and_line(tmp_path):
 
 
 def test_limit_on_a_finished_run_counts_what_the_limit_covers(tmp_path, tiny_model_dir):
-    data = write(tmp_path / "d.jsonl", records(6))
+    data = write_jsonl(tmp_path / "d.jsonl", records(6))
     out = tmp_path / "run"
     run_score(config(data, out, tiny_model_dir))
     limited = run_score(config(data, out, tiny_model_dir, limit=2))
@@ -244,7 +252,7 @@ def test_short_rope_theta_applies_to_flat_and_per_layer_type_configs(tmp_path, t
 
 
 def test_each_measurement_default_is_written_once(tmp_path, tiny_model_dir):
-    data = write(tmp_path / "d.jsonl", records(2))
+    data = write_jsonl(tmp_path / "d.jsonl", records(2))
     assert main(["score", str(data), "--out", str(tmp_path / "run"), "--long-model", str(tiny_model_dir),
                  "--max-length", "256", "--device", "cpu", "--no-progress"]) == 0
     measure = json.loads((tmp_path / "run" / "config.json").read_text())["measure"]

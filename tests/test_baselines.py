@@ -31,6 +31,7 @@ from gateau.status import Status
 from gateau.select import select
 from gateau.store import RunStore
 from naive import response_nll as _naive_nll
+from helpers import score_config, write_jsonl
 
 WORDS = ("the archive keeps every essay in order while founders talk to users and write code the secret number "
          "of the blue lighthouse is 7481 and the red harbour keeps 2210 boats").split()
@@ -51,16 +52,8 @@ def _samples(records: list[dict]) -> list[Sample]:
     return [Sample(i, r["id"], r["context"], r["instruction"], r["response"]) for i, r in enumerate(records)]
 
 
-def _write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
-
-
 def _config(tmp_path: Path, methods: str, **kw) -> ScoreConfig:
-    base = dict(data=str(tmp_path / "data.jsonl"), out=str(tmp_path / "run"), methods=methods, long_model="tiny",
-                max_length=256, device="cpu", dtype="float32", progress=False)
-    base.update(kw)
-    return ScoreConfig.from_flat(**base)
+    return score_config(tmp_path / "data.jsonl", tmp_path / "run", **{"methods": methods, "long_model": "tiny", **kw})
 
 
 def _loaded(model, tokenizer) -> LoadedModel:
@@ -129,7 +122,7 @@ def _stored_run(tmp_path: Path, columns: dict[str, list], methods: str = "ifd") 
 
     n = len(next(iter(columns.values())))
     records = [{"id": f"s{i}", "context": "c", "instruction": "i", "response": "r"} for i in range(n)]
-    data = _write_jsonl(tmp_path / "data.jsonl", records)
+    data = write_jsonl(tmp_path / "data.jsonl", records)
     config = _config(tmp_path, methods)
     store = RunStore(config.out)
     store.open({"data": str(data), "fingerprint": "fp", "measure": {"fields": {}}})
@@ -177,7 +170,7 @@ def test_score_length_and_random_load_no_model_weights(tmp_path, tiny_tokenizer)
     tok_dir = tmp_path / "tokenizer-only"
     tiny_tokenizer.save_pretrained(tok_dir)  # no config.json, no weights: loading a model would fail
     records = _records(5)
-    _write_jsonl(tmp_path / "data.jsonl", records)
+    write_jsonl(tmp_path / "data.jsonl", records)
     assert not METHODS["length"].uses_model and not METHODS["random"].uses_model
     summary = run_score(_config(tmp_path, "length,random", long_model=str(tok_dir)))
     assert summary.statuses == {"ok": 5} and summary.forward_tokens == 0
@@ -336,7 +329,7 @@ def test_reward_model_errors_say_what_to_pass(tmp_path):
 def test_cli_car_without_reward_model_is_a_clear_error(tmp_path, tiny_tokenizer, capsys):
     tok_dir = tmp_path / "tok"
     tiny_tokenizer.save_pretrained(tok_dir)
-    data = _write_jsonl(tmp_path / "data.jsonl", _records(3))
+    data = write_jsonl(tmp_path / "data.jsonl", _records(3))
     code = main(["score", str(data), "--out", str(tmp_path / "run"), "--methods", "car", "--long-model", str(tok_dir),
                  "--max-length", "256", "--no-progress"])
     assert code == 2
@@ -348,7 +341,7 @@ def test_car_end_to_end_scores_without_the_causal_lm_and_selects_exactly_the_car
     tok_dir = tmp_path / "tok"
     tiny_tokenizer.save_pretrained(tok_dir)  # tokenizer only: car must not load causal-LM weights
     records = _records(20, seed=3)
-    _write_jsonl(tmp_path / "data.jsonl", records)
+    write_jsonl(tmp_path / "data.jsonl", records)
     config = _config(tmp_path, "car", long_model=str(tok_dir), reward_model=str(bert_reward_dir), chunk_size=8)
     assert measurement_fields(config)["reward_model"] == str(bert_reward_dir)
     assert measurement_fields(config)["embed_model"] == "default"

@@ -9,6 +9,7 @@ import random
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
+from helpers import random_words, write_jsonl
 
 from gateau.cli import main
 
@@ -19,8 +20,8 @@ WORDS = ("the quick brown fox jumps over lazy dog archive keeps every essay in o
 def make_records() -> list[dict]:
     rng = random.Random(1)
 
-    def text(n):
-        return " ".join(rng.choice(WORDS) for _ in range(n))
+    def text(n: int) -> str:
+        return random_words(rng, WORDS, n)
 
     recs = []
     for i in range(6):  # mixed shapes, explicit ids on some
@@ -48,8 +49,7 @@ def model_dir(tiny_model_dir):
 @pytest.fixture(scope="module")
 def scored_run(tmp_path_factory, model_dir):
     root = tmp_path_factory.mktemp("cli")
-    data = root / "data.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in make_records()))
+    data = write_jsonl(root / "data.jsonl", make_records())
     run = root / "run"
     code = main(["score", str(data), "--out", str(run), "--long-model", str(model_dir), "--methods", "gateau",
                  "--max-length", "512", "--no-progress", "--segment-len", "16"])
@@ -193,7 +193,7 @@ def test_unloadable_long_model(tmp_path, scored_run, capsys):
 def test_select_from_another_directory_after_a_relative_data_path(tmp_path, model_dir, monkeypatch, capsys):
     work = tmp_path / "work"
     (work / "elsewhere").mkdir(parents=True)
-    (work / "data.jsonl").write_text("".join(json.dumps(r) + "\n" for r in make_records()[:3]))
+    write_jsonl(work / "data.jsonl", make_records()[:3])
     monkeypatch.chdir(work)
     assert main(["score", "data.jsonl", "--out", "run", "--long-model", str(model_dir), "--methods", "ppl",
                  "--max-length", "512", "--no-progress"]) == 0

@@ -9,7 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from gateau.data import DataError, FieldMap, Sample, load_records_by_id, load_samples
+from gateau.data import DataError, FieldMap, Sample, judge_view, load_records_by_id, load_samples, record_to_sample
+from gateau.status import Status
+from gateau.train.data import record_to_messages
 
 # (record, expected (context, instruction, response, shape)) per input shape; every record is usable.
 LONGALIGN = {"messages": [
@@ -104,8 +106,6 @@ def test_records_by_id_are_the_raw_records(tmp_path):
 
 def test_longalign_multi_turn_and_system():
     """Earlier turns (system, first exchange) are prepended to the context of the last user turn."""
-    from gateau.data import record_to_sample
-
     rec = {"messages": [
         {"role": "system", "content": "Be brief."},
         {"role": "user", "content": "First question?"},
@@ -272,3 +272,66 @@ def test_bad_records_get_status_codes(tmp_path, fmt):
 def test_sample_ok_property():
     assert Sample(0, "0", "c", "i", "r").ok
     assert not Sample(0, "0", "c", "i", "", status="empty_response").ok
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# The views of one record: scoring Sample, training messages, judge view (expectations written out by hand)
+
+SHAREGPT_MULTI = {"conversations": [
+    {"from": "system", "value": "Be brief."},
+    {"from": "human", "value": "Doc A.\n\nQ1?"}, {"from": "chatgpt", "value": "A1."},
+    {"from": "human", "value": "Doc B.\n\nQ2?"}, {"from": "chatgpt", "value": "A2."}]}
+ALPACA_NO_INPUT = {"instruction": "Name a colour.", "output": "Red."}
+
+# record -> ((context, instruction, response) scored and judged, training messages)
+VIEWS = {
+    "longalign": (LONGALIGN, LONGALIGN_EXPECTED[:3], [
+        {"role": "user", "content": LONGALIGN["messages"][0]["content"]},
+        {"role": "assistant", "content": "The code is 7481."}]),
+    "sharegpt": (SHAREGPT, SHAREGPT_EXPECTED[:3], [
+        {"role": "user", "content": "An essay on startups.\n\nSummarise it."},
+        {"role": "assistant", "content": "Talk to users."}]),
+    "alpaca": (ALPACA, ALPACA_EXPECTED[:3], [
+        {"role": "user", "content": "The essay says costs matter.\n\nExplain the essay."},
+        {"role": "assistant", "content": "Keep costs low."}]),
+    "alpaca-no-input": (ALPACA_NO_INPUT, ("", "Name a colour.", "Red."), [
+        {"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Red."}]),
+    "explicit": (EXPLICIT, EXPLICIT_EXPECTED[:3], [
+        {"role": "user", "content": "A long archive.\n\nWhich boat?"},
+        {"role": "assistant", "content": "The red one."}]),
+    # scoring and judging: the last user turn before the last assistant turn, every earlier turn in the context;
+    # training: every turn. ``chatgpt`` is an assistant in all three views.
+    "sharegpt-multi-turn": (SHAREGPT_MULTI, ("Be brief.\n\nDoc A.\n\nQ1?\n\nA1.\n\nDoc B.", "Q2?", "A2."), [
+        {"role": "system", "content": "Be brief."}, {"role": "user", "content": "Doc A.\n\nQ1?"},
+        {"role": "assistant", "content": "A1."}, {"role": "user", "content": "Doc B.\n\nQ2?"},
+        {"role": "assistant", "content": "A2."}]),
+}
+
+
+@pytest.mark.parametrize("name", list(VIEWS))
+def test_the_views_of_every_shape(name):
+    record, texts, messages = VIEWS[name]
+    sample = record_to_sample(record, 0, "r:1")
+    assert (sample.context, sample.instruction, sample.response) == texts
+    assert judge_view(record, "r:1") == texts
+    assert record_to_messages(record) == (messages, False)
+
+
+@pytest.mark.parametrize("role", ["assistant", "gpt", "model", "bot", "chatgpt", "GPT", "ChatGPT"])
+def test_every_assistant_role_name_is_the_response(role):
+    record = {"messages": [{"role": "Human", "content": "ctx\n\nq"}, {"role": role, "content": "a"}]}
+    assert record_to_sample(record, 0, "r").status == Status.OK
+    assert judge_view(record, "r") == ("ctx", "q", "a")
+    assert record_to_messages(record)[0] == [{"role": "user", "content": "ctx\n\nq"},
+                                             {"role": "assistant", "content": "a"}]
+
+
+def test_judge_view_honours_the_field_map_and_refuses_unreadable_records():
+    fields = FieldMap(context="doc", instruction="q", response="ans")
+    assert judge_view({"doc": "D", "q": "Q", "ans": "A"}, "r", fields) == ("D", "Q", "A")
+    assert judge_view({"messages": [{"role": "user", "content": "ctx;q"}, {"role": "assistant", "content": "a"}]},
+                      "r", FieldMap(splitter=";")) == ("ctx", "q", "a")
+    with pytest.raises(DataError, match=r"f.jsonl:3: turn 0 must have 'role' and 'content'"):
+        judge_view({"messages": [{"role": "user"}, {"role": "assistant", "content": "a"}]}, "f.jsonl:3")
+    with pytest.raises(DataError, match="unrecognised record shape"):
+        judge_view({"text": "no shape"}, "f.jsonl:4")

@@ -137,29 +137,30 @@ def test_short_instruction_sets_are_held_out_and_referenced():
     assert len(items) == 4 and all(it["reference"] == refs[int(it["id"].split("-")[1])][0] for it in items)
 
 
-def _run_quick(out: Path) -> subprocess.CompletedProcess:
+def _run_quick(out: Path, *extra: str) -> subprocess.CompletedProcess:
     env = {"HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
            "PYTHONPATH": str(SRC), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
     return subprocess.run([sys.executable, "-m", "gateau", "bench", "e2e", "--quick", "--out", str(out),
-                           "--no-progress"], env=env, capture_output=True, text=True, timeout=600)
+                           "--no-progress", *extra], env=env, capture_output=True, text=True, timeout=600)
 
 
-def test_quick_end_to_end(tmp_path):
-    out = tmp_path / "e2e"
-    proc = _run_quick(out)
+def _check_quick_run(out: Path, arms: tuple[str, ...], *extra: str) -> None:
+    """Run `bench e2e --quick` (``extra`` flags) into ``out``: every file, a table row per arm, the CI fields;
+    then run it again: it resumes and trains nothing."""
+    proc = _run_quick(out, *extra)
     assert proc.returncode == 0, proc.stderr[-3000:]
     for name in ("results.md", "results.json", "results.png", "pool/data.jsonl", "pool/labels.jsonl",
                  "pool/eval.jsonl", "pool/chat.jsonl", "pool/mtbench.jsonl", "score/scores.parquet"):
         assert (out / name).is_file(), name
     results = json.loads((out / "results.json").read_text())
-    assert set(results["arms"]) == {"untrained", *ARMS}
+    assert set(results["arms"]) == {"untrained", *arms}
     for name in ("gateau_vs_random", "gateau_vs_full"):
         assert {"diff", "lo", "hi", "p_le_0", "n", "holds", "significant"} <= set(results["ci"][name])
         assert results["ci"][name]["lo"] <= results["ci"][name]["diff"] <= results["ci"][name]["hi"]
     table = (out / "results.md").read_text()
-    for arm in ("untrained", *ARMS):
+    for arm in ("untrained", *arms):
         assert f"| {arm} | 1 |" in table
-    for arm in ARMS:
+    for arm in arms:
         seed_dir = out / "arms" / arm / "seed0"
         assert (seed_dir / "result.json").is_file() and (seed_dir / "model" / "config.json").is_file()
         assert (seed_dir / "eval" / "qa.items.jsonl").is_file()
@@ -170,6 +171,21 @@ def test_quick_end_to_end(tmp_path):
     assert (out / "arms" / "gateau" / "selected.jsonl").is_file()
     assert (out / "arms" / "random" / "seed0" / "selected.jsonl").is_file()
     # resumable: a second run trains nothing again
-    again = _run_quick(out)
+    again = _run_quick(out, *extra)
     assert again.returncode == 0, again.stderr[-3000:]
-    assert "training on" not in again.stdout and again.stdout.count("done before, kept") == len(ARMS)
+    assert "training on" not in again.stdout and again.stdout.count("done before, kept") == len(arms)
+
+
+# One arm of each kind: a method's selection (gateau), the seeded random one, full data, no long data. The other
+# method arms (hmg, cam, ppl, ifd) take gateau's path with another method name; the slow test below runs them all.
+ARM_KINDS = ("gateau", "random", "full", "no_long")
+
+
+def test_quick_end_to_end_one_arm_of_each_kind(tmp_path):
+    assert set(ARM_KINDS) <= set(ARMS)
+    _check_quick_run(tmp_path / "e2e", ARM_KINDS, "--arms", ",".join(ARM_KINDS))
+
+
+@pytest.mark.slow  # every arm: about twice the run above (make test runs it by name)
+def test_quick_end_to_end(tmp_path):
+    _check_quick_run(tmp_path / "e2e", ARMS)

@@ -8,7 +8,6 @@ import pytest
 from eval_fixtures import chat_server_fixture, read_csv  # noqa: F401 (fixture)
 
 from gateau.cli import main
-from gateau.eval.judge_samples import split_sample
 from gateau.eval.mtbench import (
     judge_prompts,
     judge_request,
@@ -56,14 +55,6 @@ def _records():
                                         {"role": "assistant", "content": f"It is {i}."}]} for i in range(6)]
 
 
-def test_split_sample_shapes():
-    assert split_sample(_records()[0]) == ("Context number 0.", "What is 0?", "It is 0.")
-    assert split_sample({"instruction": "Sum", "input": "1 2", "output": "3"}) == ("1 2", "Sum", "3")
-    assert split_sample({"context": "c", "instruction": "i", "response": "r"}) == ("c", "i", "r")
-    conv = {"conversations": [{"from": "human", "value": "ctx\n\nq"}, {"from": "gpt", "value": "a"}]}
-    assert split_sample(conv) == ("ctx", "q", "a")
-
-
 def test_judge_samples_end_to_end(chat_server, tmp_path):
     def rate(body):
         text = body["messages"][-1]["content"]
@@ -91,7 +82,7 @@ def test_judge_samples_end_to_end(chat_server, tmp_path):
     assert "| selected   | 2 |" in (out / "judge_samples.md").read_text()
     run = tmp_path / "run"
     run.mkdir()
-    (run / "config.json").write_text(json.dumps({"data": str(data)}))
+    (run / "config.json").write_text(json.dumps({"data": {"path": str(data)}}))  # real runs: test_judge_samples.py
     assert main(["judge-samples", str(run), "--selected", str(selected), "--out", str(out), "--aspects",
                  "complexity", "--judge-url", chat_server.url, "--judge-model", "gpt-4-turbo", "--judge-times", "1",
                  "--no-progress"]) == 0

@@ -3,7 +3,6 @@ killed workers and a killed driver, content fingerprints, data checks at export,
 
 from __future__ import annotations
 
-import json
 import os
 import random
 import signal
@@ -14,6 +13,8 @@ from pathlib import Path
 
 import pyarrow.parquet as pq
 import pytest
+
+from helpers import TINY_WINDOWS, random_words, score_config, write_jsonl
 
 from gateau.cli import main
 from gateau.config import ScoreConfig
@@ -28,21 +29,13 @@ WORDS = ("the harbour keeps a blue lighthouse and the archive holds every essay 
 
 def make_records(n: int = 12) -> list[dict]:
     rng = random.Random(5)
-    return [{"id": f"r{i:02d}", "context": " ".join(rng.choice(WORDS) for _ in range(20 + 9 * i)),
-             "instruction": "What is the secret number?", "response": " ".join(rng.choice(WORDS) for _ in range(4))}
-            for i in range(n)]
-
-
-def write(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
+    return [{"id": f"r{i:02d}", "context": random_words(rng, WORDS, 20 + 9 * i),
+             "instruction": "What is the secret number?", "response": random_words(rng, WORDS, 4)} for i in range(n)]
 
 
 def config(data: Path, out: Path, model_dir: Path, **kw) -> ScoreConfig:
-    args = dict(methods="gateau,ifd", long_model=str(model_dir), max_length=256, segment_len=16, short_window=32,
-                chunk_size=3, token_budget=4096, device="cpu", dtype="float32", progress=False, workers=2)
-    args.update(kw)
-    return ScoreConfig.from_flat(data, out, **args)
+    return score_config(data, out, **{"methods": "gateau,ifd", "long_model": str(model_dir), **TINY_WINDOWS,
+                                      "chunk_size": 3, "token_budget": 4096, "workers": 2, **kw})
 
 
 def rows(out: Path) -> dict[str, dict]:
@@ -75,7 +68,7 @@ def local_ray():
 
 @pytest.fixture(scope="module")
 def data(tmp_path_factory) -> Path:
-    return write(tmp_path_factory.mktemp("data") / "data.jsonl", make_records())
+    return write_jsonl(tmp_path_factory.mktemp("data") / "data.jsonl", make_records())
 
 
 @pytest.fixture(scope="module")
@@ -177,13 +170,13 @@ def test_a_killed_driver_loses_only_chunks_in_flight(tmp_path, data, tiny_model_
 
 def test_editing_a_record_rescores_only_that_sample_and_export_checks_the_data(tmp_path, tiny_model_dir):
     records = make_records(6)
-    data = write(tmp_path / "data.jsonl", records)
+    data = write_jsonl(tmp_path / "data.jsonl", records)
     out = tmp_path / "run"
     run_score(config(data, out, tiny_model_dir))
     before = rows(out)
     edited = [dict(r) for r in records]
     edited[4]["response"] = "a different answer"
-    write(data, edited)
+    write_jsonl(data, edited)
     summary = run_score(config(data, out, tiny_model_dir))
     assert summary.measured_now == 1 and summary.skipped_done == 5
     after = rows(out)
@@ -194,32 +187,32 @@ def test_editing_a_record_rescores_only_that_sample_and_export_checks_the_data(t
     sel = tmp_path / "sel.jsonl"
     assert main(["select", str(out), "--ratio", "0.5", "--out", str(sel)]) == 0
     assert len(sel.read_text().splitlines()) == 3
-    stale = write(tmp_path / "stale.jsonl", records)  # the file before the edit
+    stale = write_jsonl(tmp_path / "stale.jsonl", records)  # the file before the edit
     assert main(["select", str(out), "--ratio", "0.5", "--out", str(tmp_path / "x.jsonl"), "--data", str(stale)]) == 2
     assert not (tmp_path / "x.jsonl").exists()
-    moved = write(tmp_path / "moved.jsonl", [edited[1], edited[0], *edited[2:]])
+    moved = write_jsonl(tmp_path / "moved.jsonl", [edited[1], edited[0], *edited[2:]])
     assert main(["select", str(out), "--ratio", "0.5", "--out", str(tmp_path / "y.jsonl"), "--data", str(moved)]) == 2
     no_ids = [{k: v for k, v in r.items() if k != "id"} for r in edited]
-    plain = write(tmp_path / "plain.jsonl", no_ids)
+    plain = write_jsonl(tmp_path / "plain.jsonl", no_ids)
     assert main(["select", str(out), "--ratio", "0.5", "--out", str(tmp_path / "z.jsonl"), "--data", str(plain)]) == 2
 
 
 def test_export_errors_name_the_first_mismatching_id(tmp_path, tiny_model_dir, capsys):
     records = make_records(4)
-    data = write(tmp_path / "data.jsonl", records)
+    data = write_jsonl(tmp_path / "data.jsonl", records)
     out = tmp_path / "run"
     run_score(config(data, out, tiny_model_dir))
     edited = [dict(r) for r in records]
     edited[2]["context"] += " one more word"
-    write(tmp_path / "edited.jsonl", edited)
+    write_jsonl(tmp_path / "edited.jsonl", edited)
     main(["select", str(out), "--ratio", "1", "--out", str(tmp_path / "e.jsonl"), "--data",
           str(tmp_path / "edited.jsonl")])
     assert "sample 'r02' differs" in capsys.readouterr().err
-    write(tmp_path / "swapped.jsonl", [records[1], records[0], records[2], records[3]])
+    write_jsonl(tmp_path / "swapped.jsonl", [records[1], records[0], records[2], records[3]])
     main(["select", str(out), "--ratio", "1", "--out", str(tmp_path / "s.jsonl"), "--data",
           str(tmp_path / "swapped.jsonl")])
     assert "sample 'r00' was record 0 when scored but is record 1" in capsys.readouterr().err
-    write(tmp_path / "fewer.jsonl", records[1:])
+    write_jsonl(tmp_path / "fewer.jsonl", records[1:])
     main(["select", str(out), "--ratio", "1", "--out", str(tmp_path / "f.jsonl"), "--data",
           str(tmp_path / "fewer.jsonl")])
     assert "sample 'r00' was scored but is not in" in capsys.readouterr().err

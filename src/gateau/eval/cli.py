@@ -182,16 +182,16 @@ def register(subparsers: Any) -> None:
                     "data file; not needed with --data)")
     js.add_argument("--selected", required=True, action="append",
                     help="selection JSONL written by `gateau select --out` (repeat for several)")
-    js.add_argument("--data", help="the scored data file (JSONL/JSON; default: the `data` of RUN/config.json): "
-                    "unselected = its records whose id is in no --selected file; id = the record's `id` field, "
-                    "else its 0-based position")
+    js.add_argument("--data", help="the scored data (a file or dataset, as `gateau score` reads it; default: the "
+                    "data of RUN/config.json, with the run's field map): unselected = its records whose id is in no "
+                    "--selected file; id = the record's id field, else its 0-based position")
     js.add_argument("--out", required=True, help="output directory")
     js.add_argument("--per-group", type=int, default=50, help="samples judged per group (default 50)")
     js.add_argument("--seed", type=int, default=0, help="seed of the per-group sample (default 0)")
     js.add_argument("--aspects", type=_names, help="comma-separated subset of coherence, necessity, "
                     "helpfulness, faithfulness, complexity (default all)")
-    js.add_argument("--splitter", default="\n\n", help="the instruction is the user turn's text after the last "
-                    "splitter (default: a blank line)")
+    js.add_argument("--splitter", help="the instruction is the user turn's text after the last splitter "
+                    "(default: the run's, else a blank line)")
     js.add_argument("--max-context-chars", type=int, default=None, help="cut contexts to this many characters "
                     "(from the middle) before judging (default: whole)")
     js.add_argument("--device", default="auto", help="device of a local judge model")
@@ -325,14 +325,19 @@ def cmd_lm_eval(args: argparse.Namespace) -> int:
 
 
 def cmd_judge_samples(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ..config import DataConfig
     from .judge_samples import JudgeSamplesConfig, data_of_run, run_judge_samples
 
-    data = args.data or (data_of_run(args.run) if args.run else None)
+    data = DataConfig(path=args.data) if args.data else (data_of_run(args.run) if args.run else None)
     if data is None:
         return _error("judge-samples", ValueError("give the scored data file with --data, or a RUN directory"))
+    if args.splitter is not None:
+        data = replace(data, fields=replace(data.fields, splitter=args.splitter))
     config = JudgeSamplesConfig(selected=tuple(args.selected), data=data, out=args.out,
                                 per_group=args.per_group, seed=args.seed, aspects=args.aspects,
-                                splitter=args.splitter, max_context_chars=args.max_context_chars)
+                                max_context_chars=args.max_context_chars)
     config.validate()
     judge = _judge(args, args.out)
     summary = run_judge_samples(config, judge)

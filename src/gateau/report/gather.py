@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.stats import spearmanr
 
 from ..config import FieldMap
 from ..data import content_hash, iter_records, record_to_sample
@@ -20,6 +19,7 @@ from ..methods import get_method
 from ..select import Selection, select
 from ..status import Status
 from ..store import RunStore
+from ..util.stats import spearman
 from .config import ReportConfig, SelectionSpec
 
 SCORE = "score"  # the name the final score carries beside the components in every table and figure
@@ -274,7 +274,7 @@ def difference(main: Labeled, other: Labeled, components: dict[str, np.ndarray])
     picked_main = np.array([main.selection.ids[i] in chosen_main for i in common], dtype=bool)
     picked_other = np.array([main.selection.ids[i] in chosen_other for i in common], dtype=bool)
     return Difference(other, ov, groups, sizes, ranks_main, ranks_other, picked_main, picked_other,
-                      _spearman(ranks_main, ranks_other), sum(1 for i in ov.only_b if i not in position))
+                      spearman(ranks_main, ranks_other), sum(1 for i in ov.only_b if i not in position))
 
 
 def median(values: np.ndarray) -> float:
@@ -283,21 +283,13 @@ def median(values: np.ndarray) -> float:
     return float(np.median(finite)) if len(finite) else float("nan")
 
 
-def _spearman(x: np.ndarray, y: np.ndarray) -> float:
-    """Spearman's rho over the rows where both are finite; NaN with fewer than 3 rows or a constant input."""
-    ok = np.isfinite(x) & np.isfinite(y)
-    if ok.sum() < 3 or np.ptp(x[ok]) == 0 or np.ptp(y[ok]) == 0:
-        return float("nan")
-    return float(spearmanr(x[ok], y[ok]).statistic)
-
-
 def spearman_matrix(values: dict[str, np.ndarray], rows: np.ndarray) -> tuple[list[str], np.ndarray]:
     """Pairwise Spearman correlations of ``values`` over ``rows`` (each pair over the rows where both are finite)."""
     names = list(values)
     out = np.full((len(names), len(names)), np.nan)
     for i, a in enumerate(names):
         for j, b in enumerate(names[i:], start=i):
-            out[i, j] = out[j, i] = _spearman(values[a][rows], values[b][rows])
+            out[i, j] = out[j, i] = spearman(values[a][rows], values[b][rows])
     return names, out
 
 
@@ -354,7 +346,7 @@ def gather(config: ReportConfig) -> ReportData:
     return ReportData(
         config=config, facts=facts, main=main, statuses=status_groups(sel.ids, sel.statuses, sel.errors),
         notes=notes, components=components, agreement=ranking.agreement(), matrix_names=names, matrix=matrix,
-        lengths=lengths, length_spearman=_spearman(ranking.score[ranking.order], lengths[ranking.order]),
+        lengths=lengths, length_spearman=spearman(ranking.score[ranking.order], lengths[ranking.order]),
         top=top, bottom=bottom, texts=texts, others=others,
         overlaps=[overlap(a, b) for i, a in enumerate(labelled) for b in labelled[i + 1:]],
         differences=[difference(main, other, components) for other in others])

@@ -8,7 +8,6 @@ No model is loaded and torch is never imported. The input records are re-read fr
 from __future__ import annotations
 
 import json
-import os
 from collections import Counter
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -19,6 +18,7 @@ import numpy as np
 from ..config import FieldMap, SelectConfig
 from ..data import content_hash, load_records_by_id
 from ..store import RunError, RunStore
+from ..util.atomic import atomic_open
 from .rank import Ranking, rank_table
 
 
@@ -104,16 +104,11 @@ def export_jsonl(selection: Selection, run: str | Path, out: str | Path, data: s
     r = selection.ranking
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out_path.with_name(f".{out_path.name}.tmp{os.getpid()}")
-    try:
-        with tmp.open("w", encoding="utf-8") as handle:
-            for pos in selection.chosen:
-                record = dict(records[selection.ids[pos]][1])
-                record["gateau"] = _export_object(r, pos)
-                handle.write(json.dumps(record, ensure_ascii=False) + "\n")
-        os.replace(tmp, out_path)
-    finally:
-        tmp.unlink(missing_ok=True)
+    with atomic_open(out_path, "w") as handle:
+        for pos in selection.chosen:
+            record = dict(records[selection.ids[pos]][1])
+            record["gateau"] = _export_object(r, pos)
+            handle.write(json.dumps(record, ensure_ascii=False) + "\n")
     return len(selection.chosen)
 
 

@@ -12,10 +12,10 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-from scipy.stats import spearmanr
 
 from ..methods import get_method
 from ..status import Status
+from ..util.stats import spearman
 
 # Stored columns every run has, reported beside each method's own components.
 GENERIC_COMPONENTS = ("n_context", "n_response")
@@ -78,10 +78,9 @@ class Ranking:
         out: dict[str, float] = {}
         idx = self.order
         for name, values in self.components.items():
-            v = values[idx]
-            ok = np.isfinite(v)
-            if ok.sum() >= 3 and np.ptp(v[ok]) > 0 and np.ptp(self.score[idx][ok]) > 0:
-                out[name] = float(spearmanr(self.score[idx][ok], v[ok]).statistic)
+            rho = spearman(self.score[idx], values[idx])
+            if not np.isnan(rho):
+                out[name] = rho
         return out
 
     def notes(self, chosen: np.ndarray) -> list[str]:

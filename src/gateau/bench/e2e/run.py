@@ -16,6 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...util.atomic import atomic_write
 from .evaluate import EvalPlan, evaluate_model
 from .pool import PoolConfig, read_jsonl, write_pool
 
@@ -106,9 +107,7 @@ def _short_only_file(path: Path, count: int) -> Path:
         if len(kept) >= count:
             break
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in kept))
-    tmp.replace(path)
+    atomic_write(path, "".join(json.dumps(r) + "\n" for r in kept))
     return path
 
 
@@ -204,9 +203,7 @@ def run_e2e(config: E2EConfig) -> dict[str, Any]:
                                                               **eval_kwargs),
                    "train_seconds": round(train_seconds, 1), "train_steps": summary.get("steps"),
                    "mix": selection_mix(data, labels), "data": str(data)}
-            tmp = where / (RESULT_FILE + ".tmp")
-            tmp.write_text(json.dumps(res) + "\n")
-            tmp.replace(where / RESULT_FILE)  # the marker of a complete (arm, seed)
+            atomic_write(where / RESULT_FILE, json.dumps(res) + "\n")  # the marker of a complete (arm, seed)
             rows.append(res)
             _say(f"{arm} seed {seed}: QA F1 {res['qa_f1']:.2f}, needle {res['needle']:.1f}, RULER {res['ruler']:.1f}, "
                  f"chat NLL {res['chat_nll']:.3f}, MT-Bench ROUGE-L {res['mtbench_rouge']:.1f} "

