@@ -66,7 +66,7 @@ def test_shipped_configs_are_valid():
 
 def test_train_is_registered_and_round_trips_its_arguments():
     from gateau.cli import build_parser
-    from gateau.train import cli as train_cli
+    from gateau.cli import train as train_cli
     from gateau.train.launch import launch_command, namespace_to_argv
 
     parser = build_parser()
@@ -85,7 +85,7 @@ def test_train_is_registered_and_round_trips_its_arguments():
 
 
 def test_flags_without_values_leave_the_preset_in_charge():
-    from gateau.train import cli as train_cli
+    from gateau.cli import train as train_cli
 
     args = argparse.Namespace(**{f: None for f in train_cli._CONFIG_FLAGS}, device="cpu", attn_impl="auto",
                               packing="auto", bf16="auto", model="default", data="d", out="o", liger=False,

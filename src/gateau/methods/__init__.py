@@ -8,6 +8,7 @@ import pkgutil
 from dataclasses import fields
 from typing import Any
 
+from ..errors import UsageError
 from .base import Method, merge_requests
 
 _HELPERS = {"base", "normalize", "presets"}  # modules of this package that hold no method
@@ -35,14 +36,14 @@ def get_method(name: str) -> Method:
     try:
         return METHODS[name]()
     except KeyError:
-        raise ValueError(f"unknown method {name!r}; choose from {', '.join(METHODS)}") from None
+        raise UsageError(f"unknown method {name!r}; choose from {', '.join(METHODS)}") from None
 
 
 def parse_methods(names: tuple[str, ...] | list[str]) -> list[Method]:
     """Method names -> instances (duplicates removed, order kept)."""
     names = list(dict.fromkeys(names))
     if not names:
-        raise ValueError("--methods is empty")
+        raise UsageError("--methods is empty")
     return [get_method(n) for n in names]
 
 

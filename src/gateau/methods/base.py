@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Mapping
 import numpy as np
 import pyarrow as pa
 
+from ..errors import UsageError
 from ..measure.rows import LONG, SHORT, RowKey, RowRequest, RowResult
 from ..prompt import EncodedSample
 from ..status import Status
@@ -175,7 +176,7 @@ class Method:
         if preset is not None:
             if preset not in cls.presets:
                 have = ", ".join(sorted(cls.presets)) or "none"
-                raise ValueError(f"method {cls.name!r} has no preset {preset!r} (its presets: {have})")
+                raise UsageError(f"method {cls.name!r} has no preset {preset!r} (its presets: {have})")
             values.update({k: v for k, v in cls.presets[preset].items() if k in names})
         given = {k: v for k, v in overrides.items() if v is not None}
         foreign = sorted(set(given) - names)
@@ -183,7 +184,7 @@ class Method:
         if foreign and strict:
             flags = ", ".join("--" + k.replace("_", "-") for k in foreign)
             own = ", ".join("--" + k.replace("_", "-") for k in sorted(names)) or "none"
-            raise ValueError(f"{flags} does not apply to method {cls.name!r} (its options: {own})")
+            raise UsageError(f"{flags} does not apply to method {cls.name!r} (its options: {own})")
         values.update(given)
         return cls.Options(**values)
 

@@ -34,6 +34,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..errors import UsageError
 from ..measure.rows import RowRequest, RowResult
 from .base import LONG, BenchVariant, Measured, MeasureSettings, Method, RowKey, SampleEncoding, option, require
 from .hmg import FULL, full_request
@@ -68,17 +69,17 @@ class CAMOptions:
 
     def __post_init__(self) -> None:
         if self.attn_calibration not in CALIBRATIONS:
-            raise ValueError(f"unknown --attn-calibration {self.attn_calibration!r}; choose one of {CALIBRATIONS}")
+            raise UsageError(f"unknown --attn-calibration {self.attn_calibration!r}; choose one of {CALIBRATIONS}")
         if self.attn_calibration == "subtract" and self.attn_norm == "sum":
-            raise ValueError("--attn-calibration subtract gives negative values, which --attn-norm sum cannot "
+            raise UsageError("--attn-calibration subtract gives negative values, which --attn-norm sum cannot "
                              "normalise; use softmax, minmax, rank or zscore")
         for flag, value in (("--is-norm", self.is_norm), ("--attn-norm", self.attn_norm)):
             if value not in IN_SAMPLE_NORMS:
-                raise ValueError(f"unknown {flag} {value!r}; choose one of {IN_SAMPLE_NORMS}")
+                raise UsageError(f"unknown {flag} {value!r}; choose one of {IN_SAMPLE_NORMS}")
         if not self.segment_temperature > 0:
-            raise ValueError(f"--segment-temperature must be positive, got {self.segment_temperature}")
+            raise UsageError(f"--segment-temperature must be positive, got {self.segment_temperature}")
         if not 0 <= self.attn_sink_tokens <= ATTN_HEAD_TOKENS:
-            raise ValueError(f"--attn-sink-tokens must be in [0, {ATTN_HEAD_TOKENS}], got {self.attn_sink_tokens}")
+            raise UsageError(f"--attn-sink-tokens must be in [0, {ATTN_HEAD_TOKENS}], got {self.attn_sink_tokens}")
 
 
 def segment_key(i: int) -> RowKey:
@@ -107,10 +108,10 @@ def drop_sink(seg_attn: list[float], attn_head: list[float], seg_tokens: list[in
     if sink <= 0 or len(out) == 0:
         return out
     if sink > len(attn_head):
-        raise ValueError(f"--attn-sink-tokens {sink} exceeds the {len(attn_head)} head tokens stored per sample")
+        raise UsageError(f"--attn-sink-tokens {sink} exceeds the {len(attn_head)} head tokens stored per sample")
     n0 = seg_tokens[0]
     if sink >= n0:
-        raise ValueError(f"--attn-sink-tokens {sink} would empty the first segment ({n0} tokens)")
+        raise UsageError(f"--attn-sink-tokens {sink} would empty the first segment ({n0} tokens)")
     out[0] = (out[0] * n0 - float(np.sum(attn_head[:sink]))) / (n0 - sink)
     return out
 
@@ -248,7 +249,7 @@ def cas_scores(table: dict[str, Any], options: CAMOptions) -> np.ndarray:
     if calibrate:
         neutral = table.get("seg_attn_neutral")
         if neutral is None or all(v is None for v in neutral):
-            raise ValueError("--attn-calibration needs the neutral response's attention profile, which this run did "
+            raise UsageError("--attn-calibration needs the neutral response's attention profile, which this run did "
                              "not measure; score it again with `gateau score --calibrate-attention`")
         rows = [i for i in rows if neutral[i] is not None and min(neutral[i]) > 0]
     if not rows:

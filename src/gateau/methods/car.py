@@ -36,6 +36,7 @@ import numpy as np
 import pyarrow as pa
 
 from ..data import Sample
+from ..errors import UsageError
 from ..measure.rows import EMBED, REWARD
 from .base import BenchVariant, Measured, MeasureSettings, Method, SampleEncoding, option
 
@@ -55,7 +56,7 @@ class CaROptions:
 
     def __post_init__(self) -> None:
         if self.car_n2 < 0 or (self.car_n1 is not None and self.car_n1 < 0):
-            raise ValueError("--car-n1 and --car-n2 must be non-negative")
+            raise UsageError("--car-n1 and --car-n2 must be non-negative")
 
 
 def n_clusters(n: int) -> int:

@@ -21,6 +21,7 @@ from typing import Any
 
 import numpy as np
 
+from ..errors import UsageError
 from ..measure.rows import RowRequest, RowResult
 from .base import BenchVariant, Measured, MeasureSettings, Method, RowKey, SampleEncoding, merge_requests, option
 from .cam import CAM, CAMOptions, cas_scores, cascade_notes, cascade_tiers
@@ -56,11 +57,11 @@ class GateauOptions(HMGOptions, CAMOptions, TokenOptions):
         CAMOptions.__post_init__(self)
         TokenOptions.__post_init__(self)
         if not 0.0 <= self.token_weight <= 1.0:
-            raise ValueError(f"--token-weight must be in [0, 1], got {self.token_weight}")
+            raise UsageError(f"--token-weight must be in [0, 1], got {self.token_weight}")
         if not 0.0 <= self.alpha <= 1.0:
-            raise ValueError(f"--alpha must be in [0, 1], got {self.alpha}")
+            raise UsageError(f"--alpha must be in [0, 1], got {self.alpha}")
         if self.cas_outer is not None and self.cas_outer not in NORMS:
-            raise ValueError(f"unknown --cas-outer {self.cas_outer!r}; choose one of {NORMS}")
+            raise UsageError(f"unknown --cas-outer {self.cas_outer!r}; choose one of {NORMS}")
 
 
 class Gateau(Method):

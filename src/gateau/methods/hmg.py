@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..errors import UsageError
 from ..measure.rows import RowRequest, RowResult
 from .base import (LONG, SHORT, BenchVariant, Measured, MeasureSettings, Method, RowKey, SampleEncoding, option,
                    require)
@@ -38,9 +39,9 @@ class HMGOptions:
 
     def __post_init__(self) -> None:
         if self.norm not in DATASET_NORMS:
-            raise ValueError(f"unknown --norm {self.norm!r}; choose one of {DATASET_NORMS}")
+            raise UsageError(f"unknown --norm {self.norm!r}; choose one of {DATASET_NORMS}")
         if not self.temperature > 0:
-            raise ValueError(f"--temperature must be positive, got {self.temperature}")
+            raise UsageError(f"--temperature must be positive, got {self.temperature}")
 
 
 def full_request(enc: SampleEncoding, attention: bool = False) -> RowRequest:

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..errors import UsageError
 from ..measure.rows import RowResult
 from .base import BenchVariant, Measured, MeasureSettings, SampleEncoding, option, require
 from .hmg import FULL, HMG, short_key
@@ -60,9 +61,9 @@ class TokenOptions:
 
     def __post_init__(self) -> None:
         if self.token_aggregate not in TOKEN_AGGREGATES:
-            raise ValueError(f"unknown --token-aggregate {self.token_aggregate!r}; choose one of {TOKEN_AGGREGATES}")
+            raise UsageError(f"unknown --token-aggregate {self.token_aggregate!r}; choose one of {TOKEN_AGGREGATES}")
         if not self.top_k >= 1:
-            raise ValueError(f"--top-k must be at least 1, got {self.top_k}")
+            raise UsageError(f"--top-k must be at least 1, got {self.top_k}")
 
 
 @dataclass

@@ -16,6 +16,8 @@ from __future__ import annotations
 import numpy as np
 from scipy.stats import rankdata
 
+from ..errors import UsageError
+
 NORMS = ("softmax", "minmax", "sum", "rank", "zscore", "log", "raw")
 
 
@@ -29,7 +31,7 @@ def normalize(x: np.ndarray, name: str, temperature: float = 1.0) -> np.ndarray:
     v = x[ok]
     if name == "softmax":
         if temperature <= 0:
-            raise ValueError("softmax temperature must be > 0")
+            raise UsageError("softmax temperature must be > 0")
         z = v / temperature
         e = np.exp(z - z.max())
         out[ok] = e / e.sum()
@@ -39,7 +41,7 @@ def normalize(x: np.ndarray, name: str, temperature: float = 1.0) -> np.ndarray:
     elif name == "sum":
         total = v.sum()
         if total == 0:
-            raise ValueError("sum normalisation of an all-zero vector")
+            raise UsageError("sum normalisation of an all-zero vector")
         out[ok] = v / total
     elif name == "rank":
         out[ok] = rankdata(v, method="average") / len(v)
@@ -48,12 +50,12 @@ def normalize(x: np.ndarray, name: str, temperature: float = 1.0) -> np.ndarray:
         out[ok] = (v - v.mean()) / std if std > 0 else 0.0
     elif name == "log":
         if (v <= 0).any():
-            raise ValueError("log normalisation of a non-positive value")
+            raise UsageError("log normalisation of a non-positive value")
         out[ok] = np.log(v)
     elif name == "raw":
         out[ok] = v
     else:
-        raise ValueError(f"unknown normalisation {name!r}; choose one of {NORMS}")
+        raise UsageError(f"unknown normalisation {name!r}; choose one of {NORMS}")
     return out
 
 
@@ -72,14 +74,14 @@ def normalize_groups(x: np.ndarray, lengths: np.ndarray, name: str, temperature:
 
     if name == "softmax":
         if temperature <= 0:
-            raise ValueError("softmax temperature must be > 0")
+            raise UsageError("softmax temperature must be > 0")
         z = x / temperature
         e = np.exp(z - per_group(np.maximum, z))
         return e / per_group(np.add, e)
     if name == "sum":
         total = per_group(np.add, x)
         if (total == 0).any():
-            raise ValueError("sum normalisation of an all-zero vector")
+            raise UsageError("sum normalisation of an all-zero vector")
         return x / total
     if name == "minmax":
         low = per_group(np.minimum, x)
@@ -93,4 +95,4 @@ def normalize_groups(x: np.ndarray, lengths: np.ndarray, name: str, temperature:
         return normalize(x, name, temperature)
     if name == "rank":
         return np.concatenate([normalize(x[s: s + n], name) for s, n in zip(starts, lengths)])
-    raise ValueError(f"unknown normalisation {name!r}; choose one of {NORMS}")
+    raise UsageError(f"unknown normalisation {name!r}; choose one of {NORMS}")

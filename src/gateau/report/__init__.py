@@ -11,7 +11,7 @@ from __future__ import annotations
 from importlib import import_module
 from typing import Any
 
-# Public names -> the submodule that defines them; imported on first use, so that `gateau.report.cli` (which
+# Public names -> the submodule that defines them; imported on first use, so that `gateau.report.config` (which
 # the `gateau` parser imports) stays light.
 _EXPORTS = {"ReportConfig": "config", "ReportData": "gather", "SelectionSpec": "config", "gather": "gather",
             "render": "render", "build_report": "build", "write_report": "build"}

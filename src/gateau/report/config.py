@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..config import SelectConfig
+from ..errors import UsageError
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,6 @@ class ReportConfig:
 
     def __post_init__(self) -> None:
         if self.top < 0:
-            raise ValueError(f"--top must be >= 0, got {self.top}")
+            raise UsageError(f"--top must be >= 0, got {self.top}")
         if self.excerpt_chars < 1:
-            raise ValueError(f"--excerpt-chars must be >= 1, got {self.excerpt_chars}")
+            raise UsageError(f"--excerpt-chars must be >= 1, got {self.excerpt_chars}")

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 
+from ..errors import UsageError
 from ..methods import get_method
 from ..status import Status
 from ..util.stats import spearman
@@ -96,7 +97,7 @@ def rank_table(table: pa.Table, method: str, options: Any = None, k: int | None 
     cols = table_columns(table)
     missing = [c for c in impl.required_columns(options) if c not in cols]
     if missing:
-        raise ValueError(f"method {method!r} needs columns {missing}, which this run did not measure; "
+        raise UsageError(f"method {method!r} needs columns {missing}, which this run did not measure; "
                          f"re-run `gateau score` with --methods including {method}")
     ok = np.array([s == Status.OK for s in cols["status"]], dtype=bool)
     rankable = {name: _only_ok(v, ok) for name, v in cols.items()}

@@ -25,6 +25,7 @@ from typing import Any, Iterable, Iterator
 from ..config import FieldMap
 from ..data import detect_shape, record_id, record_turns
 from ..data.turns import ABSENT, CHAT_KEYS, NotTurns, Turn, Value
+from ..errors import GateauError
 from ..templates import CONTEXT_JOINER
 from ..util.wheels import wheel_file
 from .jsonarray import JSONArrayError, StreamState, iter_json_array
@@ -41,7 +42,7 @@ SKIP_UNKNOWN_ROLE = "unknown_role"
 SKIP_BAD_FIELD = "bad_field"
 
 
-class TrainDataError(ValueError):
+class TrainDataError(GateauError, ValueError):
     """The training data cannot be used at all (missing file, empty file, unrecognised record shape)."""
 
 

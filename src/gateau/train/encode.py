@@ -25,6 +25,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Sequence
 
+from ..errors import GateauError
 from ..templates import CONTEXT_JOINER, TEMPLATES, plain_prompt
 from .data import Message, SampleSkip
 
@@ -33,7 +34,7 @@ SKIP_NO_RESPONSE_TOKEN = "no_response_token"
 SKIP_TEMPLATE = "template_error"
 
 
-class TemplateError(ValueError):
+class TemplateError(GateauError, ValueError):
     """The requested template cannot be used with this tokenizer."""
 
 

@@ -7,11 +7,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator
 
+from ..errors import GateauError
+
 _CHUNK_CHARS = 1 << 20
 _WHITESPACE = " \t\n\r"
 
 
-class JSONArrayError(ValueError):
+class JSONArrayError(GateauError, ValueError):
     """The file is not a JSON array of objects (location in the message)."""
 
 

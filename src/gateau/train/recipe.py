@@ -25,6 +25,7 @@ from typing import Any
 
 from ..config import FieldMap
 from ..data.turns import SHAPES
+from ..errors import GateauError
 from ..templates import TEMPLATES
 
 PRESET_NAMES = ("default", "paper")
@@ -35,7 +36,7 @@ DEEPSPEED_CHOICES = ("zero2", "zero3", "zero3-offload")
 PAPER_MAX_LENGTH = 65536
 
 
-class ConfigError(ValueError):
+class ConfigError(GateauError, ValueError):
     """A setting is out of range or contradicts another one."""
 
 

@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 
 from ...config import NEUTRAL_RESPONSE, ExecutionConfig, ScoreConfig, SelectConfig
+from ...errors import UsageError
 from ...methods import METHODS, method_options
 from ..synth import SAMPLE_TYPES, read_labels, write_synthetic_set
 from .plot import default_distributions
@@ -64,9 +65,9 @@ def plan_runs(cfg: BenchConfig) -> list[ScoreConfig]:
     """One `ScoreConfig` per window: the first with the full method set (and CAM's calibration profile), the
     others with the methods whose columns all change with W (hmg, hmg-tokens: the same two rows)."""
     if not cfg.windows:
-        raise ValueError("--windows is empty")
+        raise UsageError("--windows is empty")
     if any(w <= 0 for w in cfg.windows):
-        raise ValueError("--windows must be positive token counts")
+        raise UsageError("--windows must be positive token counts")
     root = Path(cfg.dir)
     data = root / DATA_FILE
     full = cfg.methods or default_methods(cfg.reward_model)
@@ -107,7 +108,7 @@ def run_bench(cfg: BenchConfig, log=print) -> dict[str, Any]:
     root = Path(cfg.dir)
     labels_path, data_path = root / LABELS_FILE, root / DATA_FILE
     if not data_path.is_file() or not labels_path.is_file():
-        raise ValueError(f"{root} needs {DATA_FILE} and {LABELS_FILE}; create them with `gateau bench synth --out "
+        raise UsageError(f"{root} needs {DATA_FILE} and {LABELS_FILE}; create them with `gateau bench synth --out "
                          f"{root}`")
     labels = read_labels(labels_path)
     configs = plan_runs(cfg)
@@ -148,7 +149,7 @@ def parse_windows(spec: str) -> tuple[int, ...]:
     try:
         out = tuple(int(x) for x in spec.split(",") if x.strip())
     except ValueError:
-        raise ValueError(f"--windows must be comma-separated integers, got {spec!r}") from None
+        raise UsageError(f"--windows must be comma-separated integers, got {spec!r}") from None
     if not out:
-        raise ValueError("--windows is empty")
+        raise UsageError("--windows is empty")
     return out

@@ -12,6 +12,8 @@ from scipy.stats import rankdata
 
 from gateau.bench.synth import SAMPLE_TYPES, SynthLabel
 
+from ...errors import UsageError
+
 TOP_FRACTIONS = (0.1, 0.3, 0.5)
 
 
@@ -65,7 +67,7 @@ def label_arrays(ids: Sequence[str], labels: Sequence[SynthLabel]) -> tuple[np.n
     by_id = {lab.id: lab for lab in labels}
     missing = [i for i in ids if i not in by_id]
     if missing:
-        raise ValueError(f"{len(missing)} scored ids have no label (e.g. {missing[0]!r}); "
+        raise UsageError(f"{len(missing)} scored ids have no label (e.g. {missing[0]!r}); "
                          "score the data.jsonl written next to labels.jsonl")
     return (np.array([by_id[i].long_dependent for i in ids], dtype=bool),
             np.array([by_id[i].type for i in ids], dtype=object))

@@ -15,6 +15,7 @@ import numpy as np
 import pyarrow as pa
 
 from ...config import ModelConfig
+from ...errors import UsageError
 from ...methods import METHODS, method_options
 from ...methods.base import BenchVariant
 from ...select.rank import rank_table
@@ -88,7 +89,7 @@ def evaluate_tables(tables: Mapping[int, pa.Table], labels: Sequence[SynthLabel]
     columns hold no value (e.g. calibrated CAM on a run scored without ``--calibrate-attention``). Every method ranks for a selection of the top 30%.
     """
     if not tables:
-        raise ValueError("no score tables to evaluate")
+        raise UsageError("no score tables to evaluate")
     windows = sorted(tables)
     if main_window is None or main_window not in tables:
         main_window = MAIN_WINDOW if MAIN_WINDOW in tables else windows[0]
@@ -124,7 +125,7 @@ def evaluate(run_dirs: Sequence[str | Path], labels: Sequence[SynthLabel],
     for d in run_dirs:
         w, table = read_run(d)
         if w is None:
-            raise ValueError(f"{d} was scored in pair mode; the benchmark compares short windows")
+            raise UsageError(f"{d} was scored in pair mode; the benchmark compares short windows")
         if w not in tables or len(table.column_names) > len(tables[w].column_names):
             tables[w] = table
         if base is None or len(table.column_names) > len(base.column_names):

@@ -33,6 +33,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from ...errors import UsageError
 from ...eval.text import paul_graham_essays, ruler_data_dir, split_sentences
 
 HOTPOT_LIMIT = 5000  # HotpotQA questions with index >= 5000 are reserved
@@ -127,7 +128,7 @@ def kind_counts(n: int, mix: dict[str, float]) -> dict[str, int]:
     """Samples per kind for ``n`` samples: largest remainders, so the counts sum to ``n``."""
     unknown = set(mix) - set(KINDS)
     if unknown:
-        raise ValueError(f"unknown pool kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
+        raise UsageError(f"unknown pool kinds {sorted(unknown)}; known: {', '.join(KINDS)}")
     total = sum(mix.values())
     raw = {k: n * mix.get(k, 0.0) / total for k in KINDS}
     counts = {k: int(v) for k, v in raw.items()}
@@ -211,7 +212,7 @@ def _split(qas: tuple[QA, ...], rng: random.Random, n_pool: int, n_eval: int) ->
             evals.append(qa)
             seen_gold.update(qa.gold)
     if len(pool) < n_pool or len(evals) < n_eval:
-        raise ValueError(f"not enough {qas[0].source} questions for {n_pool} pool + {n_eval} eval samples")
+        raise UsageError(f"not enough {qas[0].source} questions for {n_pool} pool + {n_eval} eval samples")
     return pool, evals
 
 

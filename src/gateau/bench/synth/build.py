@@ -35,6 +35,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Sequence
 
+from ...errors import UsageError
 from .essays import (
     NEAR_WORDS,
     Paragraphs,
@@ -360,9 +361,9 @@ def _check_args(n: int, words: int, types: Sequence[str] | None) -> tuple[str, .
     chosen = tuple(SAMPLE_TYPES if types is None else types)
     unknown = sorted(set(chosen) - set(SAMPLE_TYPES))
     if unknown or not chosen:
-        raise ValueError(f"unknown or empty sample types {unknown or list(chosen)}; choose from {list(SAMPLE_TYPES)}")
+        raise UsageError(f"unknown or empty sample types {unknown or list(chosen)}; choose from {list(SAMPLE_TYPES)}")
     if n < 0 or words < MIN_WORDS:
-        raise ValueError(f"need n >= 0 and words >= {MIN_WORDS}, got n={n}, words={words}")
+        raise UsageError(f"need n >= 0 and words >= {MIN_WORDS}, got n={n}, words={words}")
     return chosen
 
 

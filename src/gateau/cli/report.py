@@ -1,7 +1,7 @@
 """`gateau report RUN (--ratio R | --count K) [select's options] [--compare RUN2] [--also 'OPTIONS'] --out FILE`.
 
-Imports only the standard library at top level, so building the `gateau` parser stays light; the report package
-(numpy, matplotlib, pyarrow; never torch) is imported when the command runs.
+Building the parser imports the light `gateau.report.config` only; the report package (numpy, matplotlib, pyarrow;
+never torch) is imported when the command runs.
 """
 
 from __future__ import annotations
@@ -10,18 +10,20 @@ import argparse
 import shlex
 from typing import Any, NoReturn
 
+from ..errors import UsageError
+from .options import add_method_options, method_options, select_config
+
 
 class _SpecParser(argparse.ArgumentParser):
-    """Parses one --also value; raises ValueError instead of exiting, so `gateau` reports it as a usage error."""
+    """Parses one --also value; raises `UsageError` instead of exiting, so `gateau` reports it as one line."""
 
     def error(self, message: str) -> NoReturn:
-        raise ValueError(f"--also {message}")
+        raise UsageError(f"--also {message}")
 
 
 def register(subparsers: Any) -> None:
     """Add the ``report`` command to the `gateau` sub-parsers."""
-    from ..cli import _add_score_options
-    from .config import ReportConfig
+    from ..report.config import ReportConfig
 
     p = subparsers.add_parser(
         "report", help="write one self-contained HTML page explaining a run and its selection",
@@ -35,7 +37,7 @@ def register(subparsers: Any) -> None:
     amount.add_argument("--ratio", type=float, help="fraction of all samples to keep, e.g. 0.3 (as in select)")
     amount.add_argument("--count", type=int, help="number of samples to keep (as in select)")
     p.add_argument("--out", required=True, help="HTML file to write")
-    _add_score_options(p)
+    add_method_options(p)
     c = p.add_argument_group("other selections to compare with (same --ratio/--count)")
     c.add_argument("--compare", action="append", default=[], metavar="RUN2",
                    help="another run, ranked with the same method and options (repeatable)")
@@ -49,31 +51,28 @@ def register(subparsers: Any) -> None:
                    f"per sample (default {ReportConfig.excerpt_chars})")
     p.add_argument("--data", help="input file to read the samples' text from (default: the path recorded in the run)")
     p.add_argument("--allow-partial", action="store_true", help="report on an unfinished run's scored samples")
-    p.set_defaults(handler=cmd_report)
+    p.set_defaults(handler=run)
 
 
 def _also_spec(value: str, run: str, ratio: float | None, count: int | None) -> Any:
     """One --also value -> a SelectionSpec (select's option flags, optionally preceded by a run directory)."""
-    from ..cli import _add_score_options, _method_options
     from ..config import SelectConfig
-    from .config import SelectionSpec
+    from ..report.config import SelectionSpec
 
     parser = _SpecParser(prog="--also", add_help=False)
     parser.add_argument("run", nargs="?", default=run)
-    _add_score_options(parser)
+    add_method_options(parser)
     args = parser.parse_args(shlex.split(value))
     return SelectionSpec(args.run, SelectConfig(method=args.method, ratio=ratio, count=count,
-                                                options=_method_options(args)))
+                                                options=method_options(args)))
 
 
-def cmd_report(args: argparse.Namespace) -> int:
+def run(args: argparse.Namespace) -> int:
     """Build the report and print where it went and its size."""
-    from ..cli import _method_options
-    from ..config import SelectConfig
-    from .build import write_report
-    from .config import ReportConfig, SelectionSpec
+    from ..report.build import write_report
+    from ..report.config import ReportConfig, SelectionSpec
 
-    config = SelectConfig(method=args.method, ratio=args.ratio, count=args.count, options=_method_options(args))
+    config = select_config(args)
     others = [SelectionSpec(run2, config) for run2 in args.compare]
     others += [_also_spec(value, args.run, args.ratio, args.count) for value in args.also]
     report = ReportConfig(main=SelectionSpec(args.run, config), others=tuple(others), top=args.top, data=args.data,

@@ -1,9 +1,18 @@
-"""``gateau train``: flags -> `TrainConfig` -> `trainer.train`. Imports only argparse at top level."""
+"""``gateau train``: flags -> `TrainConfig` -> `trainer.train`.
+
+The defaults named in the help come from `gateau.train.recipe` (the ``default`` preset and `TrainConfig`), where
+they are written once; a flag not given is None and leaves the preset in charge. Imports only argparse and the
+recipe module (light) at top level."""
 
 from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
+
+from ..errors import UsageError
+from ..train.recipe import PRESETS, TrainConfig
+from .options import SHAPES, default_of, number_text, record_fields
 
 _PARSER: argparse.ArgumentParser | None = None
 
@@ -15,9 +24,10 @@ _CONFIG_FLAGS = ("max_length", "epochs", "max_steps", "lr", "adam_beta1", "adam_
                  "train_last_layers")
 
 
-def register(subparsers) -> None:
+def register(subparsers: Any) -> None:
     """Add the ``train`` command to the ``gateau`` CLI."""
     global _PARSER
+    preset, d = PRESETS["default"], (lambda name: default_of(TrainConfig, name))
     p = subparsers.add_parser(
         "train", help="fine-tune a model on a selection (+ short chat data) with TRL's SFTTrainer",
         description="Fine-tune MODEL on DATA (the JSONL of `gateau select`, or any record file the loaders read), "
@@ -44,26 +54,26 @@ def register(subparsers) -> None:
                    help="chat: the model's chat template (default); plain: the ### template used for scoring")
     f.add_argument("--max-length", type=int, help="tokens per sequence; longer ones are cut from the right "
                    "(default: the model's context window, at most 65536; paper: 65536)")
-    f.add_argument("--shape", choices=["messages", "conversations", "alpaca", "explicit"],
+    f.add_argument("--shape", choices=list(SHAPES),
                    help="force a record shape (default: detected per record)")
     f.add_argument("--id-field", default="id", help="field holding the sample id (default: id)")
     f.add_argument("--context-field", default="context", help="explicit shape: context field")
     f.add_argument("--instruction-field", default="instruction", help="explicit shape: instruction field")
     f.add_argument("--response-field", default="response", help="explicit shape: response field")
     o = p.add_argument_group("optimisation (default: from --preset)")
-    o.add_argument("--epochs", type=float, help="training epochs (default 2)")
+    o.add_argument("--epochs", type=float, help=f"training epochs (default {number_text(preset.epochs)})")
     o.add_argument("--max-steps", type=int, help="stop after this many optimizer steps (overrides --epochs)")
-    o.add_argument("--lr", type=float, help="peak learning rate (default 2e-5)")
-    o.add_argument("--adam-beta1", type=float, help="AdamW beta1 (default 0.9)")
-    o.add_argument("--adam-beta2", type=float, help="AdamW beta2 (default 0.95)")
-    o.add_argument("--weight-decay", type=float, help="AdamW weight decay (default 0)")
-    o.add_argument("--lr-scheduler", help="transformers scheduler name (default cosine)")
-    o.add_argument("--warmup-ratio", type=float, help="fraction of steps of linear warm-up (default 0.03)")
+    o.add_argument("--lr", type=float, help=f"peak learning rate (default {number_text(preset.lr)})")
+    o.add_argument("--adam-beta1", type=float, help=f"AdamW beta1 (default {number_text(preset.adam_beta1)})")
+    o.add_argument("--adam-beta2", type=float, help=f"AdamW beta2 (default {number_text(preset.adam_beta2)})")
+    o.add_argument("--weight-decay", type=float, help=f"AdamW weight decay (default {number_text(preset.weight_decay)})")
+    o.add_argument("--lr-scheduler", help=f"transformers scheduler name (default {preset.lr_scheduler})")
+    o.add_argument("--warmup-ratio", type=float, help=f"fraction of steps of linear warm-up (default {number_text(preset.warmup_ratio)})")
     o.add_argument("--batch-size", type=int, help="sequences (packed rows with packing) per device per micro-step "
-                   "(default 1; paper: 8 // devices)")
-    o.add_argument("--grad-accum", type=int, help="micro-steps per optimizer step (default 8; paper: what keeps "
+                   f"(default {preset.global_micro_batch}; paper: 8 // devices)")
+    o.add_argument("--grad-accum", type=int, help=f"micro-steps per optimizer step (default {preset.grad_accum}; paper: what keeps "
                    "96 sequences per step). Giving either flag turns the preset's scaling off")
-    o.add_argument("--seed", type=int, help="seed of the data order and initialisation (default 0)")
+    o.add_argument("--seed", type=int, help=f"seed of the data order and initialisation (default {d('seed')})")
     o.add_argument("--loss-weighting", choices=["token", "sequence"],
                    help="token: each response token weighs the same (TRL, default); sequence: each sequence weighs "
                    "the same, also inside packed rows (LongAlign)")
@@ -84,14 +94,14 @@ def register(subparsers) -> None:
     e.add_argument("--num-processes", type=int, help="train on N processes (GPUs) through accelerate launch")
     lo = p.add_argument_group("LoRA (default: full fine-tuning, as in the paper)")
     lo.add_argument("--lora-r", type=int, help="LoRA rank (enables LoRA on all linear layers)")
-    lo.add_argument("--lora-alpha", type=int, help="LoRA alpha (default 16)")
-    lo.add_argument("--lora-dropout", type=float, help="LoRA dropout (default 0.05)")
+    lo.add_argument("--lora-alpha", type=int, help=f"LoRA alpha (default {d('lora_alpha')})")
+    lo.add_argument("--lora-dropout", type=float, help=f"LoRA dropout (default {d('lora_dropout')})")
     lo.add_argument("--train-last-layers", type=int, metavar="N", help="train only the last N decoder layers and "
                     "the final norm; embeddings, LM head (tied or not) and the other layers stay frozen")
     r = p.add_argument_group("logging, checkpoints, resume")
-    r.add_argument("--logging-steps", type=int, help="log every N optimizer steps (default 1)")
-    r.add_argument("--save-steps", type=int, help="checkpoint every N optimizer steps (default 50)")
-    r.add_argument("--save-total-limit", type=int, help="checkpoints kept (default 2)")
+    r.add_argument("--logging-steps", type=int, help=f"log every N optimizer steps (default {d('logging_steps')})")
+    r.add_argument("--save-steps", type=int, help=f"checkpoint every N optimizer steps (default {d('save_steps')})")
+    r.add_argument("--save-total-limit", type=int, help=f"checkpoints kept (default {d('save_total_limit')})")
     r.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in --out")
     r.add_argument("--overwrite", action="store_true", help="discard a previous run in --out")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
@@ -99,20 +109,17 @@ def register(subparsers) -> None:
     _PARSER = p
 
 
-def config_from_args(args: argparse.Namespace):
+def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
     """Resolve the flags into a `TrainConfig` for this machine and launcher."""
     import os
 
-    from ..config import FieldMap
-    from .recipe import resolve_config
-    from .runtime import model_window, resolve_runtime, world_size
+    from ..train.recipe import resolve_config
+    from ..train.runtime import model_window, resolve_runtime, world_size
 
     runtime = resolve_runtime(device=args.device, attn_impl=args.attn_impl, packing=args.packing, bf16=args.bf16)
     overrides = {name: getattr(args, name) for name in _CONFIG_FLAGS}
     overrides.update(runtime, model=args.model, data=args.data, out=args.out, liger=args.liger,
-                     progress=not args.no_progress,
-                     fields=FieldMap(shape=args.shape, id_field=args.id_field, context=args.context_field,
-                                  instruction=args.instruction_field, response=args.response_field))
+                     progress=not args.no_progress, fields=record_fields(args))
     if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and args.deepspeed is None:
         overrides["deepspeed"] = ""  # the launcher's accelerate config already sets DeepSpeed up
     window = model_window(args.model) if args.max_length is None else None
@@ -121,24 +128,20 @@ def config_from_args(args: argparse.Namespace):
 
 
 def run(args: argparse.Namespace) -> int:
-    """Handler of ``gateau train``; returns the exit code (2 with a message on bad input)."""
-    from .launch import launched, namespace_to_argv, relaunch
+    """Handler of ``gateau train``; bad settings raise `GateauError`s, which `gateau.cli.main` prints as one line."""
+    from ..train.launch import launched, namespace_to_argv, relaunch
 
-    try:
-        if args.num_processes is not None and args.num_processes < 1:
-            raise ValueError(f"--num-processes must be at least 1, got {args.num_processes}")
-        if args.num_processes and args.num_processes > 1 and not launched():
-            from .runtime import resolve_runtime
+    if args.num_processes is not None and args.num_processes < 1:
+        raise UsageError(f"--num-processes must be at least 1, got {args.num_processes}")
+    if args.num_processes and args.num_processes > 1 and not launched():
+        from ..train.runtime import resolve_runtime
 
-            cpu = resolve_runtime(device=args.device)["device"] == "cpu"
-            return relaunch(args.num_processes, namespace_to_argv(_PARSER, args, drop=("num_processes",)), cpu=cpu)
-        config, notes = config_from_args(args)
-        for note in notes:
-            print(f"gateau train: note: {note}", file=sys.stderr)
-        from .trainer import train
+        cpu = resolve_runtime(device=args.device)["device"] == "cpu"
+        return relaunch(args.num_processes, namespace_to_argv(_PARSER, args, drop=("num_processes",)), cpu=cpu)
+    config, notes = config_from_args(args)
+    for note in notes:
+        print(f"gateau train: note: {note}", file=sys.stderr)
+    from ..train.trainer import train
 
-        train(config, resume=args.resume, overwrite=args.overwrite)
-    except ValueError as exc:
-        print(f"gateau train: error: {exc}", file=sys.stderr)
-        return 2
+    train(config, resume=args.resume, overwrite=args.overwrite)
     return 0

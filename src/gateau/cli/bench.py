@@ -1,0 +1,122 @@
+"""``gateau bench synth | run | e2e``: the method's validation (`gateau.bench`), flags -> typed configs."""
+
+from __future__ import annotations
+
+import argparse
+from dataclasses import replace
+from typing import Any
+
+from ..config import ExecutionConfig, ModelConfig
+from ..errors import UsageError
+
+
+def register(subparsers: Any) -> None:
+    """Add ``bench`` and its sub-commands."""
+    p = subparsers.add_parser("bench", help="long-dependency benchmark: build a labelled set, score it, compare "
+                              "variants")
+    bsub = p.add_subparsers(dest="bench_command", required=True)
+    s = bsub.add_parser("synth", help="write DIR/data.jsonl + DIR/labels.jsonl (labelled synthetic set)")
+    s.add_argument("--out", required=True, help="benchmark directory")
+    s.add_argument("--n", type=int, help="samples (default 120; --quick 12)")
+    s.add_argument("--words", type=int, help="context words per sample (default 600; --quick 400)")
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--quick", action="store_true", help="smoke-test size: --n 12 --words 400")
+    s.set_defaults(handler=run_synth)
+    r = bsub.add_parser("run", help="score DIR/data.jsonl (resumable) and evaluate every method and variant",
+                        description="Score DIR/data.jsonl once per short window into DIR/runs/ (the first window "
+                        "with --methods, the others with hmg only; reruns skip finished samples), then evaluate "
+                        "every method, normalisation, alpha, CAM option and window against DIR/labels.jsonl and "
+                        "write DIR/results.md, results.json and results.png.")
+    r.add_argument("dir", help="benchmark directory made by `gateau bench synth`")
+    r.add_argument("--methods", help="methods scored at the first window (default: gateau,ppl,ifd; plus car "
+                   "with --reward-model)")
+    r.add_argument("--windows", help="comma-separated short windows W (default 64,128,256; --quick 128)")
+    r.add_argument("--quick", action="store_true", help="one window (128): a smoke test in a few minutes")
+    r.add_argument("--long-model", default=ModelConfig.long_model, help="model B (default: the embedded "
+                   "SmolLM2-135M)")
+    r.add_argument("--reward-model", help="also score and evaluate car with this reward model")
+    r.add_argument("--device", default=ModelConfig.device)
+    r.add_argument("--dtype", default=ModelConfig.dtype)
+    r.add_argument("--token-budget", type=int, default=ExecutionConfig.token_budget)
+    r.add_argument("--no-progress", action="store_true")
+    r.set_defaults(handler=run_bench)
+    e = bsub.add_parser("e2e", help="select -> train -> evaluate every arm (gateau, hmg, cam, ppl, ifd, random 30%%, "
+                        "full, no long data) over seeds; results.md/json/png (resumable)")
+    e.add_argument("--out", required=True, help="benchmark directory (re-run the same command to resume)")
+    e.add_argument("--quick", action="store_true", help="smoke test: tiny random model, 20 samples, 1 seed, 2 steps")
+    e.add_argument("--model", help="model to score and fine-tune (default: the embedded SmolLM2-135M-Instruct)")
+    # no defaults here: None keeps the full form's value (E2EConfig, listed in the README)
+    e.add_argument("--n", type=int, help="pool samples")
+    e.add_argument("--n-eval", type=int, help="held-out QA items")
+    e.add_argument("--seeds", help="comma-separated seeds")
+    e.add_argument("--arms", help="comma-separated arms (default all)")
+    e.add_argument("--short-data", default="sharegpt", choices=["sharegpt"], help="short data mixed into every arm")
+    e.add_argument("--short-count", type=int, help="ShareGPT conversations per arm")
+    e.add_argument("--max-steps", type=int, help="optimizer steps per run (default: --epochs)")
+    e.add_argument("--epochs", type=float, help="epochs per run")
+    e.add_argument("--lr", type=float, help="learning rate")
+    e.add_argument("--train-last-layers", type=int, help="train only the last N decoder layers (0: all)")
+    e.add_argument("--device", default="cpu")
+    e.add_argument("--no-progress", action="store_true")
+    e.set_defaults(handler=run_e2e)
+
+
+def run_synth(args: argparse.Namespace) -> int:
+    """Write the labelled synthetic set and say where."""
+    from ..bench import benchmark as bench
+
+    n = args.n if args.n is not None else (bench.QUICK_N if args.quick else bench.DEFAULT_N)
+    words = args.words if args.words is not None else (bench.QUICK_WORDS if args.quick else bench.DEFAULT_WORDS)
+    data, labels = bench.synth(args.out, n=n, words=words, seed=args.seed)
+    print(f"wrote {n} samples of ~{words} words: {data} and {labels}")
+    return 0
+
+
+def run_bench(args: argparse.Namespace) -> int:
+    """Score the set and evaluate every method and variant (`run_bench` writes and prints the results)."""
+    from ..bench import benchmark as bench
+
+    windows = (bench.parse_windows(args.windows) if args.windows else
+               bench.QUICK_WINDOWS if args.quick else bench.DEFAULT_WINDOWS)
+    bench.run_bench(bench.BenchConfig(dir=args.dir, methods=args.methods, windows=windows,
+                                      long_model=args.long_model, reward_model=args.reward_model,
+                                      device=args.device, dtype=args.dtype, token_budget=args.token_budget,
+                                      progress=not args.no_progress))
+    return 0
+
+
+def e2e_config(args: argparse.Namespace) -> Any:
+    """The e2e flags -> `E2EConfig`: the full form (or ``--quick``'s) with the flags given replacing its values."""
+    from ..bench.e2e import ARMS, E2EConfig, PoolConfig, quick_config
+
+    config = quick_config(args.out) if args.quick else E2EConfig(out=args.out)
+    pool: PoolConfig = config.pool
+    if args.n is not None:
+        pool = replace(pool, n=args.n)
+    if args.n_eval is not None:
+        pool = replace(pool, n_eval=args.n_eval)
+    changes: dict = {"pool": pool, "device": args.device, "progress": not args.no_progress}
+    if args.model:
+        changes["model"] = args.model
+    if args.seeds:
+        changes["seeds"] = tuple(int(s) for s in args.seeds.split(","))
+    if args.arms:
+        arms = tuple(a.strip() for a in args.arms.split(","))
+        unknown = [a for a in arms if a not in ARMS]
+        if unknown:
+            raise UsageError(f"unknown --arms {unknown}; choose from {', '.join(ARMS)}")
+        changes["arms"] = arms
+    for name in ("short_count", "max_steps", "epochs", "lr"):
+        if getattr(args, name) is not None:
+            changes[name] = getattr(args, name)
+    if args.train_last_layers is not None:
+        changes["train_last_layers"] = args.train_last_layers or None
+    return replace(config, **changes)
+
+
+def run_e2e(args: argparse.Namespace) -> int:
+    """Run (or resume) the end-to-end benchmark."""
+    from ..bench.e2e import run_e2e as run
+
+    run(e2e_config(args))
+    return 0
