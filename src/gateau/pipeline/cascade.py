@@ -31,6 +31,7 @@ import numpy as np
 
 from ..config import ScoreConfig
 from ..data import Sample
+from ..errors import UsageError
 from ..methods import parse_methods
 from ..methods.base import MeasureSettings
 from ..methods.cam import CAM, CASCADE_COLUMN, CASCADE_PENDING, CASCADE_REST, CASCADE_TOP
@@ -48,13 +49,13 @@ Execute = Callable[[ScoreConfig, list[list[Sample]]], int]  # an executor over c
 
 
 def check_cascade(config: ScoreConfig) -> None:
-    """ValueError unless the chosen methods measure both HMG (to rank by) and CAM (to cascade)."""
+    """UsageError unless the chosen methods measure both HMG (to rank by) and CAM (to cascade)."""
     methods = parse_methods(config.measure.methods)
     settings = MeasureSettings.from_config(config)
     if not any(set(HMG_COLUMNS) <= set(m.columns) for m in methods):
-        raise ValueError("--cam-top ranks samples by hmg first: include gateau, hmg or hmg-tokens in --methods")
+        raise UsageError("--cam-top ranks samples by hmg first: include gateau, hmg or hmg-tokens in --methods")
     if not any(CASCADE_COLUMN in m.extra_columns(settings) for m in methods):
-        raise ValueError("--cam-top applies to cam's segment rows: include gateau or cam in --methods")
+        raise UsageError("--cam-top applies to cam's segment rows: include gateau or cam in --methods")
 
 
 def top_count(fraction: float, n_ok: int) -> int:
