@@ -218,7 +218,12 @@ class ScoreConfig:
         return cls(out=str(out), overwrite=overwrite, repair=repair, **parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as a dict (``cascade_phase`` only while a cascade phase runs: config.json, settings files
+        and ``--print-config`` never hold it)."""
+        out = asdict(self)
+        if out["cascade_phase"] is None:
+            del out["cascade_phase"]
+        return out
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> ScoreConfig:
