@@ -107,7 +107,9 @@ class MeasureConfig:
     ``last_segment``: ``drop`` a shorter last segment (the paper, the official script) or ``keep`` it;
     ``max_segments``: an order-preserving seeded subsample of segments (None: all). ``neutral_response``: a
     content-free response (e.g. `NEUTRAL_RESPONSE`) whose attention profile on the same context is measured in one
-    extra attention pass per sample, so CAM can calibrate the real profile at select time (None: not measured)."""
+    extra attention pass per sample, so CAM can calibrate the real profile at select time (None: not measured).
+    ``cam_top``: the CAM cascade's fraction F: HMG on every sample, CAM's segment rows only on the top F by HMG
+    (1: every sample, no cascade; see `gateau.pipeline.cascade`)."""
 
     methods: tuple[str, ...] = ("gateau",)
     max_length: int | None = field(default=None, metadata={
@@ -124,8 +126,14 @@ class MeasureConfig:
     seed: int = field(default=0, metadata={"help": "seed of --max-segments' subsample (default {default})"})
     neutral_response: str | None = field(default=None, metadata={
         "type": str, "help": "CAM: the content-free response of --calibrate-attention (implies it)"})
+    cam_top: float = field(default=1.0, metadata={
+        "help": "CAM cascade: measure hmg on every sample and cam's segment rows only on the top fraction F by hmg "
+        "(the others are stored as not measured by cam and rank by hmg below every cam-measured sample); default "
+        "{default}: cam on every sample"})
 
     def __post_init__(self) -> None:
+        if not 0 < self.cam_top <= 1:
+            raise UsageError(f"--cam-top must be in (0, 1], got {self.cam_top}")
         if self.neutral_response is not None and not self.neutral_response.strip():
             raise UsageError("--neutral-response is empty")
         if not self.methods:
@@ -214,6 +222,9 @@ class ScoreConfig:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     overwrite: bool = False
     repair: bool = False  # set damaged chunks aside and score their samples again
+    # internal: which phase of a CAM cascade (`MeasureConfig.cam_top` < 1) the executors run: "hmg" (every row
+    # but CAM's segments) or "cam" (the top samples' complete rows); None outside a cascade
+    cascade_phase: str | None = None
 
     def __post_init__(self) -> None:
         if self.execution.shard is not None and (self.overwrite or self.repair):
@@ -241,7 +252,12 @@ class ScoreConfig:
         return cls(out=str(out), overwrite=overwrite, repair=repair, **parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as a dict (``cascade_phase`` only while a cascade phase runs: config.json, settings files
+        and ``--print-config`` never hold it)."""
+        out = asdict(self)
+        if out["cascade_phase"] is None:
+            del out["cascade_phase"]
+        return out
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> ScoreConfig:
@@ -251,7 +267,8 @@ class ScoreConfig:
         measure["methods"] = tuple(measure.get("methods", MeasureConfig.methods))
         return cls(data=DataConfig(**data), out=payload["out"], models=ModelConfig(**payload.get("models", {})),
                    measure=MeasureConfig(**measure), execution=ExecutionConfig(**payload.get("execution", {})),
-                   overwrite=bool(payload.get("overwrite", False)), repair=bool(payload.get("repair", False)))
+                   overwrite=bool(payload.get("overwrite", False)), repair=bool(payload.get("repair", False)),
+                   cascade_phase=payload.get("cascade_phase"))
 
     def with_execution(self, **changes: Any) -> ScoreConfig:
         return replace(self, execution=replace(self.execution, **changes))

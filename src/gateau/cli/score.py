@@ -18,7 +18,7 @@ from .options import add_field_flags, add_record_fields, default_of, field_value
 _MODEL_FLAGS = ("long_model",)
 _MODE_FLAGS = ("short_model", "short_window")  # pair mode or window mode: one of them
 _MEASURE_FLAGS = ("short_rope_theta", "reward_model", "embed_model", "max_length", "template", "segment_len",
-                  "last_segment", "max_segments", "seed")
+                  "last_segment", "max_segments", "seed", "cam_top")
 _CALIBRATION_FLAGS = ("neutral_response",)
 _DATA_FLAGS = ("limit",)
 _DEVICE_FLAGS = ("device", "dtype", "attn_impl")
@@ -43,8 +43,16 @@ def register(subparsers: Any) -> None:
                               description="Measure the chosen methods on every sample of DATA and store them in "
                               "RUN/scores.parquet. Re-running the same command resumes an interrupted run.",
                               epilog="methods: " + "; ".join(f"{name}: {cls.help}" for name, cls in METHODS.items()))
+    add_score_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def add_score_arguments(p: argparse.ArgumentParser, out_required: bool = True) -> None:
+    """DATA and every flag of ``score`` (shared with ``plan``, which plans a score command as it is)."""
+    from ..methods import METHODS
+
     p.add_argument("data", help="JSON/JSONL/Parquet file or HuggingFace dataset name/path")
-    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--out", required=out_required, default=None if out_required else "-", help="run directory")
     p.add_argument("--methods", help=f"comma-separated: {', '.join(METHODS)} (default "
                    f"{','.join(default_of(MeasureConfig, 'methods'))}); length and random run no model (only the long "
                    "model's tokenizer is loaded), car runs the --reward-model and --embed-model instead of the long "
@@ -69,7 +77,6 @@ def register(subparsers: Any) -> None:
     p.add_argument("--print-config", action="store_true", help="print the resolved settings as JSON (a file "
                    "--config reads) and exit without scoring")
     add_record_fields(p)
-    p.set_defaults(handler=run)
 
 
 # Record-field flags -> `FieldMap` field names.

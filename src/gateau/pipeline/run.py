@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -55,6 +55,10 @@ def run_score(config: ScoreConfig, models: Models | None = None) -> ScoreSummary
     executor = get_executor(config.execution.executor)
     samples = load_samples(config.data.path, config.data.fields, config.data.limit)
     measure = measurement_fields(config)
+    if config.measure.cam_top < 1:
+        from .cascade import check_cascade
+
+        check_cascade(config)
     store = RunStore(config.out)
     with executor.hold(store, config.execution):
         return _run_held(config, executor, measure, samples, store, start, models)
@@ -74,7 +78,14 @@ def _run_held(config: ScoreConfig, executor: Executor, measure: dict[str, Any], 
     plan = RunPlan(config=config, measure=measure, fingerprint=fp, schema=output_schema(config),
                    chunks=executor.share(samples, done, config.execution))
     measure_start = time.perf_counter()
-    tokens = executor.run(plan, store, models)
+    if config.measure.cam_top < 1:
+        from .cascade import run_cascade
+
+        todo = [s for s in samples if s.id not in done]
+        tokens = run_cascade(config, samples, todo, store, fp, lambda cfg, chunks: executor.run(
+            replace(plan, config=cfg, schema=output_schema(cfg), chunks=chunks), store, models))
+    else:
+        tokens = executor.run(plan, store, models)
     measure_s = time.perf_counter() - measure_start
     if executor.finishes:
         # without --limit the table is exactly the input's records (a removed record leaves it); with --limit the
