@@ -187,6 +187,7 @@ sys.exit(main(sys.argv[1:]))
 """
 
 
+@pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
 def test_three_worker_processes_one_sigkilled_and_rerun(tmp_path, data, tiny_model_dir, local_run):
     out = tmp_path / "three"
     base = score_args(data, out, tiny_model_dir)

@@ -211,6 +211,7 @@ class FakeHub:
         self.httpd.server_close()
 
 
+@pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
 def test_push_to_hub_uploads_the_folder_to_a_fake_endpoint(selection, tmp_path):
     import subprocess
 
