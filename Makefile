@@ -6,13 +6,26 @@ PYTEST = HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -p no:cacheprovider
 # The tests marked @pytest.mark.slow (the default suite deselects them), run by name after it; tests/test_suite.py
 # checks that this list names every slow test.
 SLOW_TESTS = \
-	tests/test_cli_signals.py::test_score_stops_on_a_signal_says_what_is_stored_and_resumes \
+	tests/test_bad_input.py::test_ctrl_c_prints_one_line_exits_130_and_leaves_no_partial_file \
+	tests/test_bench.py::test_bench_run_quick_end_to_end \
 	tests/test_cli_signals.py::test_a_signal_during_the_imports_is_one_line \
+	tests/test_cli_signals.py::test_score_stops_on_a_signal_says_what_is_stored_and_resumes \
 	tests/test_e2e.py::test_quick_end_to_end \
+	tests/test_e2e.py::test_quick_end_to_end_one_arm_of_each_kind \
 	tests/test_faults.py::test_a_select_killed_mid_write_leaves_a_temporary_the_next_write_removes \
 	tests/test_faults.py::test_ctrl_c_during_report_is_one_line_and_writes_nothing \
 	tests/test_eval_stages.py::test_lm_eval_bridge_on_a_local_task \
-	tests/test_report.py::test_page_renders_in_headless_chromium_without_console_errors
+	tests/test_executors.py::test_a_killed_driver_loses_only_chunks_in_flight \
+	tests/test_executors.py::test_a_killed_worker_is_restarted_and_every_sample_stored_once \
+	tests/test_executors.py::test_a_run_started_with_one_executor_is_finished_by_the_other \
+	tests/test_executors.py::test_ray_rows_equal_local_rows \
+	tests/test_gpu_check.py::test_dry_run_on_cpu_with_tiny_shapes \
+	tests/test_report.py::test_page_renders_in_headless_chromium_without_console_errors \
+	tests/test_shard_executor.py::test_three_worker_processes_one_sigkilled_and_rerun \
+	tests/test_slurm.py::test_array_job_and_finish_step_equal_a_local_run \
+	tests/test_train_provenance.py::test_push_to_hub_uploads_the_folder_to_a_fake_endpoint \
+	tests/test_train_run.py::test_kill_and_resume_reach_the_same_weights \
+	tests/test_train_run.py::test_two_processes_give_the_one_process_loss_curve
 
 demo:
 	bash scripts/setup.sh demo

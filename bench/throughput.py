@@ -47,32 +47,49 @@ def row_width(length: int) -> int:
 
 def build_model(config_name: str, device: str, dtype: str, attn_impl: str):
     """(model, tokenizer): the embedded SmolLM2 (``default``), or random weights in a real model's shape."""
-    from gateau.models import LoadedModel, load_model, resolve_device, resolve_dtype
+    from gateau.models import LoadedModel, load_model, load_tokenizer, resolve_device, resolve_dtype
 
     if config_name == "default":
         return load_model("default", device=device, dtype=dtype, attn_impl=attn_impl)
-    from transformers import LlamaConfig, LlamaForCausalLM
+    from transformers import LlamaForCausalLM
 
-    shapes = {  # real models' shapes, random weights: right for speed and memory, not for scores
-        "llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
-                          num_key_value_heads=32, vocab_size=32000, max_position_embeddings=65536,
-                          rope_theta=10000.0),
-        # LongAlign-7B-64k: Llama-2-7B with a 64k window and a widened RoPE base
-        "longalign-7b-64k": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
-                                 num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
-                                 max_position_embeddings=65536, rope_theta=2_000_000.0),
-        # a GQA model: 8 kv heads for 32 query heads
-        "llama3.1-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
-                            num_key_value_heads=8, vocab_size=128256, max_position_embeddings=131072,
-                            rope_theta=500000.0),
-    }
     dev = resolve_device(device)
-    torch_dtype = resolve_dtype(dtype, dev)
-    cfg = LlamaConfig(**shapes[config_name], attn_implementation=attn_impl)
-    with torch.device(dev):
-        model = LlamaForCausalLM(cfg).to(torch_dtype).eval()
-    tokenizer = load_model("default", device="cpu", dtype="float32").tokenizer  # any tokenizer: weights are random
-    return LoadedModel(model=model, tokenizer=tokenizer, spec=config_name, device=dev)
+    tokenizer = load_tokenizer("default")  # any tokenizer: weights are random
+    with torch.device(dev):  # initialised on the device (a 7B model's fp32 init on CPU takes minutes)
+        model = LlamaForCausalLM(random_config(config_name, len(tokenizer), attn_impl))
+    return LoadedModel(model=model.to(resolve_dtype(dtype, dev)).eval(), tokenizer=tokenizer, spec=config_name,
+                       device=dev)
+
+
+def random_config(config_name: str, tokenizer_size: int, attn_impl: str):
+    """A `LlamaConfig` in a real model's shape (``SHAPES``). Its vocabulary is widened to ``tokenizer_size`` when
+    smaller (the texts are tokenised by the embedded SmolLM2 tokenizer, 49,152 ids, whose ids past a 32,000-token
+    vocabulary would index outside the embedding): +140M parameters (2%) on the Llama-2 shapes, none on Llama-3.1."""
+    from transformers import LlamaConfig
+
+    shape = dict(SHAPES[config_name])
+    shape["vocab_size"] = max(shape["vocab_size"], tokenizer_size)
+    return LlamaConfig(**shape, attn_implementation=attn_impl)
+
+
+SHAPES = {  # real models' shapes, random weights: right for speed and memory, not for scores
+    "llama2-7b": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32, num_attention_heads=32,
+                      num_key_value_heads=32, vocab_size=32000, max_position_embeddings=65536,
+                      rope_theta=10000.0),
+    # LongAlign-7B-64k: Llama-2-7B with a 64k window and a widened RoPE base
+    "longalign-7b-64k": dict(hidden_size=4096, intermediate_size=11008, num_hidden_layers=32,
+                             num_attention_heads=32, num_key_value_heads=32, vocab_size=32000,
+                             max_position_embeddings=65536, rope_theta=2_000_000.0),
+    # a GQA model: 8 kv heads for 32 query heads
+    "llama3.1-8b": dict(hidden_size=4096, intermediate_size=14336, num_hidden_layers=32, num_attention_heads=32,
+                        num_key_value_heads=8, vocab_size=128256, max_position_embeddings=131072,
+                        rope_theta=500000.0),
+    # the dry run of bench/gpu_check.py on CPU: the same code paths in a 2-layer model
+    "tiny": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                 num_key_value_heads=2, vocab_size=32000, max_position_embeddings=65536, rope_theta=10000.0),
+    "tiny-gqa": dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                     num_key_value_heads=1, vocab_size=128256, max_position_embeddings=65536, rope_theta=10000.0),
+}
 
 
 def make_samples(tokenizer, length: int, count: int, response_tokens: int) -> list:
@@ -274,7 +291,8 @@ def fit_exponent(lengths: list[int], values: list[float]) -> float | None:
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--lengths", default="1024,2048,4096,8192")
-    p.add_argument("--config", default="default", help="default (embedded SmolLM2) or llama2-7b (random weights)")
+    p.add_argument("--config", default="default", help="default (embedded SmolLM2) or a random-weight shape: "
+                   + ", ".join(SHAPES))
     p.add_argument("--device", default="cpu")
     p.add_argument("--dtype", default="auto")
     p.add_argument("--attn-impl", default="sdpa")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import json
 import threading
+import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -15,14 +16,22 @@ import pytest
 class FakeChatServer:
     """An OpenAI-compatible ``POST /v1/chat/completions`` endpoint.
 
-    ``replies``: a queue of replies, each a string (the assistant's content) or an int (answer with that HTTP
-    status and an error body); when empty, ``default`` answers. Every request body is kept in ``requests``.
+    ``replies``: a queue of replies, each a string (the assistant's content), an int (answer with that HTTP
+    status and an error body) or ``(status, headers)`` (an error with extra headers, e.g. ``Retry-After``); when
+    empty, ``default`` answers. Every request body is kept in ``requests`` and its arrival time (``time.monotonic``)
+    in ``arrivals``; ``latency`` seconds pass before each answer. Requests are served concurrently; the most
+    served at one time is ``max_in_flight``.
     """
 
     def __init__(self) -> None:
-        self.replies: list[str | int] = []
+        self.replies: list[str | int | tuple[int, dict[str, str]]] = []
         self.default: Callable[[dict], str] = lambda body: "Rating: [[7]]"
         self.requests: list[dict] = []
+        self.arrivals: list[float] = []
+        self.latency = 0.0
+        self.max_in_flight = 0
+        in_flight = [0]
+        lock = threading.Lock()
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -31,11 +40,23 @@ class FakeChatServer:
 
             def do_POST(self):  # http.server's method name
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                server.requests.append(body)
-                reply = server.replies.pop(0) if server.replies else server.default(body)
+                with lock:
+                    server.requests.append(body)
+                    server.arrivals.append(time.monotonic())
+                    reply = server.replies.pop(0) if server.replies else server.default(body)
+                    in_flight[0] += 1
+                    server.max_in_flight = max(server.max_in_flight, in_flight[0])
+                time.sleep(server.latency)
+                with lock:
+                    in_flight[0] -= 1
+                headers: dict[str, str] = {}
+                if isinstance(reply, tuple):
+                    reply, headers = reply
                 if isinstance(reply, int):
                     data = json.dumps({"error": {"message": f"status {reply}", "type": "server_error"}}).encode()
                     self.send_response(reply)
+                    for name, value in headers.items():
+                        self.send_header(name, value)
                 else:
                     content = json.dumps(body["messages"][-1]["content"])
                     data = json.dumps({

@@ -74,6 +74,7 @@ def test_nonfinite_nll_is_recorded_and_counted(tmp_path, tiny_tokenizer):
     assert main(["select", str(tmp_path / "run"), "--ratio", "1"]) == 0  # unranked, counted in the summary
 
 
+@pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
 def test_ctrl_c_prints_one_line_exits_130_and_leaves_no_partial_file(tmp_path, tiny_model_dir):
     data = write_jsonl(tmp_path / "d.jsonl", records(120))  # enough work (seconds) that SIGINT lands mid-run
     out = tmp_path / "run"

@@ -157,6 +157,7 @@ def test_plan_runs_first_window_full_others_hmg(tmp_path):
         bench.parse_windows("64,x")
 
 
+@pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
 def test_bench_run_quick_end_to_end(tmp_path, tiny_model_dir, capsys):
     out = tmp_path / "bq"
     assert cli.main(["bench", "synth", "--out", str(out), "--n", "6", "--words", "400"]) == 0

@@ -181,6 +181,7 @@ def _check_quick_run(out: Path, arms: tuple[str, ...], *extra: str) -> None:
 ARM_KINDS = ("gateau", "random", "full", "no_long")
 
 
+@pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
 def test_quick_end_to_end_one_arm_of_each_kind(tmp_path):
     assert set(ARM_KINDS) <= set(ARMS)
     _check_quick_run(tmp_path / "e2e", ARM_KINDS, "--arms", ",".join(ARM_KINDS))

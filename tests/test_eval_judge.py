@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 from eval_fixtures import chat_server_fixture, read_csv  # noqa: F401 (fixture)
@@ -13,10 +18,15 @@ from gateau.eval.judge_prompts import LONGBENCH_QA
 from gateau.eval.results import EvalError
 
 
-def make_judge(server, tmp_path=None, **kw):
+def make_judge(server, tmp_path=None, workers=1, **kw):
+    """An endpoint judge on ``server``; one worker by default, so scripted ``replies`` arrive in request order."""
     cache = JudgeCache(tmp_path / "cache.jsonl" if tmp_path else None)
-    return OpenAIJudge(name="t", url=server.url, model="judge-1", cache=cache, progress=False,
-                       sleep=lambda s: None, **kw)
+    return OpenAIJudge(name="t", url=server.url, model="judge-1", cache=cache, progress=False, workers=workers, **kw)
+
+
+def gaps(server) -> list[float]:
+    """Seconds between consecutive requests the server received."""
+    return [b - a for a, b in zip(server.arrivals, server.arrivals[1:])]
 
 
 def test_parse_rating():
@@ -57,17 +67,32 @@ def test_two_judgments_are_averaged_and_malformed_is_recorded(chat_server):
 
 def test_a_500_is_answered_by_a_retry(chat_server):
     chat_server.replies = [500, 503, "[[5]]"]
-    waits = []
     judge = make_judge(chat_server, times=1)
-    judge.sleep = waits.append
     assert judge.judge([JudgeRequest.user("x")])[0].rating == 5
-    assert len(chat_server.requests) == 3 and waits == [1.0, 2.0]  # exponential backoff
+    first, second = gaps(chat_server)
+    assert len(chat_server.requests) == 3
+    assert 0.37 <= first < second and second >= 0.74  # the client's backoff: 0.5 s, then 1 s, less <= 25% jitter
+
+
+def test_retry_after_is_waited_on_429_500_408(chat_server):
+    chat_server.replies = [(429, {"Retry-After": "2"}), 500, (408, {"Retry-After": "0.1"}), "[[5]]"]
+    judge = make_judge(chat_server, times=1)
+    verdict = judge.judge([JudgeRequest.user("x")])[0]
+    assert verdict.rating == 5 and verdict.errors == [None] and len(chat_server.requests) == 4
+    after_429, after_500, after_408 = gaps(chat_server)
+    assert after_429 >= 2.0  # Retry-After, where the backoff alone waits 0.375-0.5 s
+    assert after_500 >= 0.74  # no header: the backoff's second step (0.75-1 s)
+    assert 0.1 <= after_408 < 1.0  # Retry-After, where the backoff's third step waits 1.5-2 s
 
 
 def test_retries_run_out_and_auth_errors_stop(chat_server):
     chat_server.replies = [500, 500, 500]
     with pytest.raises(EvalError, match="failed 3 times"):
         make_judge(chat_server, times=1, retries=2).judge([JudgeRequest.user("x")])
+    chat_server.replies = [408, 409]  # retried like 429/5xx, and a run stopper when they persist
+    with pytest.raises(EvalError, match="failed 2 times"):
+        make_judge(chat_server, times=1, retries=1).judge([JudgeRequest.user("x")])
+    assert len(chat_server.requests) == 5
     chat_server.replies = [401]
     with pytest.raises(EvalError, match="refused model 'judge-1'"):
         make_judge(chat_server, times=1).judge([JudgeRequest.user("x")])
@@ -91,6 +116,66 @@ def test_the_cache_makes_a_rerun_free(chat_server, tmp_path):
     assert len(chat_server.requests) == 6 and again.usage.calls == 0 and again.usage.cached == 6
     more = make_judge(chat_server, tmp_path).judge(requests + [JudgeRequest.user("new")])
     assert len(chat_server.requests) == 8 and more[-1].rating == 6
+
+
+def _rating_of(body) -> str:
+    """A reply that depends on the request alone, so any order of calls gives the same verdicts."""
+    return f"Rating: [[{sum(map(ord, body['messages'][-1]['content'])) % 10 + 1}]]"
+
+
+def _requests(n: int) -> list[JudgeRequest]:
+    return [JudgeRequest.user(f"question {i} " + "x" * (i % 7)) for i in range(n)]
+
+
+def test_workers_give_the_same_verdicts_and_cache_as_one_at_a_time(chat_server, tmp_path):
+    chat_server.default = _rating_of
+    chat_server.latency = 0.02
+    requests = _requests(30)
+    results = {}
+    for workers in (1, 6):
+        chat_server.max_in_flight = 0
+        judge = make_judge(chat_server, tmp_path / f"w{workers}", workers=workers)
+        results[workers] = ([v.as_dict() for v in judge.judge(requests)],
+                            sorted((tmp_path / f"w{workers}" / "cache.jsonl").read_text().splitlines()))
+        assert judge.usage.calls == 60
+        assert chat_server.max_in_flight == workers  # bounded by the pool, and used to the full
+    assert results[1] == results[6]
+    assert [v["replies"] for v in results[1][0]] == [[_rating_of({"messages": r.messages})] * 2 for r in requests]
+    with pytest.raises(EvalError, match="--judge-workers must be at least 1"):
+        make_judge(chat_server, workers=0)
+
+
+_KILLED_RUN = """
+import sys
+from gateau.eval.judge import JudgeCache, JudgeRequest, OpenAIJudge
+requests = [JudgeRequest.user(f"question {i} " + "x" * (i % 7)) for i in range(int(sys.argv[3]))]
+OpenAIJudge(name="t", url=sys.argv[1], model="judge-1", cache=JudgeCache(sys.argv[2]), progress=False,
+            workers=4, times=1).judge(requests)
+"""
+
+
+def test_a_killed_run_resumes_from_the_cache(chat_server, tmp_path):
+    chat_server.default = _rating_of
+    chat_server.latency = 0.05
+    cache = tmp_path / "cache.jsonl"
+    proc = subprocess.Popen([sys.executable, "-c", _KILLED_RUN, chat_server.url, str(cache), "200"],
+                            env=dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path)))
+    deadline = time.time() + 60
+    while (not cache.exists() or len(cache.read_text().splitlines()) < 12) and time.time() < deadline:
+        time.sleep(0.02)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    with cache.open("a") as handle:
+        handle.write('{"key": "cut short by the kill')  # a line the kill cut
+    kept = len(JudgeCache(cache))
+    assert 12 <= kept < 200
+    sent = len(chat_server.requests)
+    resumed = make_judge(chat_server, tmp_path, times=1, workers=4)
+    verdicts = resumed.judge(_requests(200))
+    assert resumed.usage.cached == kept and resumed.usage.calls == 200 - kept
+    assert len(chat_server.requests) - sent == 200 - kept
+    assert [v.replies for v in verdicts] == [[_rating_of({"messages": r.messages})] for r in _requests(200)]
+    assert len(JudgeCache(cache)) == 200 and all(json.loads(line) for line in cache.read_text().splitlines())
 
 
 def test_eval_needle_with_the_http_judge(chat_server, tiny_model_dir, tmp_path, capsys):

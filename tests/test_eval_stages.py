@@ -34,8 +34,8 @@ def test_eval_mt_bench_end_to_end(chat_server, tiny_model_dir, tmp_path):
     chat_server.default = lambda body: next(replies)
     out = tmp_path / "mt"
     argv = ["eval", "mt-bench", str(tiny_model_dir), "--out", str(out), "--limit", "2", "--max-new-tokens", "4",
-            "--judge-url", chat_server.url, "--judge-model", "gpt-4", "--no-progress"]
-    assert main(argv) == 0
+            "--judge-url", chat_server.url, "--judge-model", "gpt-4", "--judge-workers", "1", "--no-progress"]
+    assert main(argv) == 0  # one worker: the scripted replies must arrive in request order
     rows = read_csv(out / "mt_bench.csv")
     assert [(r["question_id"], r["turn"]) for r in rows] == [("81", "1"), ("81", "2"), ("82", "1"), ("82", "2")]
     summary = json.loads((out / "mt_bench.json").read_text())["summary"]

@@ -98,6 +98,7 @@ def crash_after(monkeypatch, n: int) -> None:
     monkeypatch.setattr(RunStore, "write_shard", flaky)
 
 
+@pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
 def test_ray_rows_equal_local_rows(local_ray, tmp_path, data, tiny_model_dir, local_run):
     out = tmp_path / "ray"
     summary = run_score(config(data, out, tiny_model_dir, executor="ray"))
@@ -105,6 +106,7 @@ def test_ray_rows_equal_local_rows(local_ray, tmp_path, data, tiny_model_dir, lo
     assert_equal_rows(rows(out), rows(local_run))
 
 
+@pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
 @pytest.mark.parametrize("first, second", [("local", "ray"), ("ray", "local")])
 def test_a_run_started_with_one_executor_is_finished_by_the_other(local_ray, tmp_path, data, tiny_model_dir,
                                                                   local_run, monkeypatch, first, second):
@@ -120,6 +122,7 @@ def test_a_run_started_with_one_executor_is_finished_by_the_other(local_ray, tmp
     assert_equal_rows(rows(out), rows(local_run))
 
 
+@pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
 def test_a_killed_worker_is_restarted_and_every_sample_stored_once(local_ray, tmp_path, data, tiny_model_dir,
                                                                    local_run, monkeypatch):
     from gateau.pipeline import ray_executor
@@ -144,6 +147,7 @@ def test_a_killed_worker_is_restarted_and_every_sample_stored_once(local_ray, tm
     assert_equal_rows(rows(out), rows(local_run))
 
 
+@pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
 def test_a_killed_driver_loses_only_chunks_in_flight(tmp_path, data, tiny_model_dir, local_run):
     out = tmp_path / "killed-driver"
     cmd = [sys.executable, "-m", "gateau.cli", "score", str(data), "--out", str(out), "--methods", "gateau,ifd",

@@ -90,6 +90,7 @@ def _kill_at_checkpoint(cmd, out, step, timeout=240):
     return alive
 
 
+@pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
 def test_kill_and_resume_reach_the_same_weights(tmp_path, model_dir, data, capsys):
     args = [str(data), "--model", str(model_dir), "--max-length", "256", "--max-steps", "40", "--lr", "1e-3",
             "--batch-size", "2", "--grad-accum", "2", "--save-steps", "3", "--no-gradient-checkpointing",
@@ -114,6 +115,7 @@ def test_kill_and_resume_reach_the_same_weights(tmp_path, model_dir, data, capsy
     assert [r["loss"] for r in read_log(killed)] == pytest.approx([r["loss"] for r in read_log(full)], abs=1e-6)
 
 
+@pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
 def test_two_processes_give_the_one_process_loss_curve(tmp_path, model_dir, data):
     common = [str(data), "--model", str(model_dir), "--max-length", "256", "--max-steps", "3", "--lr", "1e-3",
               "--batch-size", "1", "--save-steps", "100", "--no-progress"]

@@ -19,10 +19,11 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from .errors import UsageError
+from .pipeline.executors import executor_names
 from .templates import TEMPLATES
 
 LAST_SEGMENT = ("drop", "keep")
-EXECUTORS = ("local", "ray")
+EXECUTORS = executor_names()  # the modules gateau/pipeline/NAME_executor.py
 PACKING = ("auto", "on", "off")
 MAX_LENGTH_CAP = 65536  # the paper's maximum length; also the cap of a model's window used as the default
 # CAM's content-free response (`MeasureConfig.neutral_response`): its attention profile on the same context
@@ -106,7 +107,9 @@ class MeasureConfig:
     ``last_segment``: ``drop`` a shorter last segment (the paper, the official script) or ``keep`` it;
     ``max_segments``: an order-preserving seeded subsample of segments (None: all). ``neutral_response``: a
     content-free response (e.g. `NEUTRAL_RESPONSE`) whose attention profile on the same context is measured in one
-    extra attention pass per sample, so CAM can calibrate the real profile at select time (None: not measured)."""
+    extra attention pass per sample, so CAM can calibrate the real profile at select time (None: not measured).
+    ``cam_top``: the CAM cascade's fraction F: HMG on every sample, CAM's segment rows only on the top F by HMG
+    (1: every sample, no cascade; see `gateau.pipeline.cascade`)."""
 
     methods: tuple[str, ...] = ("gateau",)
     max_length: int | None = field(default=None, metadata={
@@ -123,8 +126,14 @@ class MeasureConfig:
     seed: int = field(default=0, metadata={"help": "seed of --max-segments' subsample (default {default})"})
     neutral_response: str | None = field(default=None, metadata={
         "type": str, "help": "CAM: the content-free response of --calibrate-attention (implies it)"})
+    cam_top: float = field(default=1.0, metadata={
+        "help": "CAM cascade: measure hmg on every sample and cam's segment rows only on the top fraction F by hmg "
+        "(the others are stored as not measured by cam and rank by hmg below every cam-measured sample); default "
+        "{default}: cam on every sample"})
 
     def __post_init__(self) -> None:
+        if not 0 < self.cam_top <= 1:
+            raise UsageError(f"--cam-top must be in (0, 1], got {self.cam_top}")
         if self.neutral_response is not None and not self.neutral_response.strip():
             raise UsageError("--neutral-response is empty")
         if not self.methods:
@@ -143,11 +152,13 @@ class ExecutionConfig:
     """How the work is scheduled; never changes a measured number. ``token_budget``: padded tokens per forward
     pass; ``chunk_size``: samples per stored chunk (the unit of resume and of work handed to a worker); ``pack``:
     pack rows without attention into unpadded sequences (``auto``: with a flash-attention implementation);
-    ``workers``/``gpus_per_worker``/``ray_address``: the Ray executor (no address: a local Ray instance)."""
+    ``workers``/``gpus_per_worker``/``ray_address``: the Ray executor (no address: a local Ray instance);
+    ``shard``: ``"I/N"`` (0 <= I < N) scores only share I of N of the chunk plan, for N independent workers on a
+    shared filesystem (implies the ``shard`` executor; a plain run afterwards finishes and consolidates)."""
 
     executor: str = field(default="local", metadata={
         "choices": EXECUTORS, "help": "local: this process (default); ray: one Ray actor per worker (pip install "
-        "'gateau[ray]')"})
+        "'gateau[ray]'); shard: one share of N (chosen by --shard)"})
     workers: int = field(default=1, metadata={"help": "ray: number of workers (default {default})"})
     gpus_per_worker: float = field(default=0.0, metadata={"help": "ray: GPUs per worker (default 0; 1 on a GPU "
                                    "node)"})
@@ -161,15 +172,40 @@ class ExecutionConfig:
         "choices": PACKING, "help": "pack rows without attention (window and segment rows) into unpadded "
         "sequences; auto (default): with flash-attention, whose varlen kernels make it pay"})
     progress: bool = True
+    shard: str | None = field(default=None, metadata={
+        "type": str, "help": "I/N: score only share I of N (0 <= I < N) of the chunk plan into the same --out, for N "
+        "independent workers on a shared filesystem (e.g. a Slurm array: examples/slurm/score.sbatch); re-run a "
+        "killed worker with the same command; afterwards the same command without --shard scores whatever is "
+        "missing and consolidates"})
 
     def __post_init__(self) -> None:
         if self.pack not in PACKING:
             raise UsageError(f"unknown --pack {self.pack!r}; choose one of {PACKING}")
         if self.executor not in EXECUTORS:
             raise UsageError(f"unknown --executor {self.executor!r}; choose one of {EXECUTORS}")
+        if self.shard is not None:
+            self.shard_part  # noqa: B018  (validates the spec)
+            if self.executor == "local":
+                object.__setattr__(self, "executor", "shard")
+            elif self.executor != "shard":
+                raise UsageError(f"--shard runs the local loop on a share of the chunks; it cannot be combined with "
+                                 f"--executor {self.executor}")
+        elif self.executor == "shard":
+            raise UsageError("--executor shard needs --shard I/N (this worker's share, 0 <= I < N)")
         _positive("execution", workers=self.workers, token_budget=self.token_budget, chunk_size=self.chunk_size)
         if self.gpus_per_worker < 0:
             raise UsageError("--gpus-per-worker must be >= 0")
+
+    @property
+    def shard_part(self) -> tuple[int, int] | None:
+        """``shard`` as (I, N), or None; ValueError for a spec that is not ``I/N`` with 0 <= I < N."""
+        if self.shard is None:
+            return None
+        index, sep, count = self.shard.partition("/")
+        if not (sep and index.strip().isdigit() and count.strip().isdigit()) or not 0 <= int(index) < int(count):
+            raise UsageError(f"--shard must be I/N with 0 <= I < N (e.g. 0/4 for the first of 4 workers), got "
+                             f"{self.shard!r}")
+        return int(index), int(count)
 
 
 _SECTIONS = {"data": DataConfig, "models": ModelConfig, "measure": MeasureConfig, "execution": ExecutionConfig}
@@ -186,6 +222,15 @@ class ScoreConfig:
     execution: ExecutionConfig = field(default_factory=ExecutionConfig)
     overwrite: bool = False
     repair: bool = False  # set damaged chunks aside and score their samples again
+    # internal: which phase of a CAM cascade (`MeasureConfig.cam_top` < 1) the executors run: "hmg" (every row
+    # but CAM's segments) or "cam" (the top samples' complete rows); None outside a cascade
+    cascade_phase: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.execution.shard is not None and (self.overwrite or self.repair):
+            flag = "--overwrite" if self.overwrite else "--repair"
+            raise UsageError(f"--shard cannot be combined with {flag} (the workers share the run): run the command "
+                             f"once with {flag} and without --shard, then start the workers")
 
     @classmethod
     def from_flat(cls, data: str, out: str, overwrite: bool = False, fields: FieldMap | None = None,
@@ -207,7 +252,12 @@ class ScoreConfig:
         return cls(out=str(out), overwrite=overwrite, repair=repair, **parts)
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        """The settings as a dict (``cascade_phase`` only while a cascade phase runs: config.json, settings files
+        and ``--print-config`` never hold it)."""
+        out = asdict(self)
+        if out["cascade_phase"] is None:
+            del out["cascade_phase"]
+        return out
 
     @classmethod
     def from_dict(cls, payload: dict[str, Any]) -> ScoreConfig:
@@ -217,7 +267,8 @@ class ScoreConfig:
         measure["methods"] = tuple(measure.get("methods", MeasureConfig.methods))
         return cls(data=DataConfig(**data), out=payload["out"], models=ModelConfig(**payload.get("models", {})),
                    measure=MeasureConfig(**measure), execution=ExecutionConfig(**payload.get("execution", {})),
-                   overwrite=bool(payload.get("overwrite", False)), repair=bool(payload.get("repair", False)))
+                   overwrite=bool(payload.get("overwrite", False)), repair=bool(payload.get("repair", False)),
+                   cascade_phase=payload.get("cascade_phase"))
 
     def with_execution(self, **changes: Any) -> ScoreConfig:
         return replace(self, execution=replace(self.execution, **changes))

@@ -5,7 +5,13 @@ name, then a rename), so a run killed at any moment loses at most the chunks in 
 (executors, workers) never collide. Names sort by write time: when an id is stored twice (a retried out-of-memory
 sample, or a re-scored edited record) the newest row wins. ``scores.parquet`` is the consolidated table, one row
 per input sample in input order, rewritten at the end of every run; readers that find shards newer than it
-consolidate again.
+consolidate again, writing it only while they hold the run's lock (else they consolidate in memory): a read never
+races a writer.
+
+Locks (``fcntl.flock``; on NFS, Linux maps them onto byte-range locks): ``RUN/.lock`` is held exclusively by a
+`gateau score` and by a reader while it rewrites ``scores.parquet``, and shared by the workers of a sharded run
+(`gateau score --shard I/N`), each of which also holds its own ``RUN/workers/shard-I-of-N.lock`` and records its
+summary in ``RUN/workers/shard-I-of-N.jsonl`` rather than in ``history.jsonl``.
 
 Resume: a sample is done when a row is stored for its id with the run's settings fingerprint, the same content
 hash as the record now has, and a final (non-retryable) status.
@@ -34,6 +40,7 @@ CONFIG_FILE = "config.json"
 HISTORY_FILE = "history.jsonl"  # one line per `gateau score` invocation: what it measured, how long, how fast
 SHARD_DIR = "shards"
 LOCK_FILE = ".lock"
+WORKER_DIR = "workers"  # per-worker files of a sharded run: NAME.lock (held while it runs), NAME.jsonl (history)
 LAYOUT_VERSION = 4  # config.json layout; runs of other layouts are refused with a clear message (4: per-token
 # NLL columns in gateau runs, CAM's neutral-profile columns)
 
@@ -71,6 +78,27 @@ def _table_bytes(table: pa.Table) -> bytes:
     return sink.getvalue().to_pybytes()
 
 
+def _create_exclusively(path: Path, data: bytes) -> None:
+    """Create ``path`` holding ``data`` whole, unless it exists (another writer was first): write a uniquely named
+    temporary, then hard-link it to ``path`` (atomic, and never replaces a file, also on NFS)."""
+    tmp = path.with_name(f".{path.name}.new-{uuid.uuid4().hex}")
+    try:
+        tmp.write_bytes(data)
+        os.link(tmp, path)
+    except FileExistsError:
+        pass
+    except OSError as exc:
+        raise RunError(f"cannot write {path}: {exc.strerror or exc}") from exc
+    finally:
+        try:
+            tmp.unlink(missing_ok=True)
+        except OSError:
+            pass
+
+
+REPAIR_HINT = "run the same `gateau score` command (without --shard) with --repair"
+
+
 class RunStore:
     """Reads and writes one run directory."""
 
@@ -86,26 +114,40 @@ class RunStore:
         return self.dir / SCORES_FILE
 
     def read_config(self) -> dict[str, Any]:
+        """The run's settings; RunError if this is no run, the file is damaged, or of another layout."""
         if not self.config_path.is_file():
             raise RunError(f"{self.dir} is not a gateau run (no {CONFIG_FILE}); create one with `gateau score`")
-        config = json.loads(self.config_path.read_text())
+        config = self._parse_config()
+        if config is None:
+            raise RunError(f"{self.config_path} is damaged (not a complete JSON object); {REPAIR_HINT} to write it "
+                           "again from that command's settings (the stored chunks are kept)")
         if config.get("layout") != LAYOUT_VERSION:
             raise RunError(f"{self.dir} was made by an older gateau (run layout {config.get('layout', 1)}, this "
                            f"version reads {LAYOUT_VERSION}); score it again with --overwrite")
         return config
 
-    def open(self, config: dict[str, Any], overwrite: bool = False, repair: bool = False) -> None:
+    def _parse_config(self) -> dict[str, Any] | None:
+        """``config.json`` as a dict, or None when it is not a complete JSON object (truncated, corrupt)."""
+        try:
+            config = json.loads(self.config_path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError):
+            return None
+        return config if isinstance(config, dict) else None
+
+    def open(self, config: dict[str, Any], overwrite: bool = False, repair: bool = False,
+             create_only: bool = False) -> None:
         """Create the run, or check that an existing one was made with the same measurement settings and data.
         ``config`` must hold ``fingerprint``, ``measure`` (the fingerprinted settings) and ``data`` (its path).
-        ``repair``: set damaged chunks aside (renamed ``*.damaged``) so that their samples are scored again."""
+        ``repair``: set damaged chunks aside (renamed ``*.damaged``) so that their samples are scored again, and
+        drop a damaged ``config.json`` (written again from ``config``) or ``scores.parquet`` (consolidated again).
+        ``create_only`` (a shard worker): write ``config.json`` only if it does not exist yet, never replace it."""
         config = {**config, "layout": LAYOUT_VERSION}
+        blob = json.dumps(config, indent=2, sort_keys=True).encode()
         self._make_dirs()
         if repair:
-            for shard in self._shards():
-                try:
-                    pq.read_metadata(shard)
-                except (pa.ArrowInvalid, OSError):
-                    shard.rename(shard.with_suffix(".damaged"))
+            self._set_damaged_aside()
+        if create_only:
+            _create_exclusively(self.config_path, blob)
         if self.config_path.is_file() and not overwrite:
             old = self.read_config()
             if old.get("fingerprint") != config["fingerprint"]:
@@ -121,25 +163,53 @@ class RunStore:
             for shard in (self.dir / SHARD_DIR).glob("*.parquet"):
                 shard.unlink()
             self.scores_path.unlink(missing_ok=True)
-        _atomic_write_bytes(self.config_path, json.dumps(config, indent=2, sort_keys=True).encode())
+        if not create_only:
+            _atomic_write_bytes(self.config_path, blob)
 
-    def append_history(self, entry: dict[str, Any]) -> None:
-        """Add one invocation's summary to ``history.jsonl`` (appended whole in one write)."""
-        with (self.dir / HISTORY_FILE).open("a", encoding="utf-8") as handle:
+    def _set_damaged_aside(self) -> None:
+        """`open(repair=True)`: rename unreadable chunks ``*.damaged``; remove an unreadable ``config.json`` or
+        ``scores.parquet`` (both are written again by this run)."""
+        for shard in self._shards():
+            try:
+                pq.read_metadata(shard)
+            except (pa.ArrowInvalid, OSError):
+                shard.rename(shard.with_suffix(".damaged"))
+        if self.config_path.is_file() and self._parse_config() is None:
+            self.config_path.unlink()
+        if self.scores_path.is_file():
+            try:
+                pq.read_metadata(self.scores_path)
+            except (pa.ArrowInvalid, OSError):
+                self.scores_path.unlink()
+
+    def append_history(self, entry: dict[str, Any], worker: str | None = None) -> None:
+        """Add one invocation's summary to ``history.jsonl`` (appended whole in one write), or with ``worker`` to
+        that worker's own ``workers/WORKER.jsonl`` (workers of a sharded run never write one file together)."""
+        path = self.dir / HISTORY_FILE if worker is None else self._worker_dir() / f"{worker}.jsonl"
+        with path.open("a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry, sort_keys=True, default=str) + "\n")
 
     def read_history(self) -> list[dict[str, Any]]:
-        """Every invocation's summary, oldest first ([] for a run without history)."""
-        path = self.dir / HISTORY_FILE
-        if not path.is_file():
-            return []
-        return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        """Every invocation's summary (``history.jsonl`` and the workers' files), oldest first ([] for a run
+        without history)."""
+        paths = [self.dir / HISTORY_FILE, *sorted((self.dir / WORKER_DIR).glob("*.jsonl"))]
+        entries = [json.loads(line) for path in paths if path.is_file()
+                   for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+        return sorted(entries, key=lambda e: str(e.get("finished", "")))
 
     def _make_dirs(self) -> None:
         try:
             (self.dir / SHARD_DIR).mkdir(parents=True, exist_ok=True)
         except OSError as exc:
             raise RunError(f"cannot create the run directory {self.dir}: {exc.strerror or exc}") from exc
+
+    def _worker_dir(self) -> Path:
+        path = self.dir / WORKER_DIR
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise RunError(f"cannot create {path}: {exc.strerror or exc}") from exc
+        return path
 
     def _shards(self) -> list[Path]:
         return sorted((self.dir / SHARD_DIR).glob("part-*.parquet"))
@@ -158,29 +228,78 @@ class RunStore:
                            "set damaged chunks aside and score their samples again") from exc
 
     @contextmanager
-    def lock(self) -> Iterator[None]:
-        """Hold the run's writer lock (``RUN/.lock``) for a `gateau score` process; RunError if another holds it."""
-        import fcntl
-
+    def lock(self, shared: bool = False) -> Iterator[None]:
+        """Hold the run's writer lock (``RUN/.lock``): exclusively for a `gateau score` process (its pid is written
+        into the file), or ``shared`` by the workers of a sharded run (nothing written). RunError if it is held in
+        a conflicting mode."""
         self._make_dirs()
         path = self.dir / LOCK_FILE
-        with path.open("a+") as handle:
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
+        with self._open_lock(path) as handle:
+            if not _try_flock(handle, shared):
                 handle.seek(0)
-                holder = handle.read().strip() or "another process"
+                holder = handle.read().strip() or "another process (a `gateau score --shard` worker or a reader)"
                 raise RunError(f"{self.dir} is being scored by {holder}; wait for it to finish (or stop it), "
                                "then run the command again") from None
+            if not shared:
+                handle.seek(0)
+                handle.truncate()
+                handle.write(f"gateau score (pid {os.getpid()})")
+                handle.flush()
+            try:
+                yield
+            finally:
+                if not shared:
+                    handle.truncate(0)
+                _unlock(handle)
+
+    @contextmanager
+    def worker_lock(self, worker: str) -> Iterator[None]:
+        """Hold ``workers/WORKER.lock`` exclusively (its pid written there): one process per shard at a time."""
+        path = self._worker_dir() / f"{worker}.lock"
+        with self._open_lock(path) as handle:
+            if not _try_flock(handle, shared=False):
+                handle.seek(0)
+                holder = handle.read().strip() or "another process"
+                raise RunError(f"{worker} of {self.dir} is being scored by {holder}; wait for it to finish (or "
+                               "stop it), then run the command again") from None
             handle.seek(0)
             handle.truncate()
-            handle.write(f"gateau score (pid {os.getpid()})")
+            handle.write(f"gateau score --shard (pid {os.getpid()}, host {os.uname().nodename})")
             handle.flush()
             try:
                 yield
             finally:
                 handle.truncate(0)
-                fcntl.flock(handle, fcntl.LOCK_UN)
+                _unlock(handle)
+
+    @staticmethod
+    @contextmanager
+    def _open_lock(path: Path) -> Iterator[Any]:
+        try:
+            handle = path.open("a+")
+        except OSError as exc:
+            raise RunError(f"cannot open the lock {path}: {exc.strerror or exc}; scoring into a run needs write "
+                           "access to its directory") from exc
+        with handle:
+            yield handle
+
+    @contextmanager
+    def _reader_lock(self) -> Iterator[bool]:
+        """Try to take ``RUN/.lock`` exclusively without waiting, for a reader that would rewrite
+        ``scores.parquet``: yields True while held, False when a writer holds it or the run is read-only."""
+        try:
+            handle = (self.dir / LOCK_FILE).open("a+")
+        except OSError:
+            yield False
+            return
+        with handle:
+            if not _try_flock(handle, shared=False):
+                yield False
+                return
+            try:
+                yield True
+            finally:
+                _unlock(handle)
 
     def stored_rows(self) -> pa.Table | None:
         """Every stored row, newest row per id, sorted by input index; None if nothing is stored."""
@@ -216,9 +335,37 @@ class RunStore:
         return table
 
     def read_scores(self) -> pa.Table:
-        """The consolidated table (re-consolidated if shards are newer than scores.parquet)."""
+        """The consolidated table. When shards are newer than ``scores.parquet`` it is consolidated again: written
+        only while this reader holds the run's lock, else (a `gateau score` is running) built in memory."""
         self.read_config()  # a clear error if this is not a run directory
         shards = self._shards()
         if self.scores_path.is_file() and all(p.stat().st_mtime <= self.scores_path.stat().st_mtime for p in shards):
-            return pq.read_table(self.scores_path)
-        return self.consolidate()
+            try:
+                return pq.read_table(self.scores_path)
+            except (pa.ArrowInvalid, OSError) as exc:
+                raise RunError(f"{self.scores_path} is damaged ({exc}); {REPAIR_HINT} to consolidate it again from "
+                               "the stored chunks") from exc
+        with self._reader_lock() as held:
+            if held:
+                return self.consolidate()
+        table = self.stored_rows()
+        if table is None:
+            raise RunError(f"{self.dir}: no scored samples yet")
+        return table
+
+
+def _try_flock(handle: Any, shared: bool) -> bool:
+    """Take ``flock`` on ``handle`` without waiting (shared or exclusive); False if it is held in a conflicting mode."""
+    import fcntl
+
+    try:
+        fcntl.flock(handle, (fcntl.LOCK_SH if shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _unlock(handle: Any) -> None:
+    import fcntl
+
+    fcntl.flock(handle, fcntl.LOCK_UN)

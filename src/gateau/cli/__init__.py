@@ -1,6 +1,6 @@
 """Command line: a thin map from arguments onto the typed functions of the package.
 
-One module per command (``gateau.cli.score``, ``select``, ``inspect``, ``report``, ``demo``, ``train``, ``bench``,
+One module per command (``gateau.cli.score``, ``plan``, ``select``, ``inspect``, ``report``, ``demo``, ``train``, ``bench``,
 ``eval``), each with ``register(subparsers)``, which adds its parser with ``set_defaults(handler=fn)``; ``fn(args)``
 builds the typed config, calls the package and prints, returning the exit code. Shared flags live in
 `gateau.cli.options`. Building the parser imports no heavy package (torch, matplotlib): each handler imports what
@@ -27,7 +27,7 @@ from ..errors import GateauError
 from . import signals
 
 # The command modules, in the order `gateau --help` lists them.
-COMMAND_MODULES: tuple[str, ...] = ("score", "select", "inspect", "demo", "bench", "train", "eval", "report")
+COMMAND_MODULES: tuple[str, ...] = ("score", "plan", "select", "inspect", "demo", "bench", "train", "eval", "report")
 
 
 def version() -> str:

@@ -1,51 +1,177 @@
-"""``gateau eval ...`` and ``gateau judge-samples``: registered by `gateau.eval.cli` (the eval package's own)."""
+"""``gateau eval COMMAND`` (one sub-command per registered evaluation) and ``gateau judge-samples``.
+
+Flags → settings → evaluation. Each evaluation in the registry (``eval/registry.py``) becomes one sub-command:
+its help from the class, its options from the ``flag`` fields of its settings dataclass (``eval/flags.py``),
+plus the shared model options and, where it uses one, the judge options. One handler builds the settings, makes
+the judge and runs the evaluation.
+
+Building the parser imports the evaluation modules (standard library at top level; torch, transformers and the
+data wheels only when an evaluation runs).
+"""
 
 from __future__ import annotations
 
 import argparse
-import functools
-from typing import Any, Callable
+import dataclasses
+import sys
+from collections.abc import Callable
+from typing import Any
 
-from ..errors import GateauError
+from ..eval.flags import add_flags, is_flag, names
+from ..eval.generate import ModelSettings
+
+_MODEL_HELP = "model to evaluate: a folder, a hub id, a .gguf file or 'default' (embedded SmolLM2-135M-Instruct)"
+_DEFAULTS = ModelSettings()
 
 
-class EvalUsageError(GateauError):
-    """An evaluation's `gateau.eval.results.EvalError`, reported by the CLI as one line."""
+def add_model_options(p: argparse.ArgumentParser) -> None:
+    """The shared options of the evaluated model and its generation (``ModelSettings``, ``--overwrite``)."""
+    g = p.add_argument_group("model and generation")
+    g.add_argument("--device", default=_DEFAULTS.device, help="auto, cpu, cuda, cuda:N (default auto)")
+    g.add_argument("--dtype", default=_DEFAULTS.dtype,
+                   help="auto (bf16 on CUDA, fp32 on CPU), float32, bfloat16, float16")
+    g.add_argument("--attn-impl", default=_DEFAULTS.attn_impl, help="sdpa (default), eager, flash_attention_2")
+    g.add_argument("--backend", choices=["hf", "vllm"], default=_DEFAULTS.backend,
+                   help="hf: transformers generate with left padding and the KV cache (default); vllm: optional, "
+                   "CUDA, pip install vllm")
+    g.add_argument("--token-budget", type=int, default=_DEFAULTS.token_budget,
+                   help=f"padded tokens (prompt + new) per generation batch (default {_DEFAULTS.token_budget})")
+    g.add_argument("--max-batch", type=int, default=_DEFAULTS.max_batch,
+                   help=f"prompts per generation batch at most (default {_DEFAULTS.max_batch})")
+    g.add_argument("--overwrite", action="store_true", help="discard answers already stored in --out")
+    g.add_argument("--no-progress", action="store_true", help="hide progress bars")
 
 
-def _one_line_eval_errors(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
-    """``handler`` with `EvalError` (a ValueError, not yet a `GateauError`) raised as `EvalUsageError`."""
-
-    @functools.wraps(handler)
-    def run(args: argparse.Namespace) -> int:
-        from ..eval.results import EvalError
-
-        try:
-            return handler(args)
-        except EvalError as exc:
-            if isinstance(exc, GateauError):
-                raise
-            raise EvalUsageError(str(exc)) from exc
-
-    return run
+def add_judge_options(p: argparse.ArgumentParser, *, required: bool = False) -> None:
+    """The judge options (``judge.make_judge``)."""
+    g = p.add_argument_group("judge" + (" (required)" if required else " (optional)"))
+    g.add_argument("--judge-model", required=required,
+                   help="with --judge-url: the model name the endpoint serves (e.g. gpt-4-0613); alone: a local "
+                   "HF judge model (folder, hub id or 'default')")
+    g.add_argument("--judge-url", help="base URL of an OpenAI-compatible endpoint (e.g. https://api.openai.com/v1, "
+                   "a vLLM server); key from $OPENAI_API_KEY")
+    g.add_argument("--judge-times", type=int, default=2,
+                   help="judgments per answer, averaged (default 2, as in the paper)")
+    g.add_argument("--judge-temperature", type=float, default=0.0, help="judge temperature (default 0)")
+    g.add_argument("--judge-max-tokens", type=int, default=1024, help="judge reply limit in tokens (default 1024)")
+    g.add_argument("--judge-cache", help="JSONL cache of judge replies (default: OUT/judge_cache.jsonl)")
+    g.add_argument("--judge-workers", type=int, default=8,
+                   help="requests in flight at once to --judge-url (default 8; 1 = one after the other)")
 
 
 def register(subparsers: Any) -> None:
-    """Add the eval package's commands; their handlers report `EvalError` as one line."""
-    from ..eval.cli import register as register_eval
+    """Add ``eval`` (one sub-command per registered evaluation) and ``judge-samples`` to the ``gateau`` parser."""
+    from ..eval.registry import evaluations
 
-    before = set(subparsers.choices)
-    register_eval(subparsers)
-    for name in set(subparsers.choices) - before:
-        _wrap_handlers(subparsers.choices[name])
+    found = evaluations()
+    ev = subparsers.add_parser("eval", help="evaluate a model: " + ", ".join(found),
+                               description="Evaluate a (trained) model. Every evaluation stores each answer as it "
+                               "is generated (re-running resumes) and writes JSON + CSV + a readable table.")
+    sub = ev.add_subparsers(dest="eval_command", required=True)
+    for command, evaluation in found.items():
+        p = sub.add_parser(command, help=evaluation.help, description=evaluation.description)
+        if evaluation.model_argument:
+            p.add_argument("model", help=_MODEL_HELP)
+        add_flags(p, evaluation.settings_type)
+        add_model_options(p)
+        if evaluation.judge != "none":
+            add_judge_options(p, required=evaluation.judge == "required")
+        p.set_defaults(handler=_handler(evaluation))
+
+    js = subparsers.add_parser("judge-samples", help="rate selected vs unselected samples on the paper's five "
+                               "aspects (Appendix D.1)",
+                               description="Rate training samples with an LLM judge on the paper's five aspects "
+                               "(coherence and necessity of the long context, helpfulness and faithfulness of the "
+                               "response, complexity of the instruction; 1-5 each), selected vs unselected, and "
+                               "write OUT/judge_samples.csv/.json/.md (a table by selection group).")
+    js.add_argument("run", nargs="?", help="run directory of `gateau score` (its config.json names the scored "
+                    "data file; not needed with --data)")
+    js.add_argument("--selected", required=True, action="append",
+                    help="selection JSONL written by `gateau select --out` (repeat for several)")
+    js.add_argument("--data", help="the scored data (a file or dataset, as `gateau score` reads it; default: the "
+                    "data of RUN/config.json, with the run's field map): unselected = its records whose id is in no "
+                    "--selected file; id = the record's id field, else its 0-based position")
+    js.add_argument("--out", required=True, help="output directory")
+    js.add_argument("--per-group", type=int, default=50, help="samples judged per group (default 50)")
+    js.add_argument("--seed", type=int, default=0, help="seed of the per-group sample (default 0)")
+    js.add_argument("--aspects", type=names, help="comma-separated subset of coherence, necessity, "
+                    "helpfulness, faithfulness, complexity (default all)")
+    js.add_argument("--splitter", help="the instruction is the user turn's text after the last splitter "
+                    "(default: the run's, else a blank line)")
+    js.add_argument("--max-context-chars", type=int, default=None, help="cut contexts to this many characters "
+                    "(from the middle) before judging (default: whole)")
+    js.add_argument("--device", default="auto", help="device of a local judge model")
+    js.add_argument("--dtype", default="auto", help="dtype of a local judge model")
+    js.add_argument("--no-progress", action="store_true")
+    add_judge_options(js, required=True)
+    js.set_defaults(handler=cmd_judge_samples)
 
 
-def _wrap_handlers(parser: argparse.ArgumentParser) -> None:
-    """Wrap the ``handler`` default of ``parser`` and of every sub-command below it."""
-    handler = parser.get_default("handler")
-    if handler is not None:
-        parser.set_defaults(handler=_one_line_eval_errors(handler))
-    for action in parser._actions:  # argparse keeps sub-parsers here; there is no public accessor
-        if isinstance(action, argparse._SubParsersAction):
-            for sub in set(action.choices.values()):
-                _wrap_handlers(sub)
+def _handler(evaluation: Any) -> Callable[[argparse.Namespace], int]:
+    return lambda args: run_evaluation(evaluation, args)
+
+
+def run_evaluation(evaluation: Any, args: argparse.Namespace) -> int:
+    """Build ``evaluation``'s settings from the parsed flags, make the judge, run it and print its table."""
+    flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(evaluation.settings_type) if is_flag(f)}
+    settings = evaluation.settings_type(**flags, model=_model_settings(args), overwrite=args.overwrite)
+    settings.validate()
+    judge = _judge(args, evaluation.judge_dir(settings)) if evaluation.judge != "none" else None
+    summary = evaluation.execute(settings, judge)
+    _report(summary, evaluation.command, judge)
+    line = evaluation.report_line(summary)
+    if line:
+        print(line)
+    return 0
+
+
+def _model_settings(args: argparse.Namespace) -> ModelSettings:
+    return ModelSettings(model=getattr(args, "model", _DEFAULTS.model), device=args.device, dtype=args.dtype,
+                         attn_impl=args.attn_impl, backend=args.backend, token_budget=args.token_budget,
+                         max_batch=args.max_batch, progress=not args.no_progress)
+
+
+def _judge(args: argparse.Namespace, out: str):
+    from pathlib import Path
+
+    from ..eval.judge import make_judge
+
+    cache = args.judge_cache or (str(Path(out) / "judge_cache.jsonl") if out else None)
+    return make_judge(args.judge_model, args.judge_url, times=args.judge_times, temperature=args.judge_temperature,
+                      max_tokens=args.judge_max_tokens, cache_path=cache, progress=not args.no_progress,
+                      device=getattr(args, "device", "auto"), dtype=getattr(args, "dtype", "auto"),
+                      workers=args.judge_workers)
+
+
+def _report(summary: dict[str, Any], name: str, judge: Any = None) -> None:
+    print(summary.get("table", ""))
+    for kind, path in summary.get("files", {}).items():
+        print(f"{name} {kind}: {path}")
+    if judge is not None:
+        print(judge.usage.line())
+
+
+def _error(command: str, exc: Exception) -> int:
+    print(f"gateau {command}: error: {exc}", file=sys.stderr)
+    return 2
+
+
+def cmd_judge_samples(args: argparse.Namespace) -> int:
+    from dataclasses import replace
+
+    from ..config import DataConfig
+    from ..eval.judge_samples import JudgeSamplesConfig, data_of_run, run_judge_samples
+
+    data = DataConfig(path=args.data) if args.data else (data_of_run(args.run) if args.run else None)
+    if data is None:
+        return _error("judge-samples", ValueError("give the scored data file with --data, or a RUN directory"))
+    if args.splitter is not None:
+        data = replace(data, fields=replace(data.fields, splitter=args.splitter))
+    config = JudgeSamplesConfig(selected=tuple(args.selected), data=data, out=args.out,
+                                per_group=args.per_group, seed=args.seed, aspects=args.aspects,
+                                max_context_chars=args.max_context_chars)
+    config.validate()
+    judge = _judge(args, args.out)
+    summary = run_judge_samples(config, judge)
+    _report(summary, "judge-samples", judge)
+    return 0

@@ -18,11 +18,12 @@ from .options import add_field_flags, add_record_fields, default_of, field_value
 _MODEL_FLAGS = ("long_model",)
 _MODE_FLAGS = ("short_model", "short_window")  # pair mode or window mode: one of them
 _MEASURE_FLAGS = ("short_rope_theta", "reward_model", "embed_model", "max_length", "template", "segment_len",
-                  "last_segment", "max_segments", "seed")
+                  "last_segment", "max_segments", "seed", "cam_top")
 _CALIBRATION_FLAGS = ("neutral_response",)
 _DATA_FLAGS = ("limit",)
 _DEVICE_FLAGS = ("device", "dtype", "attn_impl")
-_EXECUTION_FLAGS = ("executor", "workers", "gpus_per_worker", "ray_address", "token_budget", "pack", "chunk_size")
+_EXECUTION_FLAGS = ("executor", "workers", "gpus_per_worker", "ray_address", "shard", "token_budget", "pack",
+                    "chunk_size")
 CONFIG_FLAGS = (_MODEL_FLAGS + _MODE_FLAGS + _MEASURE_FLAGS + _CALIBRATION_FLAGS + _DATA_FLAGS + _DEVICE_FLAGS
                 + _EXECUTION_FLAGS)
 
@@ -42,8 +43,16 @@ def register(subparsers: Any) -> None:
                               description="Measure the chosen methods on every sample of DATA and store them in "
                               "RUN/scores.parquet. Re-running the same command resumes an interrupted run.",
                               epilog="methods: " + "; ".join(f"{name}: {cls.help}" for name, cls in METHODS.items()))
+    add_score_arguments(p)
+    p.set_defaults(handler=run)
+
+
+def add_score_arguments(p: argparse.ArgumentParser, out_required: bool = True) -> None:
+    """DATA and every flag of ``score`` (shared with ``plan``, which plans a score command as it is)."""
+    from ..methods import METHODS
+
     p.add_argument("data", help="JSON/JSONL/Parquet file or HuggingFace dataset name/path")
-    p.add_argument("--out", required=True, help="run directory")
+    p.add_argument("--out", required=out_required, default=None if out_required else "-", help="run directory")
     p.add_argument("--methods", help=f"comma-separated: {', '.join(METHODS)} (default "
                    f"{','.join(default_of(MeasureConfig, 'methods'))}); length and random run no model (only the long "
                    "model's tokenizer is loaded), car runs the --reward-model and --embed-model instead of the long "
@@ -60,14 +69,14 @@ def register(subparsers: Any) -> None:
     add_field_flags(p.add_argument_group("execution (never changes a number)"), _fields(*_EXECUTION_FLAGS))
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
     p.add_argument("--repair", action="store_true", help="set damaged chunks of the run aside (*.damaged) and score "
-                   "their samples again")
+                   "their samples again; write a damaged config.json again from this command's settings and "
+                   "consolidate a damaged scores.parquet again")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
     p.add_argument("--config", metavar="FILE", help="settings file (.yaml/.yml or .json) with the keys of "
                    "RUN/config.json (data, models, measure, execution); flags given override it")
     p.add_argument("--print-config", action="store_true", help="print the resolved settings as JSON (a file "
                    "--config reads) and exit without scoring")
     add_record_fields(p)
-    p.set_defaults(handler=run)
 
 
 # Record-field flags -> `FieldMap` field names.
@@ -122,5 +131,9 @@ def run(args: argparse.Namespace) -> int:
                   "command to resume", file=sys.stderr)
         return signals.exit_code()
     print("\n".join(summary.lines()))
+    if config.execution.shard is not None:
+        print(f"shard {config.execution.shard} done; when every shard is done, run the same command without --shard "
+              "to score what is missing and write scores.parquet")
+        return 0
     print(f"scores: {Path(args.out) / 'scores.parquet'}")
     return 0

@@ -21,7 +21,7 @@ _CONFIG_FLAGS = ("max_length", "epochs", "max_steps", "lr", "adam_beta1", "adam_
                  "lr_scheduler", "warmup_ratio", "batch_size", "grad_accum", "lora_r", "lora_alpha", "lora_dropout",
                  "deepspeed", "logging_steps", "save_steps", "save_total_limit", "seed", "short_data",
                  "short_setting", "short_count", "template", "loss_weighting", "gradient_checkpointing",
-                 "train_last_layers")
+                 "train_last_layers", "report_to", "push_to_hub")
 
 
 def register(subparsers: Any) -> None:
@@ -32,7 +32,8 @@ def register(subparsers: Any) -> None:
         "train", help="fine-tune a model on a selection (+ short chat data) with TRL's SFTTrainer",
         description="Fine-tune MODEL on DATA (the JSONL of `gateau select`, or any record file the loaders read), "
         "optionally mixed with short instruction data, with loss on the assistant turns only. Writes a HuggingFace "
-        "model folder, train_config.json, train_log.jsonl, train_summary.json and loss.png into --out. "
+        "model folder, its model card README.md, gateau_provenance.json, train_config.json, train_log.jsonl, "
+        "train_summary.json and loss.png into --out. "
         "Multi-GPU: `gateau train --num-processes N ...` or `accelerate launch -m gateau train ...`.",
         epilog="Every preset value can be overridden; the resolved settings are printed and saved.")
     p.add_argument("data", help="training data: JSON/JSONL/Parquet file or HF dataset (gateau select output)")
@@ -105,6 +106,12 @@ def register(subparsers: Any) -> None:
     r.add_argument("--resume", action="store_true", help="continue from the last complete checkpoint in --out")
     r.add_argument("--overwrite", action="store_true", help="discard a previous run in --out")
     r.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    r.add_argument("--report-to", choices=["none", "tensorboard", "wandb", "trackio"],
+                   help="experiment tracker of the training metrics (default none; tensorboard writes OUT/runs/; "
+                   "wandb and trackio need their package and read their own environment variables)")
+    r.add_argument("--push-to-hub", metavar="REPO", help="after training, create the hub repository REPO "
+                   "(user/name) if needed and upload the model folder with its model card (checkpoints left out); "
+                   "token from `hf auth login` or $HF_TOKEN")
     p.set_defaults(handler=run)
     _PARSER = p
 

@@ -301,27 +301,3 @@ def load_generator(settings: ModelSettings) -> HFGenerator | VLLMGenerator:
     loaded = load_model(settings.model, device=settings.device, dtype=settings.dtype, attn_impl=settings.attn_impl)
     return HFGenerator(loaded, token_budget=settings.token_budget, max_batch=settings.max_batch,
                        progress=settings.progress)
-
-
-@dataclass
-class Item:
-    """One prompt of an evaluation: its resume ``key``, token ids, generation limit and the fields stored with
-    its answer (``meta``: JSON-serialisable)."""
-
-    key: str
-    ids: list[int]
-    max_new_tokens: int
-    meta: dict[str, Any] = field(default_factory=dict)
-
-
-def generate_items(generator: HFGenerator | VLLMGenerator, log: Any, items: Sequence[Item], *,
-                   temperature: float = 0.0, seed: int = 0, desc: str = "generating") -> int:
-    """Generate every item whose key ``log`` (a ``results.ItemLog``) lacks and store it at once as
-    ``{**meta, "answer", "prompt_tokens", "new_tokens"}``. Returns how many were generated now."""
-    todo = [it for it in items if it.key not in log]
-    requests = [GenRequest(it.ids, it.max_new_tokens) for it in todo]
-    for i, gen in generator.generate_iter(requests, temperature=temperature, seed=seed, desc=desc):
-        it = todo[i]
-        log.add(it.key, {**it.meta, "answer": gen.text, "prompt_tokens": gen.prompt_tokens,
-                         "new_tokens": gen.new_tokens})
-    return len(todo)

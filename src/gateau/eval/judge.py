@@ -3,20 +3,25 @@
 A judge rates ``JudgeRequest``s (chat messages + the rating scale). Each request is judged ``times`` times (the
 paper judges every answer twice and averages) and every reply is cached in a JSONL file keyed by the judge, the
 messages, the temperature and the repeat number, so a re-run costs nothing. A reply without a rating in the scale
-is recorded as malformed (rating None), never fatal. Endpoint errors that can pass (connection, timeout, 429, 5xx)
-are retried with exponential backoff; errors that will not (401/403/404) stop the run with a clear message, and a
-request the endpoint refuses (other 4xx, e.g. a prompt over its window) is recorded on that item. Tokens used are
-summed in ``judge.usage``.
-"""
+is recorded as malformed (rating None), never fatal.
 
+An endpoint judge sends up to ``workers`` requests at once (a thread pool); replies are cached by the calling thread
+alone, one fsynced line each as it arrives, so a run killed at any moment keeps every reply received and a re-run
+asks only for the rest. Retries are the ``openai`` client's own (``max_retries``): connection errors, timeouts, 408,
+409, 429 and 5xx are retried with its exponential backoff (0.5 s doubling to 8 s, with jitter), waiting what a
+``Retry-After`` header asks instead (up to 2 minutes). A request still failing after them stops the run (the cache
+keeps what was judged); errors that will not pass (401/403/404) stop it at once with a clear message, and a request
+the endpoint refuses (other 4xx, e.g. a prompt over its window) is recorded on that item. Tokens used are summed in
+``judge.usage``.
+"""
 from __future__ import annotations
 
 import hashlib
 import json
 import os
 import re
-import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,18 +103,26 @@ class Usage:
 
 
 class JudgeCache:
-    """Judge replies by key in an append-only JSONL file (a line cut short by a kill is ignored)."""
+    """Judge replies by key in an append-only JSONL file. A last line cut short by a kill is dropped on load (its
+    reply is asked again), so the next line appended starts on a line of its own. One writer: the judging thread."""
 
     def __init__(self, path: str | Path | None) -> None:
         self.path = Path(path) if path else None
         self._entries: dict[str, dict[str, Any]] = {}
         if self.path and self.path.exists():
-            for line in self.path.read_text(encoding="utf-8").splitlines():
+            data = self.path.read_bytes()
+            if data and not data.endswith(b"\n"):
+                data = data[: data.rfind(b"\n") + 1]
+                self.path.write_bytes(data)
+            for line in data.decode("utf-8").splitlines():
                 try:
                     entry = json.loads(line)
                 except json.JSONDecodeError:
                     continue
                 self._entries[entry["key"]] = entry
+
+    def __len__(self) -> int:
+        return len(self._entries)
 
     def get(self, key: str) -> Reply | None:
         e = self._entries.get(key)
@@ -200,58 +213,78 @@ class Judge:
         return {"judge": self.name, "times": self.times, "temperature": self.temperature}
 
 
+# Statuses without an exception class of their own that the openai client retries; still failing after its
+# retries, they stop the run (as 429, 5xx and connection errors do) rather than mark the item unjudgeable.
+_TRANSIENT_STATUS = (408, 409, 429)
+
+DEFAULT_WORKERS = 8
+"""Concurrent requests of an endpoint judge: MT-Bench's 320 calls take 1/8 of the sequential time, and a rate
+limit hit on the way costs the client's ``Retry-After`` waits, not failures."""
+
+
 @dataclass
 class OpenAIJudge(Judge):
     """A judge behind an OpenAI-compatible ``/chat/completions`` endpoint (OpenAI, vLLM, llama.cpp, ...).
 
     ``url``: base URL (e.g. ``https://api.openai.com/v1``); key from ``api_key`` or ``$OPENAI_API_KEY``.
-    ``retries``: further attempts after a transient failure, waiting ``backoff`` s, doubling each time.
-    ``timeout``: seconds per request.
+    ``retries``: the client's ``max_retries`` (further attempts after a transient failure; see the module docstring).
+    ``timeout``: seconds per attempt. ``workers``: requests in flight at once (1 = one after the other).
     """
 
     url: str = ""
     model: str = ""
     api_key: str | None = None
     retries: int = 5
-    backoff: float = 1.0
     timeout: float = 120.0
-    sleep: Any = time.sleep
+    workers: int = DEFAULT_WORKERS
 
     def __post_init__(self) -> None:
         try:
             import openai
         except ImportError as exc:
             raise EvalError("an OpenAI-compatible judge needs the openai client: pip install openai") from exc
+        if self.workers < 1:
+            raise EvalError(f"--judge-workers must be at least 1, got {self.workers}")
+        if self.retries < 0:
+            raise EvalError(f"judge retries must be at least 0, got {self.retries}")
         self._openai = openai
         key = self.api_key or os.environ.get("OPENAI_API_KEY") or "EMPTY"
-        self._client = openai.OpenAI(base_url=self.url, api_key=key, max_retries=0, timeout=self.timeout)
+        self._client = openai.OpenAI(base_url=self.url, api_key=key, max_retries=self.retries, timeout=self.timeout)
 
     def _complete_one(self, messages: tuple[dict[str, str], ...]) -> Reply:
+        """One request, with the client's retries; EvalError when it cannot be judged now or ever."""
         oa = self._openai
-        wait = self.backoff
-        for attempt in range(self.retries + 1):
-            try:
-                resp = self._client.chat.completions.create(model=self.model, messages=list(messages),
-                                                            temperature=self.temperature, max_tokens=self.max_tokens)
-            except (oa.AuthenticationError, oa.PermissionDeniedError, oa.NotFoundError) as exc:
-                raise EvalError(f"judge endpoint {self.url} refused model {self.model!r}: {exc}") from exc
-            except (oa.APIConnectionError, oa.RateLimitError, oa.InternalServerError) as exc:
-                if attempt == self.retries:
-                    raise EvalError(f"judge endpoint {self.url} failed {self.retries + 1} times: {exc}") from exc
-                self.sleep(wait)
-                wait *= 2
-                continue
-            except oa.APIStatusError as exc:  # other 4xx: this request cannot be judged; record it
-                return Reply(None, error=f"HTTP {exc.status_code}: {exc.message}")
-            usage = getattr(resp, "usage", None)
-            text = resp.choices[0].message.content if resp.choices else None
-            return Reply(text, getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0,
-                         None if text is not None else "empty reply")
-        raise AssertionError("unreachable")
+        try:
+            resp = self._client.chat.completions.create(model=self.model, messages=list(messages),
+                                                        temperature=self.temperature, max_tokens=self.max_tokens)
+        except (oa.AuthenticationError, oa.PermissionDeniedError, oa.NotFoundError) as exc:
+            raise EvalError(f"judge endpoint {self.url} refused model {self.model!r}: {exc}") from exc
+        except (oa.APIConnectionError, oa.RateLimitError, oa.InternalServerError) as exc:
+            raise EvalError(f"judge endpoint {self.url} failed {self.retries + 1} times: {exc}") from exc
+        except oa.APIStatusError as exc:
+            if exc.status_code in _TRANSIENT_STATUS:
+                raise EvalError(f"judge endpoint {self.url} failed {self.retries + 1} times: {exc}") from exc
+            return Reply(None, error=f"HTTP {exc.status_code}: {exc.message}")  # this request cannot be judged
+        usage = getattr(resp, "usage", None)
+        text = resp.choices[0].message.content if resp.choices else None
+        return Reply(text, getattr(usage, "prompt_tokens", 0) or 0, getattr(usage, "completion_tokens", 0) or 0,
+                     None if text is not None else "empty reply")
 
     def _complete_many(self, jobs: Sequence[tuple[tuple[dict[str, str], ...], int]]) -> Iterator[tuple[int, Reply]]:
-        for j, (messages, _repeat) in enumerate(jobs):
-            yield j, self._complete_one(messages)
+        """Replies in the order they arrive, from ``workers`` threads; the caller's thread consumes (and caches)
+        them. On an error or an early stop, requests not yet started are cancelled."""
+        if self.workers == 1:
+            for j, (messages, _repeat) in enumerate(jobs):
+                yield j, self._complete_one(messages)
+            return
+        pool = ThreadPoolExecutor(max_workers=self.workers, thread_name_prefix="judge")
+        futures: dict[Future, int] = {}
+        try:
+            futures = {pool.submit(self._complete_one, messages): j for j, (messages, _repeat) in enumerate(jobs)}
+            for future in as_completed(futures):
+                yield futures[future], future.result()
+        finally:
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 @dataclass
@@ -280,9 +313,10 @@ class HFJudge(Judge):
 
 def make_judge(model: str | None, url: str | None, *, times: int = 2, temperature: float = 0.0,
                max_tokens: int = 1024, cache_path: str | Path | None = None, progress: bool = True,
-               device: str = "auto", dtype: str = "auto") -> Judge | None:
-    """The judge the CLI flags name: ``url`` + ``model`` → OpenAI-compatible; ``model`` alone → a local HF model
-    (folder, hub id or ``default``); neither → None (offline scoring)."""
+               device: str = "auto", dtype: str = "auto", workers: int = DEFAULT_WORKERS) -> Judge | None:
+    """The judge the CLI flags name: ``url`` + ``model`` → OpenAI-compatible (``workers`` requests at once);
+    ``model`` alone → a local HF model (folder, hub id or ``default``; batched by its generator, ``workers`` unused);
+    neither → None (offline scoring)."""
     if url and not model:
         raise EvalError("--judge-url needs --judge-model NAME (the model name the endpoint serves)")
     if not model:
@@ -290,7 +324,7 @@ def make_judge(model: str | None, url: str | None, *, times: int = 2, temperatur
     cache = JudgeCache(cache_path)
     if url:
         return OpenAIJudge(name=f"openai:{url}:{model}", url=url, model=model, times=times, temperature=temperature,
-                           max_tokens=max_tokens, cache=cache, progress=progress)
+                           max_tokens=max_tokens, cache=cache, progress=progress, workers=workers)
     from .generate import ModelSettings, load_generator
 
     gen = load_generator(ModelSettings(model=model, device=device, dtype=dtype, progress=progress))

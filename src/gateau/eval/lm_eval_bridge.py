@@ -10,26 +10,26 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .generate import ModelSettings
+from .flags import flag, names
+from .registry import register
 from .results import EvalError, format_table, write_outputs
+from .task import EvalSettings, Evaluation
 
 
-@dataclass(frozen=True)
-class LMEvalConfig:
+@dataclass(frozen=True, kw_only=True)
+class LMEvalConfig(EvalSettings):
     """Settings of ``gateau eval lm-eval``: lm-eval task names, ``limit`` (samples per task or a fraction),
     ``batch_size`` (int or "auto"), ``num_fewshot``, ``include_path`` (a folder of extra task YAMLs)."""
 
-    out: str
-    model: ModelSettings = field(default_factory=ModelSettings)
-    tasks: tuple[str, ...] = ()
-    limit: float | None = None
-    batch_size: str = "1"
-    num_fewshot: int | None = None
-    include_path: str | None = None
+    tasks: tuple[str, ...] = flag("lm-eval task names, e.g. longbench_hotpotqa", (), parse=names, required=True)
+    limit: float | None = flag("lm-eval --limit (samples per task, or a fraction)", None, parse=float)
+    batch_size: str = flag("lm-eval batch size", "1")
+    num_fewshot: int | None = flag("lm-eval few-shot count", None, parse=int)
+    include_path: str | None = flag("folder of extra lm-eval task YAMLs (e.g. tasks on local files)", None)
 
 
 def result_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
@@ -90,3 +90,20 @@ def run_lm_eval(config: LMEvalConfig) -> dict[str, Any]:
     summary["files"] = {k: str(v) for k, v in paths.items()}
     summary["table"] = table
     return summary
+
+
+@register
+class LMEval(Evaluation):
+    """The lm-eval bridge in the registry: lm-eval does its own generation and scoring, so it overrides
+    ``execute`` (no item log of ours)."""
+
+    command = "lm-eval"
+    name = "lm_eval"
+    help = "run lm-evaluation-harness on the model; results stored beside ours"
+    description = ("Run lm-evaluation-harness (the optional eval extra) with its HF backend on MODEL for --tasks "
+                   "and store its results JSON in OUT/lm_eval/ plus OUT/lm_eval.csv/.md.")
+    settings_type = LMEvalConfig
+
+    @classmethod
+    def execute(cls, settings: LMEvalConfig, judge: Any = None, *, generator: Any = None) -> dict[str, Any]:
+        return run_lm_eval(settings)

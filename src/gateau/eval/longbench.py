@@ -17,19 +17,18 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from .generate import (
-    Item,
-    ModelSettings,
-    Prompt,
-    generate_items,
-    load_generator,
-    render,
-)
+from gateau.util.jsonl import iter_jsonl
+
+from .flags import flag, names
+from .generate import ModelSettings, Prompt, load_generator, render
+from .registry import register
 from .results import EvalError, ItemLog, format_table, mean, write_json, write_outputs
+from .runner import generate_items
+from .task import EvalSettings, Evaluation, Item
 
 FIRST_LINE_DATASETS = ("trec", "triviaqa", "samsum", "lsht")
 # pred.py feeds these without the chat template ("chat models are better off without build prompts on these")
@@ -107,23 +106,16 @@ def read_predictions(path: Path, *, need_length: bool) -> list[dict[str, Any]]:
     """The lines of a LongBench prediction file, checked: ``pred`` (str), ``answers`` (list of str),
     ``all_classes`` (list or null), and ``length`` (int) when ``need_length``."""
     rows = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalError(f"{path}:{number}: not JSON ({exc.msg})") from exc
-            if not isinstance(row, dict) or not isinstance(row.get("pred"), str):
-                raise EvalError(f"{path}:{number}: needs a string field `pred`")
-            if not isinstance(row.get("answers"), list) or not all(isinstance(a, str) for a in row["answers"]):
-                raise EvalError(f"{path}:{number}: needs `answers`, a list of strings")
-            if row.get("all_classes") is not None and not isinstance(row["all_classes"], list):
-                raise EvalError(f"{path}:{number}: `all_classes` must be a list or null")
-            if need_length and not isinstance(row.get("length"), int):
-                raise EvalError(f"{path}:{number}: --e needs an integer `length`")
-            rows.append(row)
+    for number, row in iter_jsonl(path, error=EvalError):
+        if not isinstance(row, dict) or not isinstance(row.get("pred"), str):
+            raise EvalError(f"{path}:{number}: needs a string field `pred`")
+        if not isinstance(row.get("answers"), list) or not all(isinstance(a, str) for a in row["answers"]):
+            raise EvalError(f"{path}:{number}: needs `answers`, a list of strings")
+        if row.get("all_classes") is not None and not isinstance(row["all_classes"], list):
+            raise EvalError(f"{path}:{number}: `all_classes` must be a list or null")
+        if need_length and not isinstance(row.get("length"), int):
+            raise EvalError(f"{path}:{number}: --e needs an integer `length`")
+        rows.append(row)
     if not rows:
         raise EvalError(f"{path} has no predictions")
     return rows
@@ -223,20 +215,13 @@ class PredictConfig:
 
 def _read_data(path: Path, limit: int | None) -> list[dict[str, Any]]:
     records = []
-    with open(path, encoding="utf-8") as f:
-        for number, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                rec = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EvalError(f"{path}:{number}: not JSON ({exc.msg})") from exc
-            missing = [k for k in ("context", "input", "answers") if k not in rec]
-            if missing:
-                raise EvalError(f"{path}:{number}: a LongBench record needs {', '.join(missing)}")
-            records.append(rec)
-            if limit is not None and len(records) >= limit:
-                break
+    for number, rec in iter_jsonl(path, error=EvalError):
+        missing = [k for k in ("context", "input", "answers") if not isinstance(rec, dict) or k not in rec]
+        if missing:
+            raise EvalError(f"{path}:{number}: a LongBench record needs {', '.join(missing)}")
+        records.append(rec)
+        if limit is not None and len(records) >= limit:
+            break
     return records
 
 
@@ -297,3 +282,60 @@ def predict(config: PredictConfig, *, generator: Any = None) -> dict[str, Any]:
                                            encoding="utf-8")
         counts[name] = len(lines)
     return {"predictions": counts, "out": str(out), "wall_seconds": round(time.perf_counter() - start, 1)}
+
+
+@dataclass(frozen=True, kw_only=True)
+class LongBenchSettings(EvalSettings):
+    """Settings of ``gateau eval longbench``: ``target`` is a prediction folder to score, or (with ``data``) a
+    model that first predicts into ``out``; ``e``: LongBench-E buckets."""
+
+    out: str | None = flag("prediction folder to write (default: OUT of --data/../pred/MODEL-NAME)", None)
+    target: str = flag("a prediction folder, or a model (with --data)", positional=True)
+    e: bool = flag("LongBench-E: scores per length bucket 0-4k, 4-8k, 8k+", False)
+    data: str | None = flag("folder of LongBench-format data files DATASET.jsonl (makes TARGET a model)", None)
+    datasets: tuple[str, ...] | None = flag("comma-separated datasets to predict (default: every known "
+                                            "DATASET.jsonl in --data)", None, parse=names)
+    max_length: int | None = flag("prompt tokens; longer prompts lose their middle (default: the model's window "
+                                  "minus the dataset's answer budget)", None, parse=int)
+    limit: int | None = flag("predict only the first N records of each dataset", None, parse=int)
+
+    def prediction_dir(self) -> str:
+        """The folder scored: ``target`` itself, or the one ``data`` is predicted into."""
+        if self.data is None:
+            return self.target
+        return self.out or str(Path(self.data).parent / "pred" / Path(self.target.rstrip("/")).name)
+
+    def validate(self) -> None:
+        if self.data is None and not Path(self.target).is_dir():
+            raise EvalError(f"{self.target} is not a prediction folder; to predict with a model, give --data DIR")
+
+
+@register
+class LongBench(Evaluation):
+    """LongBench: official metrics on a prediction folder, after predicting it when ``data`` is given. Its
+    outputs follow LongBench's layout, so it overrides ``execute`` and uses the runner's ``generate_items``."""
+
+    command = "longbench"
+    name = "longbench"
+    help = "LongBench metrics on a prediction folder, or predict then score"
+    description = ("PRED_DIR: score LongBench prediction files (PRED_DIR/DATASET.jsonl with pred, answers, "
+                   "all_classes, length) with LongBench's official metrics and write PRED_DIR/result.json. MODEL "
+                   "--data DIR: first predict on LongBench-format data files (DIR/DATASET.jsonl) with the official "
+                   "prompts and lengths into --out, then score them.")
+    settings_type = LongBenchSettings
+    judge = "optional"
+    model_argument = False
+
+    @classmethod
+    def judge_dir(cls, settings: LongBenchSettings) -> str:
+        return str(Path(settings.prediction_dir()) / "gateau")
+
+    @classmethod
+    def execute(cls, settings: LongBenchSettings, judge: Any = None, *, generator: Any = None) -> dict[str, Any]:
+        settings.validate()
+        folder = settings.prediction_dir()
+        if settings.data is not None:
+            predict(PredictConfig(data=settings.data, out=folder, model=replace(settings.model, model=settings.target),
+                                  datasets=settings.datasets, max_length=settings.max_length, limit=settings.limit,
+                                  overwrite=settings.overwrite), generator=generator)
+        return score_pred_dir(folder, e=settings.e, judge=judge)

@@ -11,23 +11,20 @@ prompt. Each answer is judged ``--judge-times`` times and averaged.
 from __future__ import annotations
 
 import json
-import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .generate import (
-    Item,
-    ModelSettings,
-    Prompt,
-    generate_items,
-    load_generator,
-    render,
-)
+from .flags import flag
+from .generate import Prompt
 from .judge import JudgeRequest
 from .judge_prompts import LONGBENCH_CHAT
 from .longbench import truncate_middle
-from .results import EvalError, ItemLog, format_table, mean, write_outputs
+from .registry import register
+from .results import EvalError, ItemLog, format_table, mean
+from .runner import run
+from .task import EvalSettings, Evaluation, Item, RunStats, Summary
 
 SYSTEM = "You're a good assistant at evaluating the quality of texts."
 
@@ -62,48 +59,89 @@ def judge_request(case: dict[str, Any], prediction: str) -> JudgeRequest:
     return JudgeRequest.user(prompt, system=SYSTEM, low=1, high=10)
 
 
-@dataclass(frozen=True)
-class LongBenchChatConfig:
+@dataclass(frozen=True, kw_only=True)
+class LongBenchChatConfig(EvalSettings):
     """Settings of ``gateau eval longbench-chat``: the two data files, prompt limit ``max_length`` (tokens; None:
     the model's window minus ``max_new_tokens``), answer limit ``max_new_tokens``."""
 
-    cases: str
-    few_shots: str
-    out: str
-    model: ModelSettings = field(default_factory=ModelSettings)
-    max_length: int | None = None
-    max_new_tokens: int = 1024
-    overwrite: bool = False
+    cases: str = flag("LongBench-Chat test_cases.json (idx, prompt, query, answer)")
+    few_shots: str = flag("LongBench-Chat few_shots.json (three answer+score per case)")
+    max_length: int | None = flag("prompt tokens (default: the model's window minus the answer)", None, parse=int)
+    max_new_tokens: int = flag("answer limit", 1024, parse=int)
+
+    def validate(self) -> None:
+        load_cases(self.cases, self.few_shots)
+
+
+@dataclass(frozen=True)
+class LongBenchChatSummary(Summary):
+    """LongBench-Chat's result: the judge's mean rating (1-10) over the cases."""
+
+    model: str
+    judge: dict[str, Any]
+    cases: int
+    mean_score: float | None
+    malformed_judgments: int
+    judge_usage: dict[str, Any]
+    run: RunStats
+
+    @property
+    def score(self) -> float | None:
+        return self.mean_score
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, **self.judge, "cases": self.cases, "mean_score": self.mean_score,
+                "malformed_judgments": self.malformed_judgments, "judge_usage": self.judge_usage,
+                "generated_now": self.run.generated_now, "wall_seconds": self.run.wall_seconds}
+
+
+@register
+class LongBenchChat(Evaluation):
+    """LongBench-Chat on the task interface: one item per case, rated by the judge."""
+
+    command = "longbench-chat"
+    name = "longbench_chat"
+    help = "LongBench-Chat: long queries answered, rated 1-10 by a judge"
+    description = ("LongBench-Chat (the paper's Appendix C.1) on its own files: the prompts are cut from the "
+                   "middle to --max-length, answered with the chat template, and rated 1-10 by the judge with the "
+                   "reference answer and three rated examples per query. Writes OUT/longbench_chat.*.")
+    settings_type = LongBenchChatConfig
+    judge = "required"
+    judge_needed = "LongBench-Chat is rated by a judge: give --judge-model (and --judge-url for an endpoint)"
+    columns = ("idx", "score", "malformed", "answer")
+
+    def __init__(self, settings: LongBenchChatConfig, generator: Any) -> None:
+        super().__init__(settings, generator)
+        self.cases = load_cases(settings.cases, settings.few_shots)
+        self.limit = settings.max_length or (generator.context_window or 4096) - settings.max_new_tokens
+
+    def log_settings(self) -> dict[str, Any]:
+        return {**self.settings.model.fingerprint(), "max_length": self.limit,
+                "max_new_tokens": self.settings.max_new_tokens}
+
+    def stages(self, log: ItemLog) -> Iterator[tuple[str, list[Item]]]:
+        yield "longbench-chat", [
+            Item(str(c["idx"]), self.render(Prompt.user(truncate_middle(self.tokenizer, c["prompt"], self.limit))),
+                 self.settings.max_new_tokens, {"idx": c["idx"]}) for c in self.cases if str(c["idx"]) not in log]
+
+    def score(self, log: ItemLog, judge: Any) -> list[dict[str, Any]]:
+        answers = [log.get(str(c["idx"]))["answer"].strip() for c in self.cases]
+        verdicts = judge.judge([judge_request(c, a) for c, a in zip(self.cases, answers)],
+                               desc="judging longbench-chat")
+        return [{"idx": c["idx"], "score": v.rating, "ratings": v.ratings, "malformed": v.malformed, "answer": a}
+                for c, a, v in zip(self.cases, answers, verdicts)]
+
+    def summarize(self, rows: list[dict[str, Any]], stats: RunStats, judge: Any) -> LongBenchChatSummary:
+        return LongBenchChatSummary(model=self.settings.model.model, judge=judge.describe(), cases=len(self.cases),
+                                    mean_score=mean(r["score"] for r in rows),
+                                    malformed_judgments=sum(r["malformed"] for r in rows),
+                                    judge_usage=vars(judge.usage).copy(), run=stats)
+
+    def table(self, rows: list[dict[str, Any]]) -> str:
+        return format_table(["cases", "mean score (1-10)", "malformed"],
+                            [[len(self.cases), mean(r["score"] for r in rows), sum(r["malformed"] for r in rows)]])
 
 
 def run_longbench_chat(config: LongBenchChatConfig, judge: Any, *, generator: Any = None) -> dict[str, Any]:
     """Answer every case (resumable), judge each answer and write ``longbench_chat.csv/.json/.md``."""
-    if judge is None:
-        raise EvalError("LongBench-Chat is rated by a judge: give --judge-model (and --judge-url for an endpoint)")
-    cases = load_cases(config.cases, config.few_shots)
-    start = time.perf_counter()
-    gen = generator or load_generator(config.model)
-    limit = config.max_length or (gen.context_window or 4096) - config.max_new_tokens
-    out = Path(config.out)
-    log = ItemLog(out / "longbench_chat.items.jsonl", {**config.model.fingerprint(), "max_length": limit,
-                                                        "max_new_tokens": config.max_new_tokens},
-                  overwrite=config.overwrite)
-    items = [Item(str(c["idx"]), render(gen.tokenizer, Prompt.user(truncate_middle(gen.tokenizer, c["prompt"],
-                                                                                     limit))),
-                  config.max_new_tokens, {"idx": c["idx"]}) for c in cases if str(c["idx"]) not in log]
-    generated = generate_items(gen, log, items, desc="longbench-chat")
-    answers = [log.get(str(c["idx"]))["answer"].strip() for c in cases]
-    verdicts = judge.judge([judge_request(c, a) for c, a in zip(cases, answers)], desc="judging longbench-chat")
-    rows = [{"idx": c["idx"], "score": v.rating, "ratings": v.ratings, "malformed": v.malformed, "answer": a}
-            for c, a, v in zip(cases, answers, verdicts)]
-    summary = {"model": config.model.model, **judge.describe(), "cases": len(cases),
-               "mean_score": mean(r["score"] for r in rows), "malformed_judgments": sum(r["malformed"] for r in rows),
-               "judge_usage": vars(judge.usage).copy(), "generated_now": generated,
-               "wall_seconds": round(time.perf_counter() - start, 1)}
-    table = format_table(["cases", "mean score (1-10)", "malformed"],
-                         [[len(cases), summary["mean_score"], summary["malformed_judgments"]]])
-    paths = write_outputs(out, "longbench_chat", rows, columns=["idx", "score", "malformed", "answer"],
-                          summary=summary, table=table)
-    summary["files"] = {k: str(v) for k, v in paths.items()}
-    summary["table"] = table
-    return summary
+    return run(LongBenchChat, config, judge, generator=generator)

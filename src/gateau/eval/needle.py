@@ -11,21 +11,17 @@ ground truth). Outputs in DIR: ``needle.items.jsonl`` (resumable answers), ``nee
 from __future__ import annotations
 
 import re
-import time
-from collections.abc import Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from .generate import (
-    Item,
-    ModelSettings,
-    Prompt,
-    generate_items,
-    load_generator,
-    render,
-)
-from .results import EvalError, ItemLog, format_table, mean, pivot, write_outputs
+from .flags import flag, names, numbers, token_counts
+from .generate import Prompt, render
+from .registry import register
+from .results import EvalError, ItemLog, format_table, mean, pivot
+from .runner import run
+from .task import EvalSettings, Evaluation, Item, RunStats, Summary
 from .text import TokenMap, paul_graham_essays, sentence_ends
 
 NEEDLE = "The best thing to do in San Francisco is eat a sandwich and sit in Dolores Park on a sunny day."
@@ -78,8 +74,8 @@ def default_lengths(window: int | None, max_new_tokens: int) -> tuple[int, ...]:
     return tuple(sorted(set(grid + [cap]))) if cap >= 1024 else (cap,)
 
 
-@dataclass(frozen=True)
-class NeedleConfig:
+@dataclass(frozen=True, kw_only=True)
+class NeedleConfig(EvalSettings):
     """Settings of ``gateau eval needle``.
 
     ``lengths``: prompt lengths in tokens (None: ``default_lengths``). ``depths``: needle depths in percent of
@@ -87,16 +83,17 @@ class NeedleConfig:
     answer limit. ``system``: system turn ("" for none).
     """
 
-    out: str
-    model: ModelSettings = field(default_factory=ModelSettings)
-    lengths: tuple[int, ...] | None = None
-    depths: tuple[float, ...] = DEFAULT_DEPTHS
-    needle: str = NEEDLE
-    question: str = QUESTION
-    system: str = SYSTEM
-    key_phrases: tuple[str, ...] | None = None
-    max_new_tokens: int = 64
-    overwrite: bool = False
+    lengths: tuple[int, ...] | None = flag("prompt lengths in tokens, e.g. 512,1k,2k,4k,8k (default: powers of two "
+                                           "from 1k up to the model's window)", None, parse=token_counts)
+    depths: tuple[float, ...] = flag("needle depths in percent", DEFAULT_DEPTHS, parse=numbers)
+    needle: str = flag("the needle sentence (default: the paper's San Francisco sentence)", NEEDLE,
+                       show_default=False)
+    question: str = flag("the retrieval question (default: the paper's)", QUESTION, show_default=False)
+    system: str = flag("system turn ('' for none; default: LongAlign's needle-test system prompt)", SYSTEM,
+                       show_default=False)
+    key_phrases: tuple[str, ...] | None = flag("comma-separated phrases for offline recall scoring (default: the "
+                                               "needle's words the question does not give away)", None, parse=names)
+    max_new_tokens: int = flag("answer limit", 64, parse=int)
 
     def validate(self) -> None:
         if self.lengths is not None and (not self.lengths or min(self.lengths) < 16):
@@ -187,74 +184,130 @@ def _key(length: int, depth: float) -> str:
     return f"{length}|{depth:g}"
 
 
+@dataclass(frozen=True)
+class NeedleSummary(Summary):
+    """The needle test's result: ``mean_score`` over every cell (0-1 recall, or the judge's 1-10), per length
+    ``by_length``; ``key_phrases`` with recall scoring (None with a judge)."""
+
+    model: str
+    scorer: str
+    key_phrases: list[str] | None
+    mean_score: float | None
+    lengths: list[int]
+    depths: list[float]
+    by_length: dict[str, float | None]
+    run: RunStats
+    malformed_judgments: int
+    judge_usage: dict[str, Any] | None
+
+    @property
+    def score(self) -> float | None:
+        return self.mean_score
+
+    def to_json(self) -> dict[str, Any]:
+        out = {"model": self.model, "scorer": self.scorer, "key_phrases": self.key_phrases,
+               "mean_score": self.mean_score, "lengths": self.lengths, "depths": self.depths,
+               "by_length": self.by_length, **vars(self.run), "malformed_judgments": self.malformed_judgments}
+        if self.judge_usage is not None:
+            out["judge_usage"] = self.judge_usage
+        return out
+
+
+@register
+class NeedleEvaluation(Evaluation):
+    """The needle test on the task interface: one item per (length, depth)."""
+
+    command = "needle"
+    name = "needle"
+    help = "needle in a haystack: heatmap of score over length x depth"
+    description = ("The paper's needle test (Appendix C.4): Paul Graham essays as haystack, the San Francisco "
+                   "needle at a sentence boundary at each depth, greedy answers with the chat template, scored by "
+                   "key-phrase recall (0-1) or an LLM judge (1-10). Writes OUT/needle.csv, needle.json, needle.md "
+                   "and the heatmap needle.png.")
+    settings_type = NeedleConfig
+    judge = "optional"
+    columns = ("length", "depth", "score", "answer", "depth_actual", "prompt_tokens", "new_tokens")
+
+    def __init__(self, settings: NeedleConfig, generator: Any) -> None:
+        super().__init__(settings, generator)
+        c = settings
+        self.lengths = c.lengths or default_lengths(generator.context_window, c.max_new_tokens)
+        window = generator.context_window
+        if window and max(self.lengths) + c.max_new_tokens > window:
+            print(f"gateau eval needle: warning: lengths up to {max(self.lengths)} + {c.max_new_tokens} new "
+                  f"tokens exceed the model's window of {window} tokens")
+        self.phrases = c.key_phrases or default_key_phrases(c.needle, c.question)
+        self.scorer, self.value_range, self.malformed = "keyphrase-recall", (0.0, 1.0), 0
+
+    def log_settings(self) -> dict[str, Any]:
+        c = self.settings
+        return {**c.model.fingerprint(), "needle": c.needle, "question": c.question, "system": c.system,
+                "template": USER_TEMPLATE, "max_new_tokens": c.max_new_tokens}
+
+    def stages(self, log: ItemLog) -> Iterator[tuple[str, list[Item]]]:
+        builder = NeedleBuilder(self.tokenizer, self.settings)
+        items = []
+        for length in self.lengths:
+            for depth in self.settings.depths:
+                if _key(length, depth) in log:
+                    continue
+                case = builder.case(length, depth)
+                items.append(Item(_key(length, depth), case.ids, self.settings.max_new_tokens,
+                                  {"length": length, "depth": depth, "depth_actual": round(case.depth_actual, 2)}))
+        yield "needle", items
+
+    def score(self, log: ItemLog, judge: Any) -> list[dict[str, Any]]:
+        c = self.settings
+        stored = [log.get(_key(n, d)) for n in self.lengths for d in c.depths]
+        if judge is not None:
+            from .judge import JudgeRequest
+            from .judge_prompts import NEEDLE_CRITERIA, NEEDLE_SYSTEM, NEEDLE_USER
+
+            requests = [JudgeRequest.user(NEEDLE_USER.format(criteria=NEEDLE_CRITERIA, reference=c.needle,
+                                                             input=c.question, prediction=s["answer"].strip()),
+                                          system=NEEDLE_SYSTEM, low=1, high=10) for s in stored]
+            verdicts = judge.judge(requests, desc="judging needle")
+            scores = [v.rating for v in verdicts]
+            self.scorer, self.value_range = judge.name, (1.0, 10.0)
+            self.malformed = sum(v.malformed for v in verdicts)
+        else:
+            scores = [keyphrase_recall(s["answer"], self.phrases) for s in stored]
+        return [{"length": s["length"], "depth": s["depth"], "score": sc, "answer": s["answer"],
+                 "depth_actual": s["depth_actual"], "prompt_tokens": s["prompt_tokens"],
+                 "new_tokens": s["new_tokens"]} for s, sc in zip(stored, scores)]
+
+    def summarize(self, rows: list[dict[str, Any]], stats: RunStats, judge: Any) -> NeedleSummary:
+        return NeedleSummary(
+            model=self.settings.model.model, scorer=self.scorer,
+            key_phrases=list(self.phrases) if judge is None else None, mean_score=mean(r["score"] for r in rows),
+            lengths=list(self.lengths), depths=list(self.settings.depths),
+            by_length={str(n): mean(r["score"] for r in rows if r["length"] == n) for n in self.lengths},
+            run=stats, malformed_judgments=self.malformed,
+            judge_usage=vars(judge.usage).copy() if judge is not None else None)
+
+    def table(self, rows: list[dict[str, Any]]) -> str:
+        labelled = [{**r, "depth": f"{r['depth']:g}"} for r in rows]
+        return format_table(*pivot(labelled, "depth", "length", "score", row_label="depth % \\ length"))
+
+    def figures(self, rows: list[dict[str, Any]], summary: NeedleSummary, out: Path) -> dict[str, Path]:
+        from gateau.models import DEFAULT_MODEL
+
+        from .plot import needle_heatmap
+
+        model = self.settings.model.model
+        name = "SmolLM2-135M-Instruct (default)" if model == DEFAULT_MODEL else model
+        title = (f"needle: {name} ({summary.scorer}), mean {summary.mean_score:.2f}"
+                 if summary.mean_score is not None else f"needle: {name}")
+        vmin, vmax = self.value_range
+        return {"png": needle_heatmap(rows, out / "needle.png", vmin=vmin, vmax=vmax, title=title)}
+
+    @classmethod
+    def report_line(cls, summary: dict[str, Any]) -> str:
+        return f"mean score {summary['mean_score']:.3f} ({summary['scorer']}), {summary['wall_seconds']} s"
+
+
 def run_needle(config: NeedleConfig, judge: Any = None, *, generator: Any = None) -> dict[str, Any]:
-    """Run the needle test; returns the summary written to ``needle.json``. ``judge``: a ``judge.Judge`` (None:
-    key-phrase recall). ``generator``: an already loaded generator (default: load ``config.model``)."""
-    config.validate()
-    start = time.perf_counter()
-    gen = generator or load_generator(config.model)
-    lengths = config.lengths or default_lengths(gen.context_window, config.max_new_tokens)
-    window = gen.context_window
-    if window and max(lengths) + config.max_new_tokens > window:
-        print(f"gateau eval needle: warning: lengths up to {max(lengths)} + {config.max_new_tokens} new tokens "
-              f"exceed the model's window of {window} tokens")
-    phrases = config.key_phrases or default_key_phrases(config.needle, config.question)
-    settings = {**config.model.fingerprint(), "needle": config.needle, "question": config.question,
-                "system": config.system, "template": USER_TEMPLATE, "max_new_tokens": config.max_new_tokens}
-    out = Path(config.out)
-    log = ItemLog(out / "needle.items.jsonl", settings, overwrite=config.overwrite)
-    builder = NeedleBuilder(gen.tokenizer, config)
-    items = []
-    for length in lengths:
-        for depth in config.depths:
-            if _key(length, depth) in log:
-                continue
-            case = builder.case(length, depth)
-            items.append(Item(_key(length, depth), case.ids, config.max_new_tokens,
-                              {"length": length, "depth": depth, "depth_actual": round(case.depth_actual, 2)}))
-    generated = generate_items(gen, log, items, desc="needle")
-    stored = [log.get(_key(n, d)) for n in lengths for d in config.depths]
-    if judge is not None:
-        from .judge import JudgeRequest
-        from .judge_prompts import NEEDLE_CRITERIA, NEEDLE_SYSTEM, NEEDLE_USER
-
-        requests = [JudgeRequest.user(NEEDLE_USER.format(criteria=NEEDLE_CRITERIA, reference=config.needle,
-                                                         input=config.question, prediction=s["answer"].strip()),
-                                      system=NEEDLE_SYSTEM, low=1, high=10) for s in stored]
-        verdicts = judge.judge(requests, desc="judging needle")
-        scores = [v.rating for v in verdicts]
-        scorer, vmin, vmax = judge.name, 1.0, 10.0
-        malformed = sum(v.malformed for v in verdicts)
-    else:
-        scores = [keyphrase_recall(s["answer"], phrases) for s in stored]
-        scorer, vmin, vmax, malformed = "keyphrase-recall", 0.0, 1.0, 0
-    rows = [{"length": s["length"], "depth": s["depth"], "score": sc, "answer": s["answer"],
-             "depth_actual": s["depth_actual"], "prompt_tokens": s["prompt_tokens"], "new_tokens": s["new_tokens"]}
-            for s, sc in zip(stored, scores)]
-    labelled = [{**r, "depth": f"{r['depth']:g}"} for r in rows]
-    header, body = pivot(labelled, "depth", "length", "score", row_label="depth % \\ length")
-    table = format_table(header, body)
-    wall = time.perf_counter() - start
-    summary = {"model": config.model.model, "scorer": scorer, "key_phrases": list(phrases) if judge is None else None,
-               "mean_score": mean(scores), "lengths": list(lengths), "depths": list(config.depths),
-               "by_length": {str(n): mean(r["score"] for r in rows if r["length"] == n) for n in lengths},
-               "generated_now": generated, "wall_seconds": round(wall, 1),
-               "generation_tokens_per_second": round(gen.stats.tokens_per_second, 1),
-               "malformed_judgments": malformed}
-    if judge is not None:
-        summary["judge_usage"] = vars(judge.usage).copy()
-    paths = write_outputs(out, "needle", rows, columns=["length", "depth", "score", "answer", "depth_actual",
-                                                        "prompt_tokens", "new_tokens"], summary=summary, table=table)
-    from .plot import needle_heatmap
-
-    from gateau.models import DEFAULT_MODEL
-
-    name = "SmolLM2-135M-Instruct (default)" if config.model.model == DEFAULT_MODEL else config.model.model
-    title = (f"needle: {name} ({scorer}), mean {summary['mean_score']:.2f}"
-             if summary["mean_score"] is not None else f"needle: {name}")
-    paths["png"] = needle_heatmap(rows, out / "needle.png", vmin=vmin, vmax=vmax, title=title)
-    summary["files"] = {k: str(v) for k, v in paths.items()}
-    summary["table"] = table
-    return summary
-
-
+    """Run the needle test; returns the summary written to ``needle.json`` plus ``files`` and ``table``.
+    ``judge``: a ``judge.Judge`` (None: key-phrase recall). ``generator``: an already loaded generator (default:
+    load ``config.model``)."""
+    return run(NeedleEvaluation, config, judge, generator=generator)

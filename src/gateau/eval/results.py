@@ -13,7 +13,6 @@ reads, also printed by the CLI).
 from __future__ import annotations
 
 import csv
-import hashlib
 import json
 import math
 import os
@@ -21,18 +20,16 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from gateau.errors import GateauError
+from gateau.util.settings_hash import settings_hash
 
-class EvalError(ValueError):
+
+class EvalError(GateauError, ValueError):
     """Bad input to an evaluation (missing files, malformed records, unknown names): shown to the user as is."""
 
 
 class SettingsMismatch(EvalError):
     """An existing item log was written with other settings."""
-
-
-def settings_hash(settings: dict[str, Any]) -> str:
-    """A short stable hash of a settings dict (sorted keys; non-JSON values by ``str``)."""
-    return hashlib.sha256(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def _dump(obj: Any) -> str:
@@ -165,7 +162,15 @@ def write_outputs(out_dir: str | Path, name: str, rows: Sequence[dict[str, Any]]
                   columns: Sequence[str] | None = None, summary: dict[str, Any] | None = None,
                   table: str | None = None) -> dict[str, Path]:
     """Write ``NAME.csv`` (``rows`` with ``columns``, default: the keys of the first row), ``NAME.json``
-    (``{"summary": ..., "rows": ...}``) and, when ``table`` is given, ``NAME.md``. Returns the paths by kind."""
+    (``{"summary": ..., "rows": ...}``) and, when ``table`` is given, ``NAME.md``. Returns the paths by kind.
+    When ``summary["model"]`` is a folder made by `gateau train`, the JSON summary also holds its provenance
+    (``model_provenance``: data, selection and run behind the model, see `gateau.provenance`)."""
+    from ..provenance import read_model_provenance
+
+    summary = dict(summary or {})
+    model_provenance = read_model_provenance(summary["model"]) if isinstance(summary.get("model"), str) else None
+    if model_provenance is not None:
+        summary["model_provenance"] = model_provenance
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     cols = list(columns) if columns is not None else (list(rows[0]) if rows else [])
@@ -175,7 +180,7 @@ def write_outputs(out_dir: str | Path, name: str, rows: Sequence[dict[str, Any]]
         writer.writeheader()
         for row in rows:
             writer.writerow({c: row.get(c) for c in cols})
-    paths["json"].write_text(_dump_pretty({"summary": summary or {}, "rows": list(rows)}), encoding="utf-8")
+    paths["json"].write_text(_dump_pretty({"summary": summary, "rows": list(rows)}), encoding="utf-8")
     if table is not None:
         paths["md"] = out / f"{name}.md"
         paths["md"].write_text(table + "\n", encoding="utf-8")

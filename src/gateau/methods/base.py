@@ -42,7 +42,9 @@ __all__ = ["LONG", "SHORT", "BenchVariant", "Measured", "MeasureSettings", "Meth
 class MeasureSettings:
     """The per-sample measurement settings methods read, resolved from a `ScoreConfig` (no defaults here: each
     lives once in `gateau.config`). ``short_window``: window mode's W in tokens, None in pair mode.
-    ``neutral_response``: CAM's content-free response for the calibration profile (None: not measured)."""
+    ``neutral_response``: CAM's content-free response for the calibration profile (None: not measured).
+    ``cam_top``: the CAM cascade's fraction (1: no cascade); ``cascade_phase``: the cascade phase being measured
+    (``hmg``: CAM's segment rows are left out; ``cam``: the top samples' complete rows; None: no cascade)."""
 
     short_window: int | None
     segment_len: int
@@ -50,19 +52,26 @@ class MeasureSettings:
     max_segments: int | None
     seed: int
     neutral_response: str | None = None
+    cam_top: float = 1.0
+    cascade_phase: str | None = None
 
     @classmethod
     def from_config(cls, config: ScoreConfig) -> MeasureSettings:
         m = config.measure
         return cls(short_window=config.models.window, segment_len=m.segment_len, last_segment=m.last_segment,
-                   max_segments=m.max_segments, seed=m.seed, neutral_response=m.neutral_response)
+                   max_segments=m.max_segments, seed=m.seed, neutral_response=m.neutral_response, cam_top=m.cam_top,
+                   cascade_phase=config.cascade_phase)
 
     def fingerprinted(self) -> dict[str, Any]:
-        """These settings for the run's fingerprint. ``neutral_response`` enters only when set, so runs that do
-        not measure the calibration profile keep the fingerprint they had before the setting existed."""
+        """These settings for the run's fingerprint. ``neutral_response`` and ``cam_top`` enter only when set
+        (not None, below 1), so runs without them keep the fingerprint they had before the settings existed; the
+        cascade phase never does (both phases' rows belong to one run)."""
         out = dict(vars(self))
+        del out["cascade_phase"]
         if out["neutral_response"] is None:
             del out["neutral_response"]
+        if out["cam_top"] == 1.0:
+            del out["cam_top"]
         return out
 
     def segments(self, enc: EncodedSample) -> list[tuple[int, int]]:
@@ -184,6 +193,15 @@ class Method:
         name -> numpy array (scalars, NaN for null) or list (list columns), with non-ok rows blanked; ``k``: how
         many samples the selection keeps (None: unknown), for methods whose choice is a set."""
         raise NotImplementedError
+
+    def extra_columns(self, settings: MeasureSettings) -> dict[str, pa.DataType]:
+        """Columns stored beside ``columns`` only under some measurement settings (default none)."""
+        return {}
+
+    def required_columns(self, options: Any) -> tuple[str, ...]:
+        """The stored columns ``score`` reads under ``options``: a run lacking one cannot be ranked by this method.
+        Default: every column the method stores."""
+        return tuple(self.columns)
 
     def components(self, table: dict[str, Any], options: Any) -> dict[str, np.ndarray]:
         """Per-sample values reported with a selection (Spearman agreement, export); default: the stored

@@ -19,6 +19,11 @@ response's place, stores that response's profile over the same segments (``seg_a
 ``attn_head_neutral``); ``--attn-calibration divide|subtract`` then uses seg_attn / seg_attn_neutral or
 seg_attn − seg_attn_neutral as the attention profile (in the spirit of "Found in the Middle": the part of the
 attention that the response adds beyond what any answer at that place would pay).
+
+Cascade (`gateau score --cam-top F`, `gateau.pipeline.cascade`): CAM is measured only on the top fraction F of
+samples by HMG. Such runs store ``cam_cascade`` per sample: ``top`` (CAM measured), ``rest`` (outside the top F:
+CAM's columns empty, ranked by HMG below every ``top`` sample by `gateau`, unranked by ``cam``) or ``pending``
+(HMG measured, the run stopped before its CAM phase).
 """
 
 from __future__ import annotations
@@ -39,6 +44,8 @@ from .presets import PRESETS
 ATTN_HEAD_TOKENS = 16
 IN_SAMPLE_NORMS = ("softmax", "sum", "minmax", "rank", "zscore")
 CALIBRATIONS = ("none", "divide", "subtract")
+CASCADE_COLUMN = "cam_cascade"  # per sample in a cascaded run: "top", "rest" or "pending" (see the docstring)
+CASCADE_TOP, CASCADE_REST, CASCADE_PENDING = "top", "rest", "pending"
 NEUTRAL = RowKey(LONG, "neutral")  # the content-free response's attention row (only with --calibrate-attention)
 BENCH_TEMPERATURES = (0.1, 10.0)  # extra in-sample softmax temperatures the benchmark tries for CAM alone
 BENCH_CALIBRATED = (("divide", "softmax"), ("divide", "sum"), ("divide", "zscore"), ("subtract", "softmax"),
@@ -128,7 +135,16 @@ class CAM(Method):
     def components(self, table: dict[str, Any], options: CAMOptions) -> dict[str, np.ndarray]:
         return {"cas": cas_scores(table, options)}
 
+    def extra_columns(self, settings: MeasureSettings) -> dict[str, pa.DataType]:
+        return {CASCADE_COLUMN: pa.string()} if settings.cam_top < 1 else {}
+
+    def notes(self, table: dict[str, Any], options: CAMOptions, score: np.ndarray, chosen: np.ndarray,
+              k: int | None = None) -> list[str]:
+        return cascade_notes(table, ranked=False)
+
     def requests(self, enc: SampleEncoding, settings: MeasureSettings) -> dict[RowKey, RowRequest]:
+        if settings.cascade_phase == "hmg":
+            return {}  # the cascade's first phase: CAM waits for HMG's ranking
         reqs = {FULL: full_request(enc, attention=True)}
         spans = settings.segments(enc.long)
         if len(spans) >= 2:
@@ -141,6 +157,14 @@ class CAM(Method):
         return reqs
 
     def measure(self, enc: SampleEncoding, results: dict[RowKey, RowResult], settings: MeasureSettings) -> Measured:
+        if settings.cascade_phase == "hmg":
+            return Measured({CASCADE_COLUMN: CASCADE_PENDING})
+        measured = self._measure(enc, results, settings)
+        if settings.cascade_phase == "cam":
+            measured.columns[CASCADE_COLUMN] = CASCADE_TOP
+        return measured
+
+    def _measure(self, enc: SampleEncoding, results: dict[RowKey, RowResult], settings: MeasureSettings) -> Measured:
         spans = settings.segments(enc.long)
         if len(spans) < 2:
             return Measured({"cas": None}, note=(
@@ -186,6 +210,31 @@ class CAM(Method):
                                     main=(calibration, attn_norm) in (("divide", "sum"), ("subtract", "zscore")),
                                     requires=("seg_attn_neutral",)))
         return out
+
+
+def cascade_tiers(table: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:
+    """(rest, pending): (n,) bool masks of a cascaded run's samples outside CAM's top F and of those whose CAM phase
+    has not run yet; all False for a run without a cascade."""
+    marks = table.get(CASCADE_COLUMN)
+    if marks is None:
+        n = len(table["status"])
+        return np.zeros(n, dtype=bool), np.zeros(n, dtype=bool)
+    return (np.array([m == CASCADE_REST for m in marks], dtype=bool),
+            np.array([m == CASCADE_PENDING for m in marks], dtype=bool))
+
+
+def cascade_notes(table: dict[str, Any], ranked: bool) -> list[str]:
+    """Summary lines about a cascaded run's samples that CAM did not measure (``ranked``: the method ranks them by
+    HMG below the measured ones; else they are unranked)."""
+    rest, pending = cascade_tiers(table)
+    lines = []
+    if rest.any():
+        how = "ranked by hmg below every cam-measured sample" if ranked else "unranked"
+        lines.append(f"cascade: {int(rest.sum())} samples outside cam's top fraction by hmg (--cam-top) -> {how}")
+    if pending.any():
+        lines.append(f"cascade unfinished: {int(pending.sum())} samples await cam -> unranked; finish the run with "
+                     "the same `gateau score` command")
+    return lines
 
 
 def cas_scores(table: dict[str, Any], options: CAMOptions) -> np.ndarray:

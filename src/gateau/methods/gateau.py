@@ -3,6 +3,11 @@
 Samples whose CAS is undefined (context shorter than two segments) fall back to HMG: their CAS term is set to the
 dataset mean of Norm(CAS), so only their HMG term moves them.
 
+A cascaded run (`gateau score --cam-top F`) measured CAM only on the top fraction F of samples by HMG: the samples
+outside it rank by their HMG term below every sample CAM measured (CAS cannot lift them; with α = 0.8 and rank
+normalisation it could not have lifted a sample by more than (1 − α)/α = 0.25 of the ranking anyway, see the
+README's cascade section), and samples still awaiting their CAM phase are unranked.
+
 Beyond the paper, the HMG term can mix in a token-level aggregate of the long-context gain (`hmg_tokens`):
 H = (1 − w)·Norm(HMP) + w·Norm(token aggregate), w = ``token_weight`` (0 in the paper and the presets). Samples
 without per-token gains keep H = Norm(HMP). CAM's options include the calibrated attention profile
@@ -19,7 +24,7 @@ import numpy as np
 from ..errors import UsageError
 from ..measure.rows import RowRequest, RowResult
 from .base import BenchVariant, Measured, MeasureSettings, Method, RowKey, SampleEncoding, merge_requests, option
-from .cam import CAM, CAMOptions, cas_scores
+from .cam import CAM, CAMOptions, cas_scores, cascade_notes, cascade_tiers
 from .hmg import BENCH_NORMS, HMG, HMGOptions, hmp, inner_outer
 from .hmg_tokens import TOKEN_COLUMNS, HMGTokens, TokenOptions, token_rows, token_scores
 from .normalize import NORMS, normalize
@@ -84,6 +89,14 @@ class Gateau(Method):
             merged.note = "; ".join(n for n in (merged.note, m.note) if n)
         return merged
 
+    def required_columns(self, options: GateauOptions) -> tuple[str, ...]:
+        """HMG's and CAM's columns; the per-token NLLs only when ``token_weight`` > 0 mixes them in, so a run scored
+        with ``--methods hmg,cam`` (the paper's two components) ranks by gateau at the default weight 0."""
+        return tuple(c for c in self.columns if options.token_weight > 0 or c not in TOKEN_COLUMNS)
+
+    def extra_columns(self, settings: MeasureSettings) -> dict[str, Any]:
+        return self.parts[1].extra_columns(settings)
+
     def score(self, table: dict[str, Any], options: GateauOptions, k: int | None = None) -> np.ndarray:
         _, outer = inner_outer(options.norm)
         t = options.temperature
@@ -91,7 +104,10 @@ class Gateau(Method):
         cas = normalize(cas_scores(table, options), options.cas_outer or outer, t)
         valid = np.isfinite(cas)
         cas = np.where(valid, cas, np.nanmean(cas)) if valid.any() else np.zeros_like(cas)
-        return options.alpha * h + (1.0 - options.alpha) * cas
+        score = options.alpha * h + (1.0 - options.alpha) * cas
+        rest, pending = cascade_tiers(table)
+        score[pending] = np.nan
+        return below_measured(score, h, rest) if rest.any() else score
 
     def components(self, table: dict[str, Any], options: GateauOptions) -> dict[str, np.ndarray]:
         out = {**HMG().components(table, options), "hmp": hmp(table, options), "cas": cas_scores(table, options)}
@@ -101,8 +117,9 @@ class Gateau(Method):
 
     def notes(self, table: dict[str, Any], options: GateauOptions, score: np.ndarray, chosen: np.ndarray,
               k: int | None = None) -> list[str]:
-        lines = []
-        fallback = np.isfinite(score) & ~np.isfinite(cas_scores(table, options))
+        lines = cascade_notes(table, ranked=True)
+        rest, _ = cascade_tiers(table)
+        fallback = np.isfinite(score) & ~np.isfinite(cas_scores(table, options)) & ~rest
         if fallback.any():
             lines.append(f"cas undefined -> ranked by hmg alone: {int(fallback.sum())} samples "
                          f"({int(fallback[chosen].sum())} selected)")
@@ -150,6 +167,18 @@ class Gateau(Method):
                     needs = ("seg_attn_neutral",) if calibration != "none" else ()
                     out.append(BenchVariant(settings, main=main, requires=needs))
         return out
+
+
+def below_measured(score: np.ndarray, h: np.ndarray, rest: np.ndarray) -> np.ndarray:
+    """``score`` with the ``rest`` rows (outside a cascade's CAM) moved below every other finite score, ordered among
+    themselves by their HMG term ``h``: score_rest = min(score_measured) − 1 − (max(h_rest) − h_rest)."""
+    out = score.copy()
+    measured = np.isfinite(score) & ~rest
+    floor = np.min(score[measured]) if measured.any() else 0.0
+    h_rest = np.where(rest, h, np.nan)
+    top = np.nanmax(h_rest) if np.isfinite(h_rest).any() else 0.0
+    out[rest] = floor - 1.0 - (top - h[rest])
+    return out
 
 
 def hmg_term(table: dict[str, Any], options: GateauOptions, outer: str) -> np.ndarray:

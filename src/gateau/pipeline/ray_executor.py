@@ -18,8 +18,10 @@ from ..config import ScoreConfig
 from ..data import Sample
 from ..errors import GateauError
 from ..store import RunStore
+from .executors import Executor
 from .progress import Progress, StopFlag
-from .scorer import output_schema
+from .run_plan import RunPlan
+from .scorer import Models
 
 ACTOR_RESTARTS = 3  # a worker process that dies is restarted (and its chunk retried) up to this many times
 
@@ -37,13 +39,14 @@ def _ray():
 
 
 class _Worker:
-    """A Ray actor's state: the run's `Scorer`, built once from the serialised config."""
+    """A Ray actor's state: the run's `Scorer`, built once from the serialised config and the plan's measurement
+    settings and fingerprint (not computed again on the worker)."""
 
-    def __init__(self, config: dict[str, Any]):
+    def __init__(self, config: dict[str, Any], measure: dict[str, Any], fp: str):
         from .scorer import Scorer, load_models
 
         cfg = ScoreConfig.from_dict(config)
-        self.scorer = Scorer(cfg, *load_models(cfg))
+        self.scorer = Scorer(cfg, *load_models(cfg), measure=measure, fp=fp)
 
     def score(self, samples: list[Sample]) -> tuple[list[dict[str, Any]], int]:
         """(rows, model tokens this chunk ran)."""
@@ -67,22 +70,32 @@ def start_ray(config: ScoreConfig) -> Any:
     return ray
 
 
-def start_workers(config: ScoreConfig) -> list[Any]:
+def start_workers(plan: RunPlan) -> list[Any]:
     """One actor per worker, each loading the models once."""
-    ray = start_ray(config)
-    ex = config.execution
+    ray = start_ray(plan.config)
+    ex = plan.config.execution
     actor = ray.remote(_Worker).options(num_cpus=1, num_gpus=ex.gpus_per_worker, max_restarts=ACTOR_RESTARTS,
                                         max_task_retries=ACTOR_RESTARTS)
-    payload = config.to_dict()
-    return [actor.remote(payload) for _ in range(ex.workers)]
+    payload = plan.config.to_dict()
+    return [actor.remote(payload, plan.measure, plan.fingerprint) for _ in range(ex.workers)]
 
 
-def run_ray(config: ScoreConfig, chunks: list[list[Sample]], store: RunStore, fp: str) -> int:
-    """Score and store every chunk on Ray workers; returns the model tokens run."""
+class RayExecutor(Executor):
+    """Chunks handed out longest first, one per idle Ray actor; the driver stores what comes back."""
+
+    name = "ray"
+
+    def run(self, plan: RunPlan, store: RunStore, models: Models | None = None) -> int:
+        """Score and store every chunk on Ray workers; returns the model tokens run (``models`` is not used: each
+        actor loads its own)."""
+        return _run_ray(plan, store)
+
+
+def _run_ray(plan: RunPlan, store: RunStore) -> int:
+    config, chunks, schema = plan.config, plan.chunks, plan.schema
     ray = start_ray(config)
-    schema = output_schema(config)
     queue = list(reversed(chunks))  # pop() hands out the longest first
-    workers = start_workers(config) if chunks else []
+    workers = start_workers(plan) if chunks else []
     in_flight: dict[Any, tuple[Any, list[Sample]]] = {}
 
     def hand_out(worker: Any) -> None:
@@ -90,7 +103,7 @@ def run_ray(config: ScoreConfig, chunks: list[list[Sample]], store: RunStore, fp
             chunk = queue.pop()
             in_flight[worker.score.remote(chunk)] = (worker, chunk)
 
-    with StopFlag() as stop, Progress(sum(map(len, chunks)), config.execution.progress) as progress:
+    with StopFlag() as stop, Progress(plan.n_samples, config.execution.progress) as progress:
         for worker in workers:
             hand_out(worker)
         while in_flight:
@@ -106,3 +119,6 @@ def run_ray(config: ScoreConfig, chunks: list[list[Sample]], store: RunStore, fp
             progress.chunk_done(len(chunk), tokens, stop)
             hand_out(worker)
     return progress.tokens
+
+
+EXECUTOR = RayExecutor()

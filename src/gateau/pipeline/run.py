@@ -1,19 +1,23 @@
-"""`gateau score`: load the data, open the run store, plan what is left as length-sorted chunks, and hand them to
-an executor (local loop or Ray actors); every chunk is stored atomically, so any run resumes where it stopped."""
+"""`gateau score`: load the data, open the run store, plan what is left as length-sorted chunks (a `RunPlan`, built
+once), and hand it to an executor looked up by name (`gateau.pipeline.executors`: local loop, Ray actors, one shard
+of N); every chunk is stored atomically, so any run resumes where it stopped."""
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 from .. import __version__
 from ..config import ScoreConfig
 from ..data import Sample, load_samples
 from ..status import status_examples
 from ..store import RunStore, fingerprint
-from .scorer import Models, measurement_fields
+from .executors import Executor, get_executor
+from .run_plan import RunPlan
+from .scorer import Models, measurement_fields, output_schema
 
 
 @dataclass
@@ -43,61 +47,74 @@ class ScoreSummary:
         return out
 
 
-def plan_chunks(samples: list[Sample], chunk_size: int) -> list[list[Sample]]:
-    """Chunks of ``chunk_size`` samples of similar length, longest first (so parallel workers finish together
-    and batches pad little). Length = characters of context + instruction + response: cheap, no tokenizer."""
-    order = sorted(samples, key=lambda s: (-(len(s.context) + len(s.instruction) + len(s.response)), s.index))
-    return [order[i: i + chunk_size] for i in range(0, len(order), chunk_size)]
-
-
 def run_score(config: ScoreConfig, models: Models | None = None) -> ScoreSummary:
     """Score ``config.data`` into ``config.out``; resumes an interrupted run with the same settings and data.
-    ``models``: already loaded (long, short) models for the local executor."""
+    ``models``: already loaded (long, short) models for an in-process executor.
+
+    The executor is looked up and the measurement settings resolved (unknown methods refused) before anything is
+    created in ``config.out``."""
     start = time.perf_counter()
+    executor = get_executor(config.execution.executor)
     samples = load_samples(config.data.path, config.data.fields, config.data.limit)
-    store = RunStore(config.out)
-    with store.lock():
-        return _run_locked(config, samples, store, start, models)
-
-
-def _run_locked(config: ScoreConfig, samples: list[Sample], store: RunStore, start: float,
-                models: Models | None) -> ScoreSummary:
     measure = measurement_fields(config)
+    if config.measure.cam_top < 1:
+        from .cascade import check_cascade
+
+        check_cascade(config)
+    store = RunStore(config.out)
+    with executor.hold(store, config.execution):
+        return _run_held(config, executor, measure, samples, store, start, models)
+
+
+def _run_held(config: ScoreConfig, executor: Executor, measure: dict[str, Any], samples: list[Sample],
+              store: RunStore, start: float, models: Models | None) -> ScoreSummary:
     fp = fingerprint(measure)
     data_path = Path(config.data.path)
     data = {**asdict(config.data), "path": str(data_path.resolve()) if data_path.exists() else config.data.path}
+    # what every invocation of this run (a worker of any shard, or the finish step) records identically
+    recorded = config.with_execution(executor="local", shard=None) if not executor.finishes else config
     store.open({"gateau_version": __version__, "data": data, "fingerprint": fp, "measure": measure,
-                "config": config.to_dict(), "n_records": len(samples)}, overwrite=config.overwrite,
-               repair=config.repair)
+                "config": recorded.to_dict(), "n_records": len(samples)}, overwrite=config.overwrite,
+               repair=config.repair, create_only=not executor.finishes)
     done = store.done_ids(fp, {s.id: s.content_hash for s in samples})
-    todo = [s for s in samples if s.id not in done]
-    chunks = plan_chunks(todo, config.execution.chunk_size)
+    plan = RunPlan(config=config, measure=measure, fingerprint=fp, schema=output_schema(config),
+                   chunks=executor.share(samples, done, config.execution))
     measure_start = time.perf_counter()
-    if config.execution.executor == "ray":
-        from .ray_executor import run_ray
+    if config.measure.cam_top < 1:
+        from .cascade import run_cascade
 
-        tokens = run_ray(config, chunks, store, fp)
+        todo = [s for s in samples if s.id not in done]
+        tokens = run_cascade(config, samples, todo, store, fp, lambda cfg, chunks: executor.run(
+            replace(plan, config=cfg, schema=output_schema(cfg), chunks=chunks), store, models))
     else:
-        from .local import run_local
-
-        tokens = run_local(config, chunks, store, fp, models)
+        tokens = executor.run(plan, store, models)
     measure_s = time.perf_counter() - measure_start
-    # without --limit the table is exactly the input's records (a removed record leaves it); with --limit the
-    # stored rows beyond the limit are kept, and the summary counts what the limit covers
-    table = store.consolidate(None if config.data.limit else [s.id for s in samples])
-    mine = {s.id for s in samples}
-    rows = [(sid, st, e) for sid, st, e in zip(*(table.column(c).to_pylist() for c in ("id", "status", "error")))
-            if sid in mine]
-    statuses = Counter(st for _, st, _ in rows)
+    if executor.finishes:
+        # without --limit the table is exactly the input's records (a removed record leaves it); with --limit the
+        # stored rows beyond the limit are kept, and the summary counts what the limit covers
+        table = store.consolidate(None if config.data.limit else [s.id for s in samples])
+        share = samples
+    else:  # a worker reads, never writes, the run's tables; it counts its own share
+        table = store.stored_rows()
+        share = [s for chunk in executor.share(samples, set(), config.execution) for s in chunk]
+    mine = {s.id for s in share}
+    columns = ("id", "status", "note", "error")
+    ids, statuses_col, notes_col, errors_col = ((table.column(c).to_pylist() for c in columns)
+                                                if table is not None else ([], [], [], []))
+    statuses = Counter(st for sid, st in zip(ids, statuses_col) if sid in mine)
+    notes = sum(1 for sid, n in zip(ids, notes_col) if n and sid in mine)
+    rows = [(sid, st, e) for sid, st, e in zip(ids, statuses_col, errors_col) if sid in mine]
     examples = status_examples([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
-    notes = sum(1 for sid, n in zip(table.column("id").to_pylist(), table.column("note").to_pylist())
-                if n and sid in mine)
-    summary = ScoreSummary(total=len(samples), measured_now=len(todo), skipped_done=len(samples) - len(todo),
+    measured = plan.n_samples
+    summary = ScoreSummary(total=len(share), measured_now=measured, skipped_done=len(share) - measured,
                            statuses=dict(statuses), notes=notes, forward_tokens=tokens, measure_s=measure_s,
                            wall_s=time.perf_counter() - start, examples=examples)
     history = {k: v for k, v in asdict(summary).items() if k != "examples"}  # the reasons are in scores.parquet
-    store.append_history({"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "executor": config.execution.executor,
-                          "workers": config.execution.workers, "versions": library_versions(), **history})
+    entry = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "executor": config.execution.executor,
+             "workers": config.execution.workers, "versions": library_versions(), **history}
+    if config.execution.shard is not None:
+        entry["shard"] = config.execution.shard
+    store.append_history(entry, worker=executor.worker(config.execution))
     return summary
 
 

@@ -2,7 +2,7 @@
 
 encode (template, left truncation) → the rows the methods request (shared rows run once) → one `RowRunner` per
 model (length-sorted, token-budget batches) → per-method columns. A `Scorer` knows nothing about files, progress
-bars, resume or scheduling: executors (`gateau.pipeline.local`, `gateau.pipeline.ray_executor`) drive it and the
+bars, resume or scheduling: executors (`gateau.pipeline.executors`: local, ray, shard) drive it and the
 store (`gateau.store`) keeps what it returns.
 """
 
@@ -60,8 +60,10 @@ def measurement_fields(config: ScoreConfig) -> dict[str, Any]:
 
 def output_schema(config: ScoreConfig) -> pa.Schema:
     columns = dict(BASE_COLUMNS)
+    settings = MeasureSettings.from_config(config)
     for method in parse_methods(config.measure.methods):
         columns.update(method.columns)
+        columns.update(method.extra_columns(settings))
     return pa.schema(list(columns.items()))
 
 
@@ -92,13 +94,17 @@ def load_models(config: ScoreConfig) -> Models:
 class Scorer:
     """Loaded models + encoders + runners for one configuration; `score_batch` measures a list of samples."""
 
-    def __init__(self, config: ScoreConfig, long: LoadedModel, short: LoadedModel | None = None):
+    def __init__(self, config: ScoreConfig, long: LoadedModel, short: LoadedModel | None = None,
+                 measure: dict[str, Any] | None = None, fp: str | None = None):
+        """``measure``/``fp``: the plan's resolved measurement settings and their fingerprint (resolved here when
+        not given)."""
         self.config = config
         self.settings = MeasureSettings.from_config(config)
         self.methods = parse_methods(config.measure.methods)
         self.long = long
         self.short = short
-        measure = measurement_fields(config)  # resolved once: it may read model configs and check the reward model
+        if measure is None:  # resolved once: it may read model configs and check the reward model
+            measure = measurement_fields(config)
         max_length = measure["max_length"]
         template = config.measure.template
         self.long_encoder = PromptEncoder(long.tokenizer, template, max_length)
@@ -106,13 +112,15 @@ class Scorer:
         if short is not None and not same_tokenizer(long.tokenizer, short.tokenizer):
             self.short_encoder = PromptEncoder(short.tokenizer, template, max_length)
         budget = config.execution.token_budget
-        pack = config.execution.pack == "on" or (config.execution.pack == "auto" and "flash" in config.models.attn_impl)
+        self.pack = pack = config.execution.pack == "on" or (config.execution.pack == "auto"
+                                                             and "flash" in config.models.attn_impl)
         self.runners: dict[str, RowRunner] = {}
-        if long.model is not None:  # None: no chosen method needs the causal LM (tokenizer only)
+        # model None: tokenizer only (no chosen method needs the causal LM, or `gateau plan`, which runs nothing)
+        if long.model is not None:
             self.runners[LONG] = RowRunner(long.model, long.tokenizer.pad_token_id, budget, pack=pack)
-        if short is not None:
+        if short is not None and short.model is not None:
             self.runners[SHORT] = RowRunner(short.model, short.tokenizer.pad_token_id, budget, pack=pack)
-        self.fp = fingerprint(measure)
+        self.fp = fp or fingerprint(measure)
         self.aux = AuxModels(measure.get("reward_model"), measure.get("embed_model"), long.device,
                              resolve_dtype(config.models.dtype, long.device), budget)
 
@@ -183,15 +191,29 @@ class Scorer:
     def _run(self, plans: dict[int, tuple[SampleEncoding, dict[RowKey, RowRequest]]],
              advance: Callable[[int], None] | None) -> dict[int, dict[RowKey, RowResult]]:
         results: dict[int, dict[RowKey, RowResult]] = {i: {} for i in plans}
+        by_role = role_requests(plans)
         for role, runner in self.runners.items():
-            owners = [(i, key) for i, (_, reqs) in plans.items() for key in reqs if key.role == role]
-            requests = [plans[i][1][key] for i, key in owners]
+            owners, requests = by_role.get(role, ([], []))
             if not requests:
                 continue
             done = (lambda _rows, tokens: advance(tokens)) if advance else None
             for (i, key), res in zip(owners, runner.run(requests, done)):
                 results[i][key] = res
         return results
+
+
+def role_requests(plans: dict[int, tuple[SampleEncoding, dict[RowKey, RowRequest]]]
+                  ) -> dict[str, tuple[list[tuple[int, RowKey]], list[RowRequest]]]:
+    """The rows of a batch of planned samples grouped by the model that runs them: role -> (owners, requests),
+    ``owners[j]`` = (sample position, row key) of ``requests[j]``, in the order one `RowRunner.run` call gets them
+    (its batches depend on that order; `gateau plan` batches the same lists)."""
+    out: dict[str, tuple[list[tuple[int, RowKey]], list[RowRequest]]] = {}
+    for i, (_, reqs) in plans.items():
+        for key, req in reqs.items():
+            owners, requests = out.setdefault(key.role, ([], []))
+            owners.append((i, key))
+            requests.append(req)
+    return out
 
 
 def _record(row: dict[str, Any], measured: Measured) -> None:

@@ -16,6 +16,7 @@ import numpy as np
 from ..config import FieldMap
 from ..data import content_hash, iter_records, record_to_sample
 from ..methods import get_method
+from ..provenance import run_exports
 from ..select import Selection, select
 from ..status import Status
 from ..store import RunStore
@@ -50,6 +51,7 @@ class RunFacts:
     execution: dict[str, Any]
     history: list[Invocation]
     versions: dict[str, str]  # library versions of the latest invocation
+    exports: list[dict[str, Any]] = field(default_factory=list)  # `gateau select --out` files (provenance)
 
     @property
     def total_tokens(self) -> int:
@@ -180,7 +182,8 @@ def run_facts(run: str | Path, n_scored: int) -> RunFacts:
                     fingerprint=str(config.get("fingerprint", "")),
                     gateau_version=str(config.get("gateau_version", "")),
                     models=dict(whole.get("models", {})), measure=dict(config.get("measure", {})),
-                    execution=dict(whole.get("execution", {})), history=history, versions=versions)
+                    execution=dict(whole.get("execution", {})), history=history, versions=versions,
+                    exports=run_exports(run))
 
 
 def _rate(tokens: Any, seconds: Any) -> float | None:

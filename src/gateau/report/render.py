@@ -149,13 +149,20 @@ def run_section(data: ReportData) -> Safe:
             for inv in f.history]
     history = (table(headers, rows) if rows else
                paragraph("no history.jsonl in this run (scored by an older gateau)", cls="muted"))
+    exports = (table(["selection file", "method", "ratio", "count", "records", "sha256", "now"],
+                     [[e["file"], e["selection"].get("method"), e["selection"].get("ratio"),
+                       e["selection"].get("count"), e["records"], e["sha256"], e["state"]] for e in f.exports])
+               if f.exports else paragraph("no `gateau select --out` export recorded in this run", cls="muted"))
     return section("run", "Run", overview,
                    tag("div", [tag("div", [tag("h3", "Models"), models]),
                                tag("div", [tag("h3", "Measurement settings (fingerprinted)"), measure]),
                                tag("div", [tag("h3", "Execution"), execution]),
                                tag("div", [tag("h3", "Library versions (latest invocation)"), versions])],
                        cls="cols"),
-                   tag("h3", "Scoring history (one row per `gateau score` invocation)"), history)
+                   tag("h3", "Scoring history (one row per `gateau score` invocation)"), history,
+                   tag("h3", "Provenance: selections exported from this run (each file's FILE.meta.json points back "
+                       "here; a model trained on one records it in its gateau_provenance.json and README.md)"),
+                   exports)
 
 
 def status_section(data: ReportData) -> Safe:

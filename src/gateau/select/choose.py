@@ -2,7 +2,9 @@
 
 No model is loaded and torch is never imported. The input records are re-read from the run's data path (or
 ``--data``), checked against the content fingerprints stored at scoring time, and written unchanged with an added
-``gateau`` object: ``score``, ``rank``, ``method`` and the components behind the score.
+``gateau`` object: ``score``, ``rank``, ``method`` and the components behind the score. Beside the file, a sidecar
+``FILE.jsonl.meta.json`` records the file's sha256, the selection settings and the run (path, fingerprint) it came
+from, and the run's ``exports.jsonl`` gains a line pointing to the file (see `gateau.provenance`).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from ..config import FieldMap, SelectConfig
 from ..data import content_hash, load_records_by_id
+from ..provenance import record_export, write_selection_meta
 from ..status import status_examples
 from ..store import RunError, RunStore
 from ..util.atomic import atomic_open
@@ -41,8 +44,11 @@ class Selection:
     ids: list[str]
     statuses: list[str]
     errors: list[str]
-    asked: int = 0  # the selection size asked for (--count, or --ratio of all samples); more than chosen when
-    # fewer samples are ranked
+    config: SelectConfig | None = None
+    """The settings that made it (ratio or count), recorded in the export's sidecar."""
+    asked: int = 0
+    """The selection size asked for (--count, or --ratio of all samples); more than chosen when fewer samples are
+    ranked."""
 
     def summary_lines(self) -> list[str]:
         r = self.ranking
@@ -87,7 +93,7 @@ def select(run: str | Path, config: SelectConfig, allow_partial: bool = False) -
     k = config.keep(table.num_rows)
     ranking = rank_table(table, config.method, config.options, k=k)
     ids, statuses, errors = (table.column(c).to_pylist() for c in ("id", "status", "error"))
-    return Selection(ranking, ranking.order[:k], ids, statuses, errors, asked=k)
+    return Selection(ranking, ranking.order[:k], ids, statuses, errors, config, asked=k)
 
 
 def verify_data(table_cols: dict[str, Any], records: dict[str, tuple[int, dict[str, Any]]], source: str) -> None:
@@ -107,9 +113,10 @@ def verify_data(table_cols: dict[str, Any], records: dict[str, tuple[int, dict[s
 
 def export_jsonl(selection: Selection, run: str | Path, out: str | Path, data: str | None = None,
                  fields: FieldMap | None = None) -> int:
-    """Write the selected input records, best first, each with a ``gateau`` object; returns the count written.
-    ``out`` is refused (`OutputError`) when it is the data, inside a run or a directory; the data is checked
-    against the run first, and the file appears only when complete (temp file + rename)."""
+    """Write the selected input records, best first, each with a ``gateau`` object, and the provenance sidecar;
+    returns the count written. ``out`` is refused (`OutputError`) when it is the data, inside a run or a
+    directory; the data is checked against the run first, and the file appears only when complete (temp file +
+    rename)."""
     store = RunStore(run)
     config = store.read_config()
     source = data or config["data"]["path"]
@@ -129,7 +136,18 @@ def export_jsonl(selection: Selection, run: str | Path, out: str | Path, data: s
             record = dict(records[selection.ids[pos]][1])
             record["gateau"] = _export_object(r, pos)
             handle.write(json.dumps(record, ensure_ascii=False) + "\n")
+    meta = write_selection_meta(out_path, run=run, run_config=config, selection=_selection_settings(selection),
+                                records=len(selection.chosen), data=source)
+    record_export(run, meta)
     return len(selection.chosen)
+
+
+def _selection_settings(selection: Selection) -> dict[str, Any]:
+    """Method, options, ratio / count and how many were selected: what the sidecar records."""
+    r, config = selection.ranking, selection.config
+    return {"method": r.method, "options": asdict(r.options) if r.options is not None else {},
+            "ratio": config.ratio if config else None, "count": config.count if config else None,
+            "selected": len(selection.chosen), "ranked": len(r.order), "samples": len(selection.ids)}
 
 
 def _export_object(r: Ranking, pos: int) -> dict[str, Any]:

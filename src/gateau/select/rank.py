@@ -95,7 +95,7 @@ def rank_table(table: pa.Table, method: str, options: Any = None, k: int | None 
     impl = get_method(method)
     options = type(impl).options() if options is None else options
     cols = table_columns(table)
-    missing = [c for c in impl.columns if c not in cols]
+    missing = [c for c in impl.required_columns(options) if c not in cols]
     if missing:
         raise UsageError(f"method {method!r} needs columns {missing}, which this run did not measure; "
                          f"re-run `gateau score` with --methods including {method}")

@@ -33,6 +33,7 @@ PACKING_CHOICES = ("auto", "on", "off")
 LOSS_WEIGHTINGS = ("token", "sequence")
 SHORT_SETTINGS = ("real-world", "limited")
 DEEPSPEED_CHOICES = ("zero2", "zero3", "zero3-offload")
+REPORT_TO_CHOICES = ("none", "tensorboard", "wandb", "trackio")
 PAPER_MAX_LENGTH = 65536
 
 
@@ -137,6 +138,12 @@ class TrainConfig:
     save_steps: int = 50
     save_total_limit: int = 2
     progress: bool = True
+    report_to: str = "none"
+    """Experiment tracker of the training metrics: none, tensorboard (event files in ``OUT/runs/``), wandb or
+    trackio (each needs its package; configured by its own environment variables, e.g. ``WANDB_PROJECT``)."""
+    push_to_hub: str | None = None
+    """Hub repository (``user/name``) to create if needed and upload the finished model folder to (checkpoints
+    left out); None = no upload. The token comes from ``hf auth login`` or ``$HF_TOKEN``."""
 
     @property
     def effective_batch(self) -> int:
@@ -290,6 +297,9 @@ def validate(config: TrainConfig) -> None:
          f"--train-last-layers must be at least 1, got {config.train_last_layers}"),
         (config.train_last_layers is None or config.lora_r is None, "--train-last-layers and --lora-r exclude "
          "each other"),
+        (config.report_to in REPORT_TO_CHOICES, f"--report-to must be one of {REPORT_TO_CHOICES}"),
+        (config.push_to_hub is None or config.push_to_hub.count("/") == 1,
+         f"--push-to-hub must be a repository id like user/name, got {config.push_to_hub!r}"),
         (config.logging_steps >= 1, "--logging-steps must be at least 1"),
         (config.save_steps >= 1, "--save-steps must be at least 1"),
         (config.save_total_limit >= 1, "--save-total-limit must be at least 1 (resuming needs a checkpoint)"),

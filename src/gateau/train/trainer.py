@@ -6,7 +6,10 @@ Everything runs inside TRL + accelerate (no hand-written loop): this module adds
 Outputs in ``OUT``: the fine-tuned model as a HuggingFace folder (``config.json``, ``model.safetensors``,
 ``generation_config.json``, tokenizer files; LoRA runs also keep ``adapter/``), ``train_config.json`` (the resolved
 settings), ``train_log.jsonl`` (one line per logging step: ``step``, ``loss``, ``lr``, ``tokens_seen``, ``epoch``,
-``grad_norm``, ``elapsed_s``), ``train_summary.json``, ``loss.png`` and ``checkpoint-N/`` folders.
+``grad_norm``, ``elapsed_s``), ``train_summary.json``, ``loss.png``, ``checkpoint-N/`` folders, the model card
+``README.md`` and ``gateau_provenance.json`` (the data files with their sha256 and the selection and run behind
+them, see `gateau.provenance`); with ``--report-to tensorboard`` also ``runs/`` (TensorBoard event files). With
+``--push-to-hub REPO`` the folder (checkpoints left out) is uploaded at the end.
 """
 
 from __future__ import annotations
@@ -26,17 +29,23 @@ from transformers import TrainerCallback
 from transformers.trainer_callback import PrinterCallback, ProgressCallback
 from trl import SFTConfig, SFTTrainer
 
+from ..provenance import MODEL_PROVENANCE_FILE, data_entry, write_model_provenance
+from .data import short_source
+from .hub import check_can_push, push_folder
 from .loss import count_sequences, label_token_nll, sequence_weighted_loss
+from .model_card import CARD_FILE, render_model_card
 from .prepare import TrainingSet, build_training_set
 from .recipe import ConfigError, TrainConfig, resume_mismatches
 from .runtime import check_runtime, is_main_process
+from .tracking import check_tracker, report_to
 
 CONFIG_FILE = "train_config.json"
 LOG_FILE = "train_log.jsonl"
 SUMMARY_FILE = "train_summary.json"
 PLOT_FILE = "loss.png"
 CHECKPOINT_PREFIX = "checkpoint-"
-_RUN_FILES = (CONFIG_FILE, LOG_FILE, SUMMARY_FILE, PLOT_FILE)
+TENSORBOARD_DIR = "runs"
+_RUN_FILES = (CONFIG_FILE, LOG_FILE, SUMMARY_FILE, PLOT_FILE, MODEL_PROVENANCE_FILE, CARD_FILE)
 
 
 class SeededLengthGroupedSampler(Sampler[int]):
@@ -235,7 +244,7 @@ def prepare_out(config: TrainConfig, *, resume: bool, overwrite: bool) -> Path |
                           "to start over")
     if existing and is_main_process():
         for path in out.iterdir():
-            if path.name.startswith(CHECKPOINT_PREFIX) and path.is_dir():
+            if (path.name.startswith(CHECKPOINT_PREFIX) or path.name == TENSORBOARD_DIR) and path.is_dir():
                 shutil.rmtree(path)
         for name in _RUN_FILES:
             (out / name).unlink(missing_ok=True)
@@ -259,7 +268,7 @@ def build_sft_config(config: TrainConfig) -> SFTConfig:
         logging_steps=config.logging_steps, logging_first_step=True,
         save_strategy="steps", save_steps=config.save_steps, save_total_limit=config.save_total_limit,
         deepspeed=config.deepspeed, use_liger_kernel=config.liger,
-        report_to=[], disable_tqdm=not config.progress, dataloader_num_workers=0,
+        report_to=report_to(config.report_to), disable_tqdm=not config.progress, dataloader_num_workers=0,
     )
 
 
@@ -304,6 +313,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     from .encode import ConversationEncoder
 
     check_runtime(config)
+    check_tracker(config.report_to)
+    check_can_push(config.push_to_hub)
     hf_logging.disable_progress_bar()  # weight loading/saving bars; the training bar is separate
     datasets.disable_progress_bars()  # packing/mapping bars
     out = Path(config.out)
@@ -318,9 +329,11 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
         freeze_all_but_last_layers(model, config.train_last_layers)
     training_set = build_training_set(config, tokenizer)
     _say(["data:"] + training_set.summary_lines() + ["settings:"] + config.lines())
+    data = None
     if is_main_process():
         out.mkdir(parents=True, exist_ok=True)
         (out / CONFIG_FILE).write_text(config.to_json() + "\n")
+        data = _data_entries(config)  # hashed before training reads them
     log = JsonlLogCallback(out / LOG_FILE)
     trainer = GateauSFTTrainer(
         model=model, args=args, train_dataset=training_set.to_dataset(), processing_class=tokenizer,
@@ -338,8 +351,33 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
 
         (out / SUMMARY_FILE).write_text(json.dumps(asdict(summary), indent=2) + "\n")
         plot_loss(out / LOG_FILE, out / PLOT_FILE, title=f"gateau train: {Path(config.data).name}")
-    _say(summary.lines() + [f"log: {out / LOG_FILE}", f"loss curve: {out / PLOT_FILE}"])
+        provenance = _provenance(config, data, summary)
+        write_model_provenance(out, provenance)
+        (out / CARD_FILE).write_text(render_model_card(config, provenance), encoding="utf-8")
+    _say(summary.lines() + [f"log: {out / LOG_FILE}", f"loss curve: {out / PLOT_FILE}",
+                            f"model card: {out / CARD_FILE}"])
+    if config.push_to_hub and trainer.is_world_process_zero():
+        url = push_folder(out, config.push_to_hub, message=f"gateau train: {Path(config.data).name}, "
+                          f"{summary.steps} steps, final loss {summary.last_loss}")
+        _say(f"pushed to the hub: {url}")
     return summary
+
+
+def _data_entries(config: TrainConfig) -> list[dict[str, Any]]:
+    """The training data files with their sha256 and selection provenance (`gateau.provenance.data_entry`)."""
+    entries = [data_entry("long", config.data)]
+    if config.short_data:
+        entries.append(data_entry("short", config.short_data, short_source(config.short_data)))
+    return entries
+
+
+def _provenance(config: TrainConfig, data: list[dict[str, Any]], summary: TrainSummary) -> dict[str, Any]:
+    """What ``gateau_provenance.json`` records: base model, data, settings and the result of the run."""
+    return {"base_model": config.model, "data": data,
+            "data_stats": {name: {"read": s["read"], "kept": s["kept"]} for name, s in summary.data.items()},
+            "train_config": config.to_dict(),
+            "result": {"final_loss": summary.last_loss, "first_loss": summary.first_loss, "steps": summary.steps,
+                       "epochs": summary.epochs, "tokens_trained": summary.tokens_trained}}
 
 
 def _save_model(trainer: GateauSFTTrainer, config: TrainConfig, out: Path) -> None:

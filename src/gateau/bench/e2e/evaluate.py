@@ -12,11 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ...eval.generate import Item, ModelSettings, Prompt, generate_items, load_generator, render
+from ...eval.generate import ModelSettings, Prompt, load_generator, render
 from ...eval.longbench import lm_eval_longbench, score_item
 from ...eval.needle import NeedleConfig, run_needle
 from ...eval.results import ItemLog
 from ...eval.ruler import RulerConfig, run_ruler
+from ...eval.runner import generate_items
+from ...eval.task import Item
 from .pool import eval_prompt
 from .short_checks import chat_nll
 

@@ -1,0 +1,186 @@
+"""`gateau plan`: the rows and model tokens a `gateau score` run will send through its models, before any forward.
+
+Loads only the tokenizer(s) and builds the rows with the scorer's own code: the same chunks (`plan_chunks`), the same
+encoding and method requests (`Scorer.plan`), the same grouping by model (`role_requests`) and the same batches and
+padding (`gateau.measure.batching`). So the plan's ``total_tokens`` equals the ``forward_tokens`` that `gateau score`
+records in ``RUN/history.jsonl`` for a fresh run of the same data and settings, padding included (unless a batch
+runs out of memory and is split, which pads differently).
+
+Rows are counted per pass kind (full, window, segments, neutral, direct answer, short model) with the tokens as
+run (padded to their batch's width, or their own length when packed), and per method (the rows it asks for,
+unpadded; rows shared between methods, like the long model's full pass, count in each). Extra models (CaR's
+reward model and embedder) run one row per measurable sample; their tokens are not model tokens of the causal LMs
+and are not in ``total_tokens``.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
+
+from ..config import ScoreConfig
+from ..data import Sample, load_samples
+from ..measure.batching import batch_tokens, batches, is_packed
+from ..measure.rows import SHORT, RowKey
+from ..models import LoadedModel, load_tokenizer, resolve_device
+from ..status import Status
+from .run_plan import plan_chunks
+from .scorer import Scorer, base_row, role_requests
+
+PASS_KINDS = ("full", "window", "segments", "neutral", "direct answer", "short model", "reward", "embedding")
+
+
+def pass_kind(key: RowKey) -> str:
+    """The pass kind of a row key (the kinds the methods name their rows by: ``full``, ``window<W>``, ``seg<i>``,
+    ``neutral``, ``alone``; any row of model A in pair mode is ``short model``)."""
+    if key.role == SHORT:
+        return "short model"
+    for prefix, kind in (("window", "window"), ("seg", "segments"), ("neutral", "neutral"), ("alone", "direct answer")):
+        if key.kind.startswith(prefix):
+            return kind
+    return key.kind
+
+
+@dataclass
+class PassCount:
+    """Rows of one kind, the tokens they send through the model (padded as run, or unpadded for a method's own
+    count) and the longest row in tokens."""
+
+    rows: int = 0
+    tokens: int = 0
+    longest: int = 0
+
+    def add(self, rows: int, tokens: int, longest: int) -> None:
+        self.rows += rows
+        self.tokens += tokens
+        self.longest = max(self.longest, longest)
+
+
+@dataclass
+class TokenPlan:
+    """What a run will measure. ``passes``: by pass kind, tokens as run (padded); ``methods``: per method, the
+    rows it requests, unpadded, shared rows counted in each; ``batches``: forward passes per model role, each
+    (rows, width in tokens, tokens sent, with attention probe); ``statuses``: samples by the status they get before any forward (ok = measured)."""
+
+    samples: int
+    statuses: dict[str, int]
+    passes: dict[str, PassCount] = field(default_factory=dict)
+    methods: dict[str, PassCount] = field(default_factory=dict)
+    batches: dict[str, list[tuple[int, int, int, bool]]] = field(default_factory=dict)
+    cascade: dict[str, Any] | None = None  # a cascade's phase totals and bounds (`plan_cascade`)
+
+    def merge(self, other: TokenPlan) -> None:
+        """Add ``other``'s rows, tokens and batches (not its samples or statuses)."""
+        for name, mine in (("passes", self.passes), ("methods", self.methods)):
+            for kind, count in getattr(other, name).items():
+                mine.setdefault(kind, PassCount()).add(count.rows, count.tokens, count.longest)
+        for role, batches_ in other.batches.items():
+            self.batches.setdefault(role, []).extend(batches_)
+        self.passes = {k: self.passes[k] for k in sorted(self.passes, key=_kind_order)}
+
+    @property
+    def total_tokens(self) -> int:
+        """Model tokens of the causal LMs, padding included: what `gateau score` records as forward_tokens."""
+        return sum(p.tokens for kind, p in self.passes.items() if kind not in ("reward", "embedding"))
+
+    @property
+    def total_rows(self) -> int:
+        return sum(p.rows for kind, p in self.passes.items() if kind not in ("reward", "embedding"))
+
+    @property
+    def longest_row(self) -> int:
+        return max((p.longest for p in self.passes.values()), default=0)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"samples": self.samples, "statuses": self.statuses, "total_tokens": self.total_tokens,
+                "total_rows": self.total_rows, "longest_row": self.longest_row,
+                "passes": {k: asdict(v) for k, v in self.passes.items()},
+                "methods": {k: asdict(v) for k, v in self.methods.items()},
+                **({"cascade": self.cascade} if self.cascade else {})}
+
+
+def planning_scorer(config: ScoreConfig) -> Scorer:
+    """A `Scorer` with the run's tokenizers and no weights: it encodes and plans rows but runs none."""
+    device = resolve_device(config.models.device)
+    long = LoadedModel(model=None, tokenizer=load_tokenizer(config.models.long_model), spec=config.models.long_model,
+                       device=device)
+    short = None
+    if config.models.short_model:
+        short = LoadedModel(model=None, tokenizer=load_tokenizer(config.models.short_model),
+                            spec=config.models.short_model, device=device)
+    return Scorer(config, long, short)
+
+
+def plan_tokens(config: ScoreConfig, scorer: Scorer | None = None) -> TokenPlan:
+    """The rows and tokens of a fresh `gateau score` run of ``config`` (every sample of its data). A cascade
+    (``cam_top`` < 1) is planned as its two phases: HMG's exactly, CAM's as bounds (`plan_cascade`)."""
+    samples = load_samples(config.data.path, config.data.fields, config.data.limit)
+    if config.measure.cam_top < 1:
+        return plan_cascade(config, samples, scorer)
+    scorer = scorer or planning_scorer(config)
+    plan = TokenPlan(samples=len(samples), statuses={})
+    add_chunks(plan, scorer, plan_chunks(samples, config.execution.chunk_size))
+    return plan
+
+
+def plan_cascade(config: ScoreConfig, samples: list[Sample], scorer: Scorer | None = None) -> TokenPlan:
+    """A cascade's plan: phase 1 (every row but CAM's) exactly; phase 2 (the top ceil(F × n_ok) samples by HMG,
+    scored again with all their rows) is not known before HMG is measured, so it is bounded by the samples whose
+    phase-2 rows cost least and most, each planned alone (joint batching pads a little differently). The passes
+    and ``total_tokens`` include the upper bound."""
+    from .cascade import check_cascade, top_count
+
+    check_cascade(config)
+    first = scorer or planning_scorer(replace(config, cascade_phase="hmg"))
+    second = Scorer(replace(config, cascade_phase="cam"), first.long, first.short)
+    plan = TokenPlan(samples=len(samples), statuses={})
+    add_chunks(plan, first, plan_chunks(samples, config.execution.chunk_size))
+    phase1 = plan.total_tokens
+    alone = []
+    for sample in samples:
+        one = TokenPlan(samples=1, statuses={})
+        add_chunks(one, second, [[sample]])
+        if one.statuses.get(Status.OK.value):
+            alone.append((one.total_tokens, sample.index, one))
+    k = top_count(config.measure.cam_top, len(alone))
+    alone.sort(key=lambda item: (item[0], item[1]))
+    for _, _, one in alone[len(alone) - k:]:
+        plan.merge(one)
+    plan.cascade = {"cam_top": config.measure.cam_top, "top_samples": k, "phase1_tokens": phase1,
+                    "phase2_tokens_min": sum(t for t, _, _ in alone[:k]),
+                    "phase2_tokens_max": sum(t for t, _, _ in alone[len(alone) - k:])}
+    return plan
+
+
+def add_chunks(plan: TokenPlan, scorer: Scorer, chunks: list[list[Sample]]) -> None:
+    """Add the rows and batches of ``chunks``, planned by ``scorer`` exactly as `Scorer.score_batch` runs them."""
+    statuses: Counter[str] = Counter(plan.statuses)
+    aux = sorted({need for m in scorer.methods for need in m.aux_models})
+    token_budget = scorer.config.execution.token_budget
+    for chunk in chunks:
+        rows = [base_row(s, scorer.fp) for s in chunk]
+        plans = {i: p for i, s in enumerate(chunk) if (p := scorer.plan(s, rows[i])) is not None}
+        statuses.update(row["status"] for row in rows)
+        for i, (enc, _) in plans.items():
+            for method in scorer.methods:
+                for key, req in method.requests(enc, scorer.settings).items():
+                    plan.methods.setdefault(method.name, PassCount()).add(1, len(req.ids), len(req.ids))
+        for role, (owners, requests) in role_requests(plans).items():
+            for batch in batches(requests, token_budget, scorer.pack):
+                reqs = [requests[j] for j in batch]
+                width, packed = max(len(r.ids) for r in reqs), is_packed(reqs, scorer.pack)
+                plan.batches.setdefault(role, []).append((len(reqs), width, batch_tokens(reqs, scorer.pack),
+                                                           reqs[0].attention))
+                for j, req in zip(batch, reqs):  # each row's share of the batch: its own length packed, else the width
+                    share = len(req.ids) if packed else width
+                    plan.passes.setdefault(pass_kind(owners[j][1]), PassCount()).add(1, share, len(req.ids))
+        ok = sum(1 for row in rows if row["status"] == Status.OK)
+        for need in aux:
+            plan.passes.setdefault({"reward": "reward", "embed": "embedding"}[need], PassCount()).add(ok, 0, 0)
+    plan.statuses = dict(statuses)
+    plan.passes = {k: plan.passes[k] for k in sorted(plan.passes, key=_kind_order)}
+
+
+def _kind_order(kind: str) -> int:
+    return PASS_KINDS.index(kind) if kind in PASS_KINDS else len(PASS_KINDS)
