@@ -145,6 +145,12 @@ CASES = [
          "is the run directory", unchanged(*DATA_AND_RUN)),
     Case("train --out the training data", ("train", "{data}", "--out", "{data}", "--model", "{model}"), 2,
          "is an input of this command", unchanged(*DATA_AND_RUN)),
+    # items 3 and 6 (landed from branch shard): a damaged config.json names the file and --repair; an unknown
+    # --methods leaves nothing behind
+    Case("a truncated config.json", (*SELECT, "--ratio", "0.5"), 2, "config.json is damaged",
+         setup=lambda p, mp: (p.run / "config.json").write_text('{"fingerprint": "x", "meas')),
+    Case("an unknown --methods leaves no run behind", (*SCORE[:-2], "nope", "--no-progress"), 2,
+         "unknown method 'nope'", lambda p, b: not (p.root / "fresh").exists()),
     # item 4: silent misreads
     Case("--id-field absent from every record", (*SCORE, "--id-field", "uid"), 2,
          "the id field 'uid' (--id-field) is in none of the 4 records; they have the fields context, id, "
