@@ -12,6 +12,8 @@ SLOW_TESTS = \
 	tests/test_cli_signals.py::test_score_stops_on_a_signal_says_what_is_stored_and_resumes \
 	tests/test_e2e.py::test_quick_end_to_end \
 	tests/test_e2e.py::test_quick_end_to_end_one_arm_of_each_kind \
+	tests/test_faults.py::test_a_select_killed_mid_write_leaves_a_temporary_the_next_write_removes \
+	tests/test_faults.py::test_ctrl_c_during_report_is_one_line_and_writes_nothing \
 	tests/test_eval_stages.py::test_lm_eval_bridge_on_a_local_task \
 	tests/test_executors.py::test_a_killed_driver_loses_only_chunks_in_flight \
 	tests/test_executors.py::test_a_killed_worker_is_restarted_and_every_sample_stored_once \

@@ -55,14 +55,6 @@ def test_user_mistakes_are_one_line(length_run, tmp_path, capsys, argv, command,
     assert fragment in one_error_line(capsys, command)
 
 
-def test_an_output_that_is_a_directory_is_one_line_naming_it(length_run, tmp_path, capsys):
-    out = tmp_path / "taken"
-    out.mkdir()
-    assert main(["select", str(length_run), "--ratio", "0.5", "--method", "length", "--out", str(out)]) == 2
-    assert str(out) in one_error_line(capsys, "select")
-    assert out.is_dir() and not list(out.iterdir())
-
-
 def test_an_os_error_naming_a_file_is_one_line(length_run, tmp_path, monkeypatch, capsys):
     """A read-only run: opening RUN/.lock fails with PermissionError (root, who runs the tests here, is never
     refused, so the refusal is injected where the store opens the lock)."""

@@ -8,6 +8,7 @@ components.
 
 from __future__ import annotations
 
+import io
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +22,8 @@ from .methods.normalize import normalize
 from .select.rank import Ranking, rank_table, table_columns
 from .status import Status
 from .store import RunStore
+from .util.atomic import atomic_write
+from .util.outputs import check_output_file
 
 
 def has_segments(cols: dict[str, Any]) -> bool:
@@ -85,7 +88,9 @@ def inspect_sample(run: str | Path, sample_id: str, out: str | Path, method: str
     """Write a PNG for ``sample_id`` of ``run`` to ``out``; returns the path. KeyError for an unknown id.
     ``options``: the options of ``method`` (its defaults when None); the CAM panels use its in-sample options
     where it has them (gateau, cam), CAM's defaults otherwise."""
-    table = RunStore(run).read_scores()
+    store = RunStore(run)
+    check_output_file(out, "--out", inputs=(store.read_config()["data"]["path"],))
+    table = store.read_scores()
     cols = table_columns(table)
     try:
         pos = cols["id"].index(str(sample_id))
@@ -97,5 +102,7 @@ def inspect_sample(run: str | Path, sample_id: str, out: str | Path, method: str
     fig = segment_figure(cols, pos, rank_table(table, method, options))
     out_path = Path(out)
     out_path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out_path, dpi=110)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=110)
+    atomic_write(out_path, png.getvalue())
     return out_path

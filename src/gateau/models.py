@@ -108,17 +108,21 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def load_model(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto", attn_impl: str = "sdpa",
-               rope_theta: float | None = None) -> LoadedModel:
+               rope_theta: float | None = None, progress: bool = True) -> LoadedModel:
     """Load a causal LM from ``spec``: "default", a GGUF file, a local directory, or a hub id.
 
     ``rope_theta`` overrides the RoPE base (the paper widens the short model's base ×200 to keep its PPL finite
-    beyond its training window).
+    beyond its training window). ``progress=False`` hides transformers' ``Loading weights`` bar (``--no-progress``).
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
     source, kwargs = _source(spec)
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    if not progress:
+        hf_logging.disable_progress_bar()
     try:
         config = AutoConfig.from_pretrained(source, **kwargs)
         if rope_theta is not None:
@@ -127,7 +131,10 @@ def load_model(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = 
         model = AutoModelForCausalLM.from_pretrained(
             source, config=config, dtype=torch_dtype, attn_implementation=attn_impl, **kwargs)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load model {spec!r}: {exc}") from exc
+        raise ModelLoadError(f"cannot load model {spec!r}: {_load_failure(spec, exc)}") from exc
+    finally:
+        if bars_were_on and not progress:
+            hf_logging.enable_progress_bar()
     if getattr(model, "hf_quantizer", None) is not None and kwargs.get("gguf_file"):
         model.hf_quantizer.remove_quantization_config(model)
     model.to(dev).eval()
@@ -144,7 +151,7 @@ def load_tokenizer(spec: str = DEFAULT_MODEL):
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot load the tokenizer of model {spec!r}: {exc}") from exc
+        raise ModelLoadError(f"cannot load the tokenizer of model {spec!r}: {_load_failure(spec, exc)}") from exc
     if tokenizer.pad_token_id is None:
         tokenizer.pad_token = tokenizer.eos_token
     return tokenizer
@@ -158,8 +165,14 @@ def model_context_window(spec: str) -> int | None:
     try:
         config = AutoConfig.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
-        raise ModelLoadError(f"cannot read the config of model {spec!r}: {exc}") from exc
+        raise ModelLoadError(f"cannot read the config of model {spec!r}: {_load_failure(spec, exc)}") from exc
     return getattr(config, "max_position_embeddings", None)
+
+
+def _looks_like_path(spec: str) -> bool:
+    """True if ``spec`` can only be a local path, never a hub id (``owner/name``): it starts with ``/``, ``.`` or
+    ``~``, has more than one ``/``, or a backslash."""
+    return spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec
 
 
 def _source(spec: str) -> tuple[str, dict]:
@@ -170,7 +183,26 @@ def _source(spec: str) -> tuple[str, dict]:
         if not path.is_file():
             raise ModelLoadError(f"GGUF file {spec} not found")
         return str(path.parent), {"gguf_file": path.name}
+    if not path.exists() and _looks_like_path(spec):
+        raise ModelLoadError(f"model {spec!r}: no such local folder (a hub id has the form owner/name)")
     return spec, {}
+
+
+def _hub_offline() -> bool:
+    return os.environ.get("HF_HUB_OFFLINE", "").strip().lower() in ("1", "true", "yes", "on")
+
+
+def _load_failure(spec: str, exc: Exception) -> str:
+    """Why loading ``spec`` failed, in the user's terms: a name that is neither a local folder nor reachable on the
+    hub says so (transformers' own text blames the hub id's form or the connection); other failures keep it."""
+    if Path(spec).exists():
+        return str(exc)
+    if _hub_offline():
+        return "no such local folder, and HF_HUB_OFFLINE is set, so the hub is not asked; give a local folder"
+    text = str(exc)
+    if any(cue in text for cue in ("couldn't connect", "Connection", "resolve", "offline", "Max retries")):
+        return f"no such local folder, and the hub could not be reached ({text.splitlines()[0]})"
+    return f"no such local folder, and not loadable from the hub: {text.splitlines()[0] if text else exc}"
 
 
 def _set_rope_theta(config, rope_theta: float) -> list[str]:

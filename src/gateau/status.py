@@ -34,3 +34,20 @@ class Status(str, Enum):
 
 
 RETRYABLE = frozenset(s.value for s in Status if s.retryable)
+
+EXAMPLES_SHOWN = 3  # not-ok samples named per status in a summary
+
+
+def status_examples(ids: list[str], statuses: list[str], errors: list[str | None],
+                    shown: int = EXAMPLES_SHOWN) -> list[str]:
+    """Summary lines naming, for each status other than ``ok`` (sorted by name), its first ``shown`` samples in
+    input order with their reasons: ``  missing_field: r1 (missing field 'response' ...), r4 (...) and 2 more``."""
+    by_status: dict[str, list[str]] = {}
+    for sid, status, error in zip(ids, statuses, errors):
+        if status != Status.OK:
+            by_status.setdefault(str(status), []).append(f"{sid} ({error})" if error else str(sid))
+    lines = []
+    for status, named in sorted(by_status.items()):
+        more = f" and {len(named) - shown} more" if len(named) > shown else ""
+        lines.append(f"  {status}: {', '.join(named[:shown])}{more}")
+    return lines

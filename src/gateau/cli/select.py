@@ -31,5 +31,5 @@ def run(args: argparse.Namespace) -> int:
     print("\n".join(selection.summary_lines()))
     if args.out:
         n = export_jsonl(selection, args.run, args.out, data=args.data)
-        print(f"wrote {n} records to {args.out}")
+        print(f"wrote {n} record{'' if n == 1 else 's'} to {args.out}")
     return 0

@@ -145,6 +145,9 @@ def run(args: argparse.Namespace) -> int:
 
         cpu = resolve_runtime(device=args.device)["device"] == "cpu"
         return relaunch(args.num_processes, namespace_to_argv(_PARSER, args, drop=("num_processes",)), cpu=cpu)
+    from ..util.outputs import check_output_dir
+
+    check_output_dir(args.out, "--out", inputs=(args.data, args.short_data))
     config, notes = config_from_args(args)
     for note in notes:
         print(f"gateau train: note: {note}", file=sys.stderr)

@@ -152,12 +152,19 @@ def _fill_from_turns(sample: Sample, turns: list[Turn], shape: str, splitter: st
 
 
 def load_samples(source: str | Path, fields: FieldMap = FieldMap(), limit: int | None = None) -> list[Sample]:
-    """Read every record of ``source`` (up to ``limit``) as a Sample, in input order. Duplicate ids raise DataError."""
+    """Read every record of ``source`` (up to ``limit``) as a Sample, in input order. Duplicate ids raise DataError,
+    and so does an id field other than the default ``id`` that no record has (ids would silently become
+    positions)."""
     samples: list[Sample] = []
     seen: dict[str, str] = {}
+    keys: set[str] = set()  # the top-level fields of the records, for the message of an absent id field
+    any_has_id = False
     for index, (location, record) in enumerate(iter_records(source)):
         if limit is not None and index >= limit:
             break
+        any_has_id = any_has_id or record.get(fields.id_field) is not None
+        if not any_has_id:
+            keys.update(map(str, record))
         sample = record_to_sample(record, index, location, fields)
         sample.content_hash = content_hash(record)
         if sample.id in seen:
@@ -166,6 +173,10 @@ def load_samples(source: str | Path, fields: FieldMap = FieldMap(), limit: int |
         samples.append(sample)
     if not samples:
         raise DataError(f"{source}: no records found")
+    if fields.id_field != FieldMap.id_field and not any_has_id:
+        raise DataError(f"{source}: the id field {fields.id_field!r} (--id-field) is in none of the "
+                        f"{len(samples)} records; they have the fields {', '.join(sorted(keys))}: give one of "
+                        "them, or leave --id-field out to number the records by position")
     return samples
 
 

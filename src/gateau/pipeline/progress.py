@@ -1,5 +1,5 @@
-"""The driver's progress bar, shared by the executors: samples done (fractions while a chunk runs), tokens/s and
-the ETA (tqdm's estimate over samples)."""
+"""The driver's progress bar, shared by the executors: whole samples done (measured ones count while their chunk
+runs), tokens/s and the ETA (tqdm's estimate over samples)."""
 
 from __future__ import annotations
 
@@ -42,18 +42,23 @@ class StopFlag:
 
 
 class Progress:
-    """A tqdm bar over ``total`` samples; `chunk_done` sets the exact count when a chunk is stored."""
+    """A tqdm bar over ``total`` samples, counting whole samples: `partial` adds measured fractions of the running
+    chunk (shown rounded down), `chunk_done` sets the exact count when a chunk is stored."""
 
     def __init__(self, total: int, enabled: bool = True, desc: str = "scoring"):
         self.bar = tqdm(total=total, unit="sample", desc=desc, disable=not enabled or total == 0, dynamic_ncols=True,
-                        bar_format="{l_bar}{bar}| {n:.1f}/{total} [{elapsed}<{remaining}{postfix}]")
+                        bar_format="{l_bar}{bar}| {n}/{total} [{elapsed}<{remaining}{postfix}]")
         self.start = time.perf_counter()
         self.stored = 0
+        self.measured = 0.0  # samples of the running chunk measured so far (fractions while its rows run)
         self.tokens = 0
 
     def partial(self, samples: float) -> None:
         """``samples`` more (a fraction of a chunk) are measured, not yet stored."""
-        self.bar.update(samples)
+        self.measured += samples
+        shown = min(self.bar.total, self.stored + int(self.measured))
+        if shown != self.bar.n:
+            self.bar.update(shown - self.bar.n)
 
     def chunk_done(self, samples: int, tokens: int, stop: StopFlag | None = None) -> None:
         """A chunk of ``samples`` is stored; ``tokens`` more model tokens were run for it. ``stop``: raise
@@ -61,6 +66,7 @@ class Progress:
         if stop is not None:
             stop.check()
         self.stored += samples
+        self.measured = 0.0
         self.tokens += tokens
         self.bar.n = self.stored
         elapsed = time.perf_counter() - self.start

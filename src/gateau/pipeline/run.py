@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, replace
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from .. import __version__
 from ..config import ScoreConfig
 from ..data import Sample, load_samples
+from ..status import status_examples
 from ..store import RunStore, fingerprint
 from .executors import Executor, get_executor
 from .run_plan import RunPlan
@@ -31,11 +32,12 @@ class ScoreSummary:
     forward_tokens: int
     measure_s: float
     wall_s: float
+    examples: list[str] = field(default_factory=list)  # `status_examples` lines: not-ok ids with their reasons
 
     def lines(self) -> list[str]:
         rate = self.forward_tokens / self.measure_s if self.measure_s > 0 else 0.0
         out = [f"samples: {self.total} (measured now {self.measured_now}, already done {self.skipped_done})",
-               "status: " + ", ".join(f"{k}={v}" for k, v in sorted(self.statuses.items()))]
+               "status: " + ", ".join(f"{k}={v}" for k, v in sorted(self.statuses.items())), *self.examples]
         if self.notes:
             out.append(f"notes: {self.notes} samples have a note (see the `note` column)")
         if self.forward_tokens:
@@ -96,16 +98,20 @@ def _run_held(config: ScoreConfig, executor: Executor, measure: dict[str, Any], 
         table = store.stored_rows()
         share = [s for chunk in executor.share(samples, set(), config.execution) for s in chunk]
     mine = {s.id for s in share}
-    ids, statuses_col, notes_col = ((table.column(c).to_pylist() for c in ("id", "status", "note"))
-                                    if table is not None else ([], [], []))
+    columns = ("id", "status", "note", "error")
+    ids, statuses_col, notes_col, errors_col = ((table.column(c).to_pylist() for c in columns)
+                                                if table is not None else ([], [], [], []))
     statuses = Counter(st for sid, st in zip(ids, statuses_col) if sid in mine)
     notes = sum(1 for sid, n in zip(ids, notes_col) if n and sid in mine)
+    rows = [(sid, st, e) for sid, st, e in zip(ids, statuses_col, errors_col) if sid in mine]
+    examples = status_examples([r[0] for r in rows], [r[1] for r in rows], [r[2] for r in rows])
     measured = plan.n_samples
     summary = ScoreSummary(total=len(share), measured_now=measured, skipped_done=len(share) - measured,
                            statuses=dict(statuses), notes=notes, forward_tokens=tokens, measure_s=measure_s,
-                           wall_s=time.perf_counter() - start)
+                           wall_s=time.perf_counter() - start, examples=examples)
+    history = {k: v for k, v in asdict(summary).items() if k != "examples"}  # the reasons are in scores.parquet
     entry = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "executor": config.execution.executor,
-             "workers": config.execution.workers, "versions": library_versions(), **asdict(summary)}
+             "workers": config.execution.workers, "versions": library_versions(), **history}
     if config.execution.shard is not None:
         entry["shard"] = config.execution.shard
     store.append_history(entry, worker=executor.worker(config.execution))

@@ -80,7 +80,8 @@ def load_models(config: ScoreConfig) -> Models:
     if not any(m.uses_model for m in parse_methods(config.measure.methods)):
         return LoadedModel(model=None, tokenizer=load_tokenizer(models.long_model), spec=models.long_model,
                            device=resolve_device(models.device)), None
-    kwargs = dict(device=models.device, dtype=models.dtype, attn_impl=models.attn_impl)
+    kwargs = dict(device=models.device, dtype=models.dtype, attn_impl=models.attn_impl,
+                  progress=config.execution.progress)
     long = load_model(models.long_model, **kwargs)
     short = load_model(models.short_model, rope_theta=models.short_rope_theta, **kwargs) if models.short_model else None
     window, max_length = long.context_window, resolved_max_length(config)

@@ -20,13 +20,19 @@ import numpy as np
 from ..config import FieldMap, SelectConfig
 from ..data import content_hash, load_records_by_id
 from ..provenance import record_export, write_selection_meta
+from ..status import status_examples
 from ..store import RunError, RunStore
 from ..util.atomic import atomic_open
+from ..util.outputs import check_output_file
 from .rank import Ranking, rank_table
 
 
 class DataMismatchError(RunError):
     """The data file given for export is not the one that was scored (records edited, removed or reordered)."""
+
+
+class EmptySelectionError(RunError):
+    """No sample of the run is ranked by the method, so there is nothing to export."""
 
 
 @dataclass
@@ -40,6 +46,9 @@ class Selection:
     errors: list[str]
     config: SelectConfig | None = None
     """The settings that made it (ratio or count), recorded in the export's sidecar."""
+    asked: int = 0
+    """The selection size asked for (--count, or --ratio of all samples); more than chosen when fewer samples are
+    ranked."""
 
     def summary_lines(self) -> list[str]:
         r = self.ranking
@@ -49,6 +58,12 @@ class Selection:
         excluded = Counter(s for s, rk in zip(self.statuses, r.rank) if rk == 0)
         if excluded:
             lines.append("not ranked (never selected): " + ", ".join(f"{k}={v}" for k, v in sorted(excluded.items())))
+            unranked = [i for i, rk in enumerate(r.rank) if rk == 0]
+            lines.extend(status_examples([self.ids[i] for i in unranked], [self.statuses[i] for i in unranked],
+                                         [self.errors[i] or "no finite score" for i in unranked]))
+        if self.asked > len(self.chosen):
+            lines.append(f"note: {self.asked} samples asked for, but only {len(r.order)} are ranked: selected "
+                         f"{len(self.chosen)}")
         lines.extend(r.notes(self.chosen))
         lines.append(_quantile_line("score (all ranked)", r.score[r.order]))
         lines.append(_quantile_line("score (selected)  ", r.score[self.chosen]))
@@ -78,7 +93,7 @@ def select(run: str | Path, config: SelectConfig, allow_partial: bool = False) -
     k = config.keep(table.num_rows)
     ranking = rank_table(table, config.method, config.options, k=k)
     ids, statuses, errors = (table.column(c).to_pylist() for c in ("id", "status", "error"))
-    return Selection(ranking, ranking.order[:k], ids, statuses, errors, config)
+    return Selection(ranking, ranking.order[:k], ids, statuses, errors, config, asked=k)
 
 
 def verify_data(table_cols: dict[str, Any], records: dict[str, tuple[int, dict[str, Any]]], source: str) -> None:
@@ -99,11 +114,17 @@ def verify_data(table_cols: dict[str, Any], records: dict[str, tuple[int, dict[s
 def export_jsonl(selection: Selection, run: str | Path, out: str | Path, data: str | None = None,
                  fields: FieldMap | None = None) -> int:
     """Write the selected input records, best first, each with a ``gateau`` object, and the provenance sidecar;
-    returns the count written. The data is checked against the run first, and the file appears only when complete
-    (temp file + rename)."""
+    returns the count written. ``out`` is refused (`OutputError`) when it is the data, inside a run or a
+    directory; the data is checked against the run first, and the file appears only when complete (temp file +
+    rename)."""
     store = RunStore(run)
     config = store.read_config()
     source = data or config["data"]["path"]
+    check_output_file(out, "--out", inputs=(config["data"]["path"], source))
+    if len(selection.chosen) == 0:
+        raise EmptySelectionError(f"{run}: no sample is ranked by method {selection.ranking.method!r} (see the "
+                                  f"summary), so nothing was written to {out}; fix or re-score the samples, or "
+                                  "choose a method the run has columns for")
     fmap = fields or FieldMap(**config["data"]["fields"])
     records = load_records_by_id(source, fmap)
     verify_data(store.read_scores().select(["id", "index", "content_hash"]).to_pydict(), records, source)

@@ -242,7 +242,23 @@ def resolve_config(preset: str, overrides: dict[str, Any], *, world_size: int = 
     values.update(preset=preset, world_size=world_size)
     config = TrainConfig(**values)
     validate(config)
+    notes.extend(warmup_notes(config))
     return config, notes
+
+
+def warmup_notes(config: TrainConfig) -> list[str]:
+    """A warning when ``--max-steps`` is so small that the linear warm-up (transformers: ceil(warmup_ratio ×
+    steps) steps, the learning rate rising from 0) takes every step: the first step runs at learning rate 0, so
+    one step trains nothing and the saved model is the base model."""
+    import math
+
+    steps = config.max_steps
+    warmup = math.ceil(steps * config.warmup_ratio) if steps > 0 else 0
+    if steps <= 0 or warmup < steps:
+        return []
+    return [f"--max-steps {steps} with --warmup-ratio {config.warmup_ratio}: the warm-up takes all {steps} "
+            "step(s) and the first runs at learning rate 0, so the model barely changes (one step: not at all); "
+            "give more steps or --warmup-ratio 0"]
 
 
 def configs_dir() -> Path:

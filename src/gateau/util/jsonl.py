@@ -14,7 +14,8 @@ class JsonlError(GateauError, ValueError):
 
 
 def iter_jsonl(path: str | Path, error: Callable[[str], Exception] = JsonlError) -> Iterator[tuple[int, Any]]:
-    """Yield (line number, parsed value) for each non-blank line (1-based numbers; blank lines skipped).
+    """Yield (line number, parsed value) for each non-blank line (1-based numbers; blank lines skipped; a UTF-8
+    byte-order mark at the start of the file is skipped, as editors on Windows write one).
 
     ``error`` builds the exception raised for an unreadable file, a line that is not UTF-8, or invalid JSON (so a
     caller can raise its own error type); the message always names ``path:line``.
@@ -27,7 +28,7 @@ def iter_jsonl(path: str | Path, error: Callable[[str], Exception] = JsonlError)
     with handle:
         for number, raw in enumerate(handle, 1):
             try:
-                line = raw.decode("utf-8")
+                line = raw.decode("utf-8-sig" if number == 1 else "utf-8")  # a leading BOM is read past
             except UnicodeDecodeError as exc:
                 raise error(f"{path}:{number}: not UTF-8 text (byte {exc.start}: "
                             f"{raw[exc.start:exc.start + 1]!r}); is this a binary file?") from None
