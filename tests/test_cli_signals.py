@@ -20,6 +20,12 @@ import pytest
 WORDS = "the archive keeps every essay in order while founders talk to users and write code".split()
 
 
+def default_sigint() -> None:
+    """In the child: SIGINT back to its default. A shell starts background jobs (nohup, `&`) with SIGINT ignored,
+    which the child would inherit, and gateau rightly keeps an inherited SIG_IGN."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def write_records(path: Path, n: int) -> Path:
     records = [{"id": f"r{i:02d}", "context": " ".join(WORDS[(i + j) % len(WORDS)] for j in range(60 + i)),
                 "instruction": "what does the archive keep?", "response": "every essay, in order."}
@@ -44,7 +50,8 @@ def test_score_stops_on_a_signal_says_what_is_stored_and_resumes(tmp_path, tiny_
     data, out = write_records(tmp_path / "data.jsonl", 40), tmp_path / "run"
     cmd = score_command(data, out, tiny_model_dir)
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                preexec_fn=default_sigint)
     deadline = time.time() + 180
     while time.time() < deadline and proc.poll() is None and not list((out / "shards").glob("part-*.parquet")):
         time.sleep(0.05)
@@ -69,7 +76,8 @@ def test_a_signal_during_the_imports_is_one_line(tmp_path, tiny_model_dir, sig, 
     data, out = write_records(tmp_path / "data.jsonl", 4), tmp_path / "run"
     env = {**os.environ, "HF_HUB_OFFLINE": "1"}
     proc = subprocess.Popen(score_command(data, out, tiny_model_dir), env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True,
+                                preexec_fn=default_sigint)
     time.sleep(1.0)  # python and gateau.cli start in ~0.1 s; torch's import takes seconds
     assert proc.poll() is None, "the command ended before the signal"
     proc.send_signal(sig)

@@ -26,6 +26,12 @@ from gateau.cli import main
 WORDS = "the harbour keeps a blue lighthouse and the archive holds every essay in order".split()
 
 
+def default_sigint() -> None:
+    """In the child: SIGINT back to its default. A shell starts background jobs (nohup, `&`) with SIGINT ignored,
+    which the child would inherit, and gateau rightly keeps an inherited SIG_IGN."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 def record(i: int) -> dict:
     return {"id": f"r{i}", "context": " ".join(WORDS[(i + j) % len(WORDS)] for j in range(20 + 5 * i)),
             "instruction": "What does the harbour keep?", "response": "A blue lighthouse."}
@@ -320,6 +326,7 @@ def test_ctrl_c_during_report_is_one_line_and_writes_nothing(tmp_path, tiny_mode
                  "--no-progress"]) == 0
     proc = subprocess.Popen([sys.executable, "-m", "gateau", "report", str(run), "--method", "length", "--ratio",
                              "0.5", "--out", str(out)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=default_sigint,
                             env={**os.environ, "HF_HUB_OFFLINE": "1"})
     time.sleep(1.0)
     assert proc.poll() is None, "the report ended before the signal"
