@@ -29,6 +29,8 @@ from ..measure.rows import LONG, SHORT, RowKey, RowRequest, RowResult
 from ..prompt import EncodedSample
 from ..status import Status
 
+CASCADE_ROWS = "attention-in-phase-1"  # the layout of a cascade's phase rows, in its fingerprint (`fingerprinted`)
+
 if TYPE_CHECKING:
     from ..config import ScoreConfig
     from ..data import Sample
@@ -65,13 +67,17 @@ class MeasureSettings:
     def fingerprinted(self) -> dict[str, Any]:
         """These settings for the run's fingerprint. ``neutral_response`` and ``cam_top`` enter only when set
         (not None, below 1), so runs without them keep the fingerprint they had before the settings existed; the
-        cascade phase never does (both phases' rows belong to one run)."""
+        cascade phase never does (both phases' rows belong to one run). A cascade also records the layout of its
+        phases' rows (``cascade_rows``: attention profile in phase 1), so a run stored by the earlier layout (whose
+        phase-1 rows lack it) is not resumed by this one."""
         out = dict(vars(self))
         del out["cascade_phase"]
         if out["neutral_response"] is None:
             del out["neutral_response"]
         if out["cam_top"] == 1.0:
             del out["cam_top"]
+        else:
+            out["cascade_rows"] = CASCADE_ROWS
         return out
 
     def segments(self, enc: EncodedSample) -> list[tuple[int, int]]:

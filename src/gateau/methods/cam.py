@@ -20,10 +20,12 @@ response's place, stores that response's profile over the same segments (``seg_a
 seg_attn − seg_attn_neutral as the attention profile (in the spirit of "Found in the Middle": the part of the
 attention that the response adds beyond what any answer at that place would pay).
 
-Cascade (`gateau score --cam-top F`, `gateau.pipeline.cascade`): CAM is measured only on the top fraction F of
-samples by HMG. Such runs store ``cam_cascade`` per sample: ``top`` (CAM measured), ``rest`` (outside the top F:
-CAM's columns empty, ranked by HMG below every ``top`` sample by `gateau`, unranked by ``cam``) or ``pending``
-(HMG measured, the run stopped before its CAM phase).
+Cascade (`gateau score --cam-top F`, `gateau.pipeline.cascade`): CAM's segment rows run only on the top fraction F
+of samples by HMG. Its ``hmg`` phase runs the full row with the attention probe for every sample (the attention
+profile is measured there, once, in HMG's full pass), its ``cam`` phase only the segment rows (and the neutral
+row) of the top samples. Such runs store ``cam_cascade`` per sample: ``top`` (CAM measured), ``rest`` (outside
+the top F: no segment NLLs and no CAS, ranked by HMG below every ``top`` sample by `gateau`, unranked by ``cam``)
+or ``pending`` (HMG and the attention profile measured, the run stopped before its CAM phase).
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ IN_SAMPLE_NORMS = ("softmax", "sum", "minmax", "rank", "zscore")
 CALIBRATIONS = ("none", "divide", "subtract")
 CASCADE_COLUMN = "cam_cascade"  # per sample in a cascaded run: "top", "rest" or "pending" (see the docstring)
 CASCADE_TOP, CASCADE_REST, CASCADE_PENDING = "top", "rest", "pending"
+SEGMENT_PHASE_COLUMNS = ("seg_nll", "seg_attn_neutral", "attn_head_neutral")  # what a cascade's cam phase measures
 NEUTRAL = RowKey(LONG, "neutral")  # the content-free response's attention row (only with --calibrate-attention)
 BENCH_TEMPERATURES = (0.1, 10.0)  # extra in-sample softmax temperatures the benchmark tries for CAM alone
 BENCH_CALIBRATED = (("divide", "softmax"), ("divide", "sum"), ("divide", "zscore"), ("subtract", "softmax"),
@@ -143,38 +146,60 @@ class CAM(Method):
         return cascade_notes(table, ranked=False)
 
     def requests(self, enc: SampleEncoding, settings: MeasureSettings) -> dict[RowKey, RowRequest]:
-        if settings.cascade_phase == "hmg":
-            return {}  # the cascade's first phase: CAM waits for HMG's ranking
-        reqs = {FULL: full_request(enc, attention=True)}
+        """The full row with the attention probe (not in a cascade's ``cam`` phase: phase 1 ran it) and, with two
+        segments or more, the segment rows and the optional neutral row (not in the ``hmg`` phase)."""
+        reqs = {} if settings.cascade_phase == "cam" else {FULL: full_request(enc, attention=True)}
         spans = settings.segments(enc.long)
-        if len(spans) >= 2:
-            for i, (s, e) in enumerate(spans):
-                ids, start = enc.long.row(enc.long.context[s:e])
-                reqs[segment_key(i)] = RowRequest(tuple(ids), start)
-            if enc.neutral is not None:
-                ids, start = replace(enc.long, response=enc.neutral).row()
-                reqs[NEUTRAL] = RowRequest(tuple(ids), start, attention=True)
+        if len(spans) < 2 or settings.cascade_phase == "hmg":
+            return reqs
+        for i, (s, e) in enumerate(spans):
+            ids, start = enc.long.row(enc.long.context[s:e])
+            reqs[segment_key(i)] = RowRequest(tuple(ids), start)
+        if enc.neutral is not None:
+            ids, start = replace(enc.long, response=enc.neutral).row()
+            reqs[NEUTRAL] = RowRequest(tuple(ids), start, attention=True)
         return reqs
 
     def measure(self, enc: SampleEncoding, results: dict[RowKey, RowResult], settings: MeasureSettings) -> Measured:
-        if settings.cascade_phase == "hmg":
-            return Measured({CASCADE_COLUMN: CASCADE_PENDING})
-        measured = self._measure(enc, results, settings)
-        if settings.cascade_phase == "cam":
-            measured.columns[CASCADE_COLUMN] = CASCADE_TOP
-        return measured
-
-    def _measure(self, enc: SampleEncoding, results: dict[RowKey, RowResult], settings: MeasureSettings) -> Measured:
+        """All of CAM's columns; in a cascade's ``hmg`` phase only the attention profile (from the full row, marked
+        ``pending``), in its ``cam`` phase only the segment rows' columns (`SEGMENT_PHASE_COLUMNS`: the cascade
+        completes the stored row with them, `gateau.pipeline.cascade.complete_row`)."""
         spans = settings.segments(enc.long)
         if len(spans) < 2:
-            return Measured({"cas": None}, note=(
+            if settings.cascade_phase == "cam":
+                return Measured()  # phase 1 stored the undefined cas and its note
+            measured = Measured({"cas": None}, note=(
                 f"cas undefined: context has {len(enc.long.context)} tokens, fewer than two full segments of "
                 f"{settings.segment_len}; gateau falls back to hmg"))
-        full = require(results, FULL)
+        elif settings.cascade_phase == "cam":
+            return self._segment_columns(enc, results, settings, spans)
+        else:
+            measured = Measured(self._attention_columns(enc, results, spans))
+            if settings.cascade_phase is None:
+                segments = self._segment_columns(enc, results, settings, spans)
+                measured.columns.update(segments.columns)
+                measured.columns["cas"] = cas_value(np.exp(segments.columns["seg_nll"]),
+                                                    np.asarray(measured.columns["seg_attn"]))
+                measured.note = segments.note
+        if settings.cascade_phase == "hmg":
+            measured.columns[CASCADE_COLUMN] = CASCADE_PENDING
+        return measured
+
+    @staticmethod
+    def _attention_columns(enc: SampleEncoding, results: dict[RowKey, RowResult],
+                           spans: list[tuple[int, int]]) -> dict[str, Any]:
+        """The response's attention profile over the segments, from the full row's probe."""
         head = len(enc.long.head)
-        context_attn = full.attention[head: head + len(enc.long.context)]
+        context_attn = require(results, FULL).attention[head: head + len(enc.long.context)]
+        return {"seg_attn": segment_attention(context_attn, spans), "seg_tokens": [e - s for s, e in spans],
+                "seg_starts": [s for s, _ in spans], "attn_head": [float(v) for v in context_attn[:ATTN_HEAD_TOKENS]]}
+
+    @staticmethod
+    def _segment_columns(enc: SampleEncoding, results: dict[RowKey, RowResult], settings: MeasureSettings,
+                         spans: list[tuple[int, int]]) -> Measured:
+        """The segment rows' NLLs and the neutral response's profile (`SEGMENT_PHASE_COLUMNS`)."""
+        head = len(enc.long.head)
         seg_nll = [require(results, segment_key(i)).nll for i in range(len(spans))]
-        seg_attn = segment_attention(context_attn, spans)
         neutral, note = None, ""
         if NEUTRAL in results:
             neutral = require(results, NEUTRAL).attention[head: head + len(enc.long.context)]
@@ -182,11 +207,6 @@ class CAM(Method):
             note = "attention calibration undefined: the neutral response cannot be encoded for this sample"
         return Measured({
             "seg_nll": seg_nll,
-            "seg_attn": seg_attn,
-            "seg_tokens": [e - s for s, e in spans],
-            "seg_starts": [s for s, _ in spans],
-            "attn_head": [float(v) for v in context_attn[:ATTN_HEAD_TOKENS]],
-            "cas": cas_value(np.exp(seg_nll), np.asarray(seg_attn)),
             "seg_attn_neutral": None if neutral is None else segment_attention(neutral, spans),
             "attn_head_neutral": None if neutral is None else [float(v) for v in neutral[:ATTN_HEAD_TOKENS]],
         }, note=note)
@@ -210,6 +230,12 @@ class CAM(Method):
                                     main=(calibration, attn_norm) in (("divide", "sum"), ("subtract", "zscore")),
                                     requires=("seg_attn_neutral",)))
         return out
+
+
+def phase_methods(methods: list[Method], settings: MeasureSettings) -> list[Method]:
+    """The methods whose rows a run measures: all of ``methods``, except in a cascade's ``cam`` phase, which measures
+    CAM's segment rows alone (the other methods' rows were stored in its ``hmg`` phase)."""
+    return [CAM()] if settings.cascade_phase == "cam" else methods
 
 
 def cascade_tiers(table: dict[str, Any]) -> tuple[np.ndarray, np.ndarray]:

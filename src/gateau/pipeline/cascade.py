@@ -8,13 +8,15 @@ CAM need only be measured there; the README's cascade section measures how far F
 
 Phases, each through the run's executor and store like any run (so a cascade resumes after a kill at any point):
 
-1. ``hmg``: every sample not yet done gets all its rows except CAM's (no segment rows, a plain full row), stored
-   with ``cam_cascade = pending``;
+1. ``hmg``: every sample not yet done gets all its rows except CAM's segment rows: the full row carries the
+   attention probe, so CAM's attention profile is measured once, in HMG's own full pass; stored with
+   ``cam_cascade = pending``;
 2. the top set: the ceil(F × n_ok) ok samples with the highest HMP = nll_short − nll_long (HMG's default log-rank
    order; ties by input order), written once to ``RUN/cascade.json`` with the fingerprint and the samples' content
    hashes it was chosen from, so a resumed run reuses exactly that set (it is chosen again only when the data changed);
-3. ``cam``: the top samples not yet measured by CAM are scored again with every row (complete rows, ``top``): the
-   full row once more, now with the attention probe, plus the segment rows;
+3. ``cam``: only the segment rows (and, with ``--calibrate-attention``, the neutral row) of the top samples not yet
+   measured by CAM run; each stored row is completed with them (`complete_row`: segment NLLs, CAS from the stored
+   attention profile, ``top``) and stored again, chunk by chunk;
 4. the rest: the other samples' rows are stored again marked ``rest`` with a note (no model).
 
 `gateau select --method gateau` ranks ``rest`` samples by HMG below every ``top`` one (`gateau.methods.gateau`).
@@ -34,7 +36,8 @@ from ..data import Sample
 from ..errors import UsageError
 from ..methods import parse_methods
 from ..methods.base import MeasureSettings
-from ..methods.cam import CAM, CASCADE_COLUMN, CASCADE_PENDING, CASCADE_REST, CASCADE_TOP
+from ..methods.cam import (CASCADE_COLUMN, CASCADE_PENDING, CASCADE_REST, CASCADE_TOP, SEGMENT_PHASE_COLUMNS,
+                           cas_value)
 from ..status import Status
 from ..store import RunStore
 from ..util.atomic import atomic_write
@@ -45,7 +48,9 @@ from .scorer import output_schema
 CASCADE_FILE = "cascade.json"
 HMG_COLUMNS = ("nll_short", "nll_long")
 
-Execute = Callable[[ScoreConfig, list[list[Sample]]], int]  # an executor over chunks; returns model tokens run
+# an executor over chunks, storing into the given store (anything with `RunStore.write_shard`); returns model tokens
+Execute = Callable[[ScoreConfig, list[list[Sample]], Any], int]
+REST_NOTE = "cam not measured: outside the cascade's top"
 
 
 def check_cascade(config: ScoreConfig) -> None:
@@ -83,13 +88,39 @@ def run_cascade(config: ScoreConfig, samples: list[Sample], todo: list[Sample], 
     final row of fingerprint ``fp`` yet. Returns the model tokens run."""
     check_cascade(config)
     chunk = config.execution.chunk_size
-    tokens = execute(replace(config, cascade_phase="hmg"), plan_chunks(todo, chunk))
+    tokens = execute(replace(config, cascade_phase="hmg"), plan_chunks(todo, chunk), store)
     rows = _current_rows(store, samples)
     top = set(_top_set(store, config, fp, samples, rows))
     again = [s for s in samples if s.id in top and rows[s.id].get(CASCADE_COLUMN) in (CASCADE_PENDING, CASCADE_REST)]
-    tokens += execute(replace(config, cascade_phase="cam"), plan_chunks(again, chunk))
+    tokens += execute(replace(config, cascade_phase="cam"), plan_chunks(again, chunk), CompletingStore(store, rows))
     _mark_rest(store, config, _current_rows(store, samples), top)
     return tokens
+
+
+class CompletingStore:
+    """The store as the ``cam`` phase's executor sees it: each chunk of phase-3 rows (CAM's segment columns only) is
+    stored as the samples' stored rows completed with them (`complete_row`), so every stored row stays whole."""
+
+    def __init__(self, store: RunStore, stored: dict[str, dict[str, Any]]):
+        self.store, self.stored = store, stored
+
+    def write_shard(self, rows: list[dict[str, Any]], schema: Any) -> Any:
+        return self.store.write_shard([complete_row(self.stored[r["id"]], r) for r in rows], schema)
+
+
+def complete_row(stored: dict[str, Any], measured: dict[str, Any]) -> dict[str, Any]:
+    """A top sample's row: its ``stored`` phase-1 row (every column but the segment rows', ``pending`` or ``rest``)
+    with the ``cam`` phase's ``measured`` row: `SEGMENT_PHASE_COLUMNS`, CAS = cos(softmax(segment PPL),
+    softmax(stored segment attention)) as a complete run computes it, marked ``top``. A failed segment row (e.g.
+    out of memory) gives the sample that status, so the next run measures it again."""
+    if measured["status"] != Status.OK:
+        return {**stored, "status": measured["status"], "error": measured["error"]}
+    out = {**stored, **{c: measured.get(c) for c in SEGMENT_PHASE_COLUMNS}, CASCADE_COLUMN: CASCADE_TOP}
+    if out["seg_nll"] is not None and stored.get("seg_attn") is not None:
+        out["cas"] = cas_value(np.exp(out["seg_nll"]), np.asarray(stored["seg_attn"]))
+    notes = [n for n in (stored.get("note") or "").split("; ") if n and not n.startswith(REST_NOTE)]
+    out["note"] = "; ".join([*notes, *([measured["note"]] if measured.get("note") else [])])
+    return out
 
 
 def _current_rows(store: RunStore, samples: list[Sample]) -> dict[str, dict[str, Any]]:
@@ -125,12 +156,11 @@ def _top_set(store: RunStore, config: ScoreConfig, fp: str, samples: list[Sample
 
 
 def rest_row(row: dict[str, Any], cam_top: float) -> dict[str, Any]:
-    """``row`` (one stored sample) as a sample outside the cascade's top: CAM's own columns emptied, marked
-    ``rest``, with a note saying so."""
-    cam_only = set(CAM.columns) - set(HMG_COLUMNS)
-    note = (f"cam not measured: outside the cascade's top {cam_top:g} by hmg (--cam-top); "
+    """``row`` (one stored sample) as a sample outside the cascade's top: the segment rows' columns and CAS emptied
+    (the attention profile from phase 1 is kept), marked ``rest``, with a note saying so."""
+    note = (f"{REST_NOTE} {cam_top:g} by hmg (--cam-top); "
             "gateau ranks it by hmg below every cam-measured sample")
-    new = {k: (None if k in cam_only else v) for k, v in row.items()}
+    new = {k: (None if k in (*SEGMENT_PHASE_COLUMNS, "cas") else v) for k, v in row.items()}
     new[CASCADE_COLUMN] = CASCADE_REST
     new["note"] = "; ".join(n for n in (row.get("note") or "", note) if n)
     return new
@@ -146,4 +176,5 @@ def _mark_rest(store: RunStore, config: ScoreConfig, rows: dict[str, dict[str, A
         store.write_shard([{name: r.get(name) for name in schema.names} for r in changed], schema)
 
 
-__all__ = ["CASCADE_FILE", "check_cascade", "hmg_top", "rest_row", "run_cascade", "top_count"]
+__all__ = ["CASCADE_FILE", "CompletingStore", "check_cascade", "complete_row", "hmg_top", "rest_row", "run_cascade",
+           "top_count"]

@@ -84,8 +84,8 @@ def _run_held(config: ScoreConfig, executor: Executor, measure: dict[str, Any], 
         from .cascade import run_cascade
 
         todo = [s for s in samples if s.id not in done]
-        tokens = run_cascade(config, samples, todo, store, fp, lambda cfg, chunks: executor.run(
-            replace(plan, config=cfg, schema=output_schema(cfg), chunks=chunks), store, models))
+        tokens = run_cascade(config, samples, todo, store, fp, lambda cfg, chunks, into: executor.run(
+            replace(plan, config=cfg, schema=output_schema(cfg), chunks=chunks), into, models))
     else:
         tokens = executor.run(plan, store, models)
     measure_s = time.perf_counter() - measure_start

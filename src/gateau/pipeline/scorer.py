@@ -21,6 +21,7 @@ from ..measure.rows import LONG, SHORT, RowKey, RowRequest, RowResult
 from ..measure.runner import RowRunner
 from ..methods import merge_requests, parse_methods
 from ..methods.base import Measured, MeasureSettings, RowFailure, SampleEncoding
+from ..methods.cam import phase_methods
 from ..models import (LoadedModel, load_model, load_tokenizer, model_context_window, resolve_device, resolve_dtype,
                       same_tokenizer)
 from ..prompt import EncodeError, PromptEncoder
@@ -100,7 +101,7 @@ class Scorer:
         not given)."""
         self.config = config
         self.settings = MeasureSettings.from_config(config)
-        self.methods = parse_methods(config.measure.methods)
+        self.methods = phase_methods(parse_methods(config.measure.methods), self.settings)
         self.long = long
         self.short = short
         if measure is None:  # resolved once: it may read model configs and check the reward model

@@ -21,7 +21,7 @@ from typing import Any
 
 from ..config import ScoreConfig
 from ..data import Sample, load_samples
-from ..measure.batching import batch_tokens, batches, is_packed
+from ..measure.batching import MAX_PAD_FRACTION, batch_tokens, batches, is_packed
 from ..measure.rows import SHORT, RowKey
 from ..models import LoadedModel, load_tokenizer, resolve_device
 from ..status import Status
@@ -125,10 +125,12 @@ def plan_tokens(config: ScoreConfig, scorer: Scorer | None = None) -> TokenPlan:
 
 
 def plan_cascade(config: ScoreConfig, samples: list[Sample], scorer: Scorer | None = None) -> TokenPlan:
-    """A cascade's plan: phase 1 (every row but CAM's) exactly; phase 2 (the top ceil(F × n_ok) samples by HMG,
-    scored again with all their rows) is not known before HMG is measured, so it is bounded by the samples whose
-    phase-2 rows cost least and most, each planned alone (joint batching pads a little differently). The passes
-    and ``total_tokens`` include the upper bound."""
+    """A cascade's plan: phase 1 (every row but CAM's segment rows, for every sample) exactly; phase 2 (the segment
+    rows, and neutral rows, of the top k = ceil(F × n_ok) samples by HMG) is not known before HMG is measured, so
+    it is bounded over every possible top set of k samples: at least the k smallest sums of their rows' own
+    lengths, at most the k largest sums of each row's widest possible batch (`padded_width_bound`). The passes and
+    ``total_tokens`` are phase 1 plus that upper bound (the k samples it counts, at their bound); `gateau score`
+    records phase 1 + the exact phase 2 of the top set it finds (`cascade_phase2`), within the bounds."""
     from .cascade import check_cascade, top_count
 
     check_cascade(config)
@@ -137,19 +139,49 @@ def plan_cascade(config: ScoreConfig, samples: list[Sample], scorer: Scorer | No
     plan = TokenPlan(samples=len(samples), statuses={})
     add_chunks(plan, first, plan_chunks(samples, config.execution.chunk_size))
     phase1 = plan.total_tokens
-    alone = []
+    rows = []  # per ok sample: (its phase-2 rows as (pass kind, length, attention), input index)
     for sample in samples:
-        one = TokenPlan(samples=1, statuses={})
-        add_chunks(one, second, [[sample]])
-        if one.statuses.get(Status.OK.value):
-            alone.append((one.total_tokens, sample.index, one))
-    k = top_count(config.measure.cam_top, len(alone))
-    alone.sort(key=lambda item: (item[0], item[1]))
-    for _, _, one in alone[len(alone) - k:]:
-        plan.merge(one)
+        planned = second.plan(sample, base_row(sample, second.fp))
+        if planned is not None:
+            rows.append(([(pass_kind(key), len(req.ids), req.attention) for key, req in planned[1].items()],
+                         sample.index))
+    longest = max((n for sample_rows, _ in rows for _, n, _ in sample_rows), default=0)
+    pack = second.pack
+
+    def bound(sample_rows: list[tuple[str, int, bool]]) -> list[int]:
+        return [n if pack and not attention else padded_width_bound(n, longest) for _, n, attention in sample_rows]
+
+    k = top_count(config.measure.cam_top, len(rows))
+    own = sorted(sum(n for _, n, _ in r) for r, _ in rows)
+    worst = sorted(rows, key=lambda item: (sum(bound(item[0])), item[1]))[len(rows) - k:]
+    for sample_rows, _ in worst:
+        for (kind, n, _), width in zip(sample_rows, bound(sample_rows)):
+            plan.passes.setdefault(kind, PassCount()).add(1, width, n)
+    plan.passes = {kind: plan.passes[kind] for kind in sorted(plan.passes, key=_kind_order)}
     plan.cascade = {"cam_top": config.measure.cam_top, "top_samples": k, "phase1_tokens": phase1,
-                    "phase2_tokens_min": sum(t for t, _, _ in alone[:k]),
-                    "phase2_tokens_max": sum(t for t, _, _ in alone[len(alone) - k:])}
+                    "phase2_tokens_min": sum(own[:k]), "phase2_tokens_max": sum(sum(bound(r)) for r, _ in worst)}
+    return plan
+
+
+def padded_width_bound(length: int, longest: int) -> int:
+    """The widest batch a row of ``length`` tokens can be padded to (`gateau.measure.batching.batches`): a row
+    joins a batch only if length ≥ (1 − `MAX_PAD_FRACTION`) × the batch's width, and no batch is wider than the
+    ``longest`` row there is."""
+    width = min(int(length / (1 - MAX_PAD_FRACTION)) + 1, longest)
+    while width > length and length < (1 - MAX_PAD_FRACTION) * width:  # the batcher's own float test
+        width -= 1
+    return max(width, length)
+
+
+def cascade_phase2(config: ScoreConfig, samples: list[Sample], top: list[str], scorer: Scorer | None = None
+                   ) -> TokenPlan:
+    """The rows and tokens of a cascade's phase 2 (``cam``) for the top set ``top`` (ids): exactly what `gateau
+    score --cam-top` runs once HMG has chosen ``top`` in a fresh run (the same chunks and batches)."""
+    first = scorer or planning_scorer(config)
+    second = Scorer(replace(config, cascade_phase="cam"), first.long, first.short)
+    chosen = set(top)
+    plan = TokenPlan(samples=len(chosen), statuses={})
+    add_chunks(plan, second, plan_chunks([s for s in samples if s.id in chosen], config.execution.chunk_size))
     return plan
 
 
