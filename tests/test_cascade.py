@@ -175,15 +175,48 @@ def test_interrupted_cam_phase_resumes_to_the_same_run(runs, monkeypatch):
     pending = rank_table(RunStore(out).consolidate(), "gateau")
     assert len(pending.order) == 3  # samples awaiting cam are unranked, never mixed in
     assert main(["score", *runs["common"], "--out", str(out), "--cam-top", str(F)]) == 0
-    a, b = read(out), read(runs["cascade"])
-    assert a.column("id").to_pylist() == b.column("id").to_pylist()
-    assert a.column("cam_cascade").to_pylist() == b.column("cam_cascade").to_pylist()
-    ra, rb = rank_table(a, "gateau"), rank_table(b, "gateau")
-    assert ra.order.tolist() == rb.order.tolist()
-    np.testing.assert_allclose(ra.score, rb.score, atol=1e-6)
+    assert_same_run(read(out), read(runs["cascade"]))
     second = RunStore(out).read_history()[-1]
     assert second["measured_now"] == 0  # phase 1 was complete: only the 3 missing top samples ran
     assert 0 < second["forward_tokens"] < RunStore(runs["cascade"]).read_history()[0]["forward_tokens"] / 2
+
+
+def test_interrupted_hmg_phase_resumes_to_the_same_run(runs, monkeypatch):
+    """Killed after two chunks of phase 1: the rerun scores the rest of phase 1, then phase 3 on the whole top set."""
+    from dataclasses import replace
+
+    from gateau.pipeline.local_executor import LocalExecutor
+
+    out = runs["root"] / "resumed-hmg"
+    real = LocalExecutor.run
+
+    def stop_in_the_hmg_phase(self, plan, store, models=None):
+        assert plan.config.cascade_phase == "hmg"
+        real(self, replace(plan, chunks=plan.chunks[:2]), store, models)
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(LocalExecutor, "run", stop_in_the_hmg_phase)
+    assert main(["score", *runs["common"], "--out", str(out), "--cam-top", str(F)]) == 130
+    monkeypatch.setattr(LocalExecutor, "run", real)
+    partial = read_rows(out)
+    assert partial["cam_cascade"] == ["pending"] * 6 and not (out / "cascade.json").exists()
+    assert main(["score", *runs["common"], "--out", str(out), "--cam-top", str(F)]) == 0
+    assert_same_run(read(out), read(runs["cascade"]))
+    assert json.loads((out / "cascade.json").read_text())["top"] == json.loads(
+        (runs["cascade"] / "cascade.json").read_text())["top"]
+
+
+def assert_same_run(a: pa.Table, b: pa.Table) -> None:
+    """Two cascaded runs of the same data store the same samples, marks, measurements and ranking."""
+    assert a.column("id").to_pylist() == b.column("id").to_pylist()
+    for column in ("cam_cascade", "status", "note", "seg_tokens"):
+        assert a.column(column).to_pylist() == b.column(column).to_pylist(), column
+    for column in ("nll_short", "nll_long", "cas"):
+        np.testing.assert_allclose(np.array(a.column(column).to_pylist(), dtype=float),
+                                   np.array(b.column(column).to_pylist(), dtype=float), atol=2e-5, err_msg=column)
+    ra, rb = rank_table(a, "gateau"), rank_table(b, "gateau")
+    assert ra.order.tolist() == rb.order.tolist()
+    np.testing.assert_allclose(ra.score, rb.score, atol=1e-6)
 
 
 def read_rows(run: Path) -> dict[str, list]:

@@ -159,10 +159,14 @@ class Scorer:
             return None
         row.update(n_context=len(enc.long.context) + enc.long.truncated, n_truncated=enc.long.truncated,
                    n_response=len(enc.long.response), n_instruction=len(enc.long.middle))
+        return enc, self.requests(enc)
+
+    def requests(self, enc: SampleEncoding) -> dict[RowKey, RowRequest]:
+        """The rows the methods need for the encoded sample ``enc`` (rows shared between methods once)."""
         reqs: dict[RowKey, RowRequest] = {}
         for method in self.methods:
             reqs = merge_requests(reqs, method.requests(enc, self.settings))
-        return enc, reqs
+        return reqs
 
     def score_batch(self, samples: list[Sample], progress: Callable[[float], None] | None = None
                     ) -> list[dict[str, Any]]:

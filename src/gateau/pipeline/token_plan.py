@@ -17,12 +17,13 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from ..config import ScoreConfig
 from ..data import Sample, load_samples
 from ..measure.batching import MAX_PAD_FRACTION, batch_tokens, batches, is_packed
 from ..measure.rows import SHORT, RowKey
+from ..methods.base import SampleEncoding
 from ..models import LoadedModel, load_tokenizer, resolve_device
 from ..status import Status
 from .run_plan import plan_chunks
@@ -137,14 +138,14 @@ def plan_cascade(config: ScoreConfig, samples: list[Sample], scorer: Scorer | No
     first = scorer or planning_scorer(replace(config, cascade_phase="hmg"))
     second = Scorer(replace(config, cascade_phase="cam"), first.long, first.short)
     plan = TokenPlan(samples=len(samples), statuses={})
-    add_chunks(plan, first, plan_chunks(samples, config.execution.chunk_size))
-    phase1 = plan.total_tokens
     rows = []  # per ok sample: (its phase-2 rows as (pass kind, length, attention), input index)
-    for sample in samples:
-        planned = second.plan(sample, base_row(sample, second.fp))
-        if planned is not None:
-            rows.append(([(pass_kind(key), len(req.ids), req.attention) for key, req in planned[1].items()],
-                         sample.index))
+
+    def phase2_rows(sample: Sample, enc: SampleEncoding) -> None:  # from phase 1's encoding: each sample encoded once
+        rows.append(([(pass_kind(key), len(req.ids), req.attention) for key, req in second.requests(enc).items()],
+                     sample.index))
+
+    add_chunks(plan, first, plan_chunks(samples, config.execution.chunk_size), phase2_rows)
+    phase1 = plan.total_tokens
     longest = max((n for sample_rows, _ in rows for _, n, _ in sample_rows), default=0)
     pack = second.pack
 
@@ -185,8 +186,10 @@ def cascade_phase2(config: ScoreConfig, samples: list[Sample], top: list[str], s
     return plan
 
 
-def add_chunks(plan: TokenPlan, scorer: Scorer, chunks: list[list[Sample]]) -> None:
-    """Add the rows and batches of ``chunks``, planned by ``scorer`` exactly as `Scorer.score_batch` runs them."""
+def add_chunks(plan: TokenPlan, scorer: Scorer, chunks: list[list[Sample]],
+               encoded: Callable[[Sample, SampleEncoding], None] | None = None) -> None:
+    """Add the rows and batches of ``chunks``, planned by ``scorer`` exactly as `Scorer.score_batch` runs them;
+    ``encoded(sample, encoding)`` is called for every measurable sample."""
     statuses: Counter[str] = Counter(plan.statuses)
     aux = sorted({need for m in scorer.methods for need in m.aux_models})
     token_budget = scorer.config.execution.token_budget
@@ -194,6 +197,8 @@ def add_chunks(plan: TokenPlan, scorer: Scorer, chunks: list[list[Sample]]) -> N
         rows = [base_row(s, scorer.fp) for s in chunk]
         plans = {i: p for i, s in enumerate(chunk) if (p := scorer.plan(s, rows[i])) is not None}
         statuses.update(row["status"] for row in rows)
+        for i, (enc, _) in plans.items() if encoded is not None else ():
+            encoded(chunk[i], enc)
         for i, (enc, _) in plans.items():
             for method in scorer.methods:
                 for key, req in method.requests(enc, scorer.settings).items():
