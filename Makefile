@@ -8,6 +8,7 @@ PYTEST = HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -p no:cacheprovider
 SLOW_TESTS = \
 	tests/test_bad_input.py::test_ctrl_c_prints_one_line_exits_130_and_leaves_no_partial_file \
 	tests/test_bench.py::test_bench_run_quick_end_to_end \
+	tests/test_cascade.py::test_calibrated_cascade_runs_the_neutral_row_with_the_segments \
 	tests/test_cli_signals.py::test_a_signal_during_the_imports_is_one_line \
 	tests/test_cli_signals.py::test_score_stops_on_a_signal_says_what_is_stored_and_resumes \
 	tests/test_e2e.py::test_quick_end_to_end \

@@ -255,3 +255,28 @@ def test_alpha_bound_what_the_cascade_relies_on():
         chosen = {int(i) for i in ranking.order[: math.ceil(0.3 * n)]}
         hmg_order = rank_table(table, "hmg").order
         assert chosen <= {int(i) for i in hmg_order[: math.ceil(0.55 * n)]}, trial
+
+
+@pytest.mark.slow
+def test_calibrated_cascade_runs_the_neutral_row_with_the_segments(runs, tmp_path):
+    """With --calibrate-attention the neutral row is CAM's alone: phase 3 runs it for the top samples only, and
+    their neutral profiles equal a complete calibrated run's; the tokens equal the plan's phases exactly."""
+    from gateau.data import load_samples
+    from gateau.pipeline.token_plan import cascade_phase2, plan_tokens
+
+    common = [*runs["common"], "--calibrate-attention"]
+    assert main(["score", *common, "--out", str(tmp_path / "full")]) == 0
+    assert main(["score", *common, "--out", str(tmp_path / "cascade"), "--cam-top", str(F)]) == 0
+    full, casc = read(tmp_path / "full").to_pydict(), read(tmp_path / "cascade").to_pydict()
+    for i, mark in enumerate(casc["cam_cascade"]):
+        if mark == "top" and full["seg_attn_neutral"][i] is not None:
+            np.testing.assert_allclose(casc["seg_attn_neutral"][i], full["seg_attn_neutral"][i], atol=1e-6)
+            assert casc["cas"][i] == pytest.approx(full["cas"][i], abs=2e-5)
+        elif mark == "rest":
+            assert casc["seg_attn_neutral"][i] is None and casc["seg_attn"][i] == full["seg_attn"][i]
+    config = ScoreConfig.from_dict(RunStore(tmp_path / "cascade").read_config()["config"])
+    top = json.loads((tmp_path / "cascade" / "cascade.json").read_text())["top"]
+    phase2 = cascade_phase2(config, load_samples(runs["data"]), top)
+    assert set(phase2.passes) == {"segments", "neutral"} and phase2.passes["neutral"].rows == len(top)
+    tokens = RunStore(tmp_path / "cascade").read_history()[0]["forward_tokens"]
+    assert plan_tokens(config).cascade["phase1_tokens"] + phase2.total_tokens == tokens

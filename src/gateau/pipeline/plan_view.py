@@ -54,10 +54,10 @@ def plan_lines(report: dict[str, Any]) -> list[str]:
     lines.append(f"{'total':<13} {report['total_rows']:6d} {report['total_tokens']:10d}  {report['longest_row']:11d}")
     if report.get("cascade"):
         c = report["cascade"]
-        lines += ["", f"cascade (--cam-top {c['cam_top']:g}): phase 1 (hmg rows, every sample) {c['phase1_tokens']} "
-                  f"tokens exactly; phase 2 (all rows of the top {c['top_samples']} samples by hmg, known only after "
-                  f"phase 1) {c['phase2_tokens_min']}-{c['phase2_tokens_max']} tokens; the table and total include "
-                  "the upper bound"]
+        lines += ["", f"cascade (--cam-top {c['cam_top']:g}): phase 1 (every row but the segment rows, every sample) "
+                  f"{c['phase1_tokens']} tokens exactly; phase 2 (the segment rows of the top {c['top_samples']} "
+                  f"samples by hmg, known only after phase 1) {c['phase2_tokens_min']}-{c['phase2_tokens_max']} tokens "
+                  "(bounds over every top set); the table and total include the upper bound"]
     lines += ["", "method        rows     tokens  (rows each method asks for, unpadded; shared rows count in each)"]
     for name, p in report["methods"].items():
         lines.append(f"{name:<13} {p['rows']:6d} {p['tokens']:10d}")

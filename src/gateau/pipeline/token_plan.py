@@ -71,15 +71,6 @@ class TokenPlan:
     batches: dict[str, list[tuple[int, int, int, bool]]] = field(default_factory=dict)
     cascade: dict[str, Any] | None = None  # a cascade's phase totals and bounds (`plan_cascade`)
 
-    def merge(self, other: TokenPlan) -> None:
-        """Add ``other``'s rows, tokens and batches (not its samples or statuses)."""
-        for name, mine in (("passes", self.passes), ("methods", self.methods)):
-            for kind, count in getattr(other, name).items():
-                mine.setdefault(kind, PassCount()).add(count.rows, count.tokens, count.longest)
-        for role, batches_ in other.batches.items():
-            self.batches.setdefault(role, []).extend(batches_)
-        self.passes = {k: self.passes[k] for k in sorted(self.passes, key=_kind_order)}
-
     @property
     def total_tokens(self) -> int:
         """Model tokens of the causal LMs, padding included: what `gateau score` records as forward_tokens."""
