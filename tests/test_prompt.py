@@ -272,31 +272,3 @@ def test_untokenisable_text_is_a_bad_text_status(tiny_tokenizer):
     with pytest.raises(EncodeError) as info:
         PromptEncoder(tiny_tokenizer, "plain").encode(s)
     assert info.value.status == Status.BAD_TEXT
-
-
-def naive_split(tokenizer, pieces: list[str]) -> list[list[int]]:
-    """Each token of the joined text to the piece its first character is in (zero-width tokens: the character
-    before), walked token by token."""
-    enc = tokenizer("".join(pieces), add_special_tokens=False, return_offsets_mapping=True)
-    starts = [sum(len(p) for p in pieces[:i]) for i in range(len(pieces))]
-    out: list[list[int]] = [[] for _ in pieces]
-    part = 0
-    for tok, (begin, end) in zip(enc["input_ids"], enc["offset_mapping"]):
-        where = begin if end > begin else max(begin - 1, 0)
-        while part + 1 < len(pieces) and where >= starts[part + 1]:
-            part += 1
-        out[part].append(tok)
-    return out
-
-
-def test_split_matches_a_token_by_token_walk(tiny_tokenizer):
-    rng = random.Random(4)
-    tokenizer = tiny_tokenizer
-    encoder = PromptEncoder(tokenizer)
-    alphabet = string.ascii_letters + "  \n.,!?é"
-    for trial in range(60):
-        pieces = ["".join(rng.choice(alphabet) for _ in range(rng.choice([0, 0, 1, 3, 20, 80])))
-                  for _ in range(rng.randint(1, 5))]
-        if trial % 7 == 0:
-            pieces.insert(rng.randint(0, len(pieces)), tokenizer.eos_token or "")
-        assert encoder._split(pieces) == naive_split(tokenizer, pieces), pieces

@@ -23,8 +23,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import numpy as np
-
 from .data import Sample
 from .errors import UsageError
 from .status import Status
@@ -102,17 +100,18 @@ class PromptEncoder:
         except (TypeError, ValueError, UnicodeError) as exc:
             raise EncodeError(f"the text cannot be tokenised ({type(exc).__name__}: {exc})"[:300],
                               status=Status.BAD_TEXT) from None
-        starts = np.cumsum([0] + [len(piece) for piece in pieces[:-1]])
-        ids = enc["input_ids"]
-        if not ids:
-            return [[] for _ in pieces]
-        offsets = np.asarray(enc["offset_mapping"], dtype=np.int64).reshape(-1, 2)
-        begin, end = offsets[:, 0], offsets[:, 1]
-        where = np.where(end > begin, begin, np.maximum(begin - 1, 0))  # zero-width (special) tokens: the char before
-        # each token's piece: the last piece starting at or before it, never earlier than the token before's piece
-        part = np.maximum.accumulate(np.searchsorted(starts, where, side="right") - 1)
-        bounds = np.searchsorted(part, np.arange(1, len(pieces)), side="left")
-        return [ids[a:b] for a, b in zip([0, *bounds], [*bounds, len(ids)])]
+        starts, pos = [], 0
+        for piece in pieces:
+            starts.append(pos)
+            pos += len(piece)
+        out: list[list[int]] = [[] for _ in pieces]
+        part = 0
+        for tok, (begin, end) in zip(enc["input_ids"], enc["offset_mapping"]):
+            where = begin if end > begin else max(begin - 1, 0)  # zero-width (special) tokens: the char before
+            while part + 1 < len(pieces) and where >= starts[part + 1]:
+                part += 1
+            out[part].append(tok)
+        return out
 
     def encode(self, sample: Sample) -> EncodedSample:
         """Tokenise ``sample``; raise `EncodeError` if instruction + response alone exceed ``max_length`` or the
