@@ -80,6 +80,7 @@ def main(argv: list[str] | None = None) -> int:
     prog = "gateau"
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # what --config's "flags override" reads
         prog = f"gateau {args.command}"
         return args.handler(args)
     except KeyboardInterrupt:
