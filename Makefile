@@ -20,6 +20,8 @@ SLOW_TESTS = \
 	tests/test_executors.py::test_a_run_started_with_one_executor_is_finished_by_the_other \
 	tests/test_executors.py::test_ray_rows_equal_local_rows \
 	tests/test_gpu_check.py::test_dry_run_on_cpu_with_tiny_shapes \
+	tests/test_hub_options.py::test_score_passes_both_to_the_config_tokenizer_and_model_of_a_and_b \
+	tests/test_hub_options.py::test_train_passes_both_to_the_base_model \
 	tests/test_report.py::test_page_renders_in_headless_chromium_without_console_errors \
 	tests/test_shard_executor.py::test_three_worker_processes_one_sigkilled_and_rerun \
 	tests/test_slurm.py::test_array_job_and_finish_step_equal_a_local_run \
