@@ -10,6 +10,7 @@ SLOW_TESTS = \
 	tests/test_bench.py::test_bench_run_quick_end_to_end \
 	tests/test_cli_signals.py::test_a_signal_during_the_imports_is_one_line \
 	tests/test_cli_signals.py::test_score_stops_on_a_signal_says_what_is_stored_and_resumes \
+	tests/test_config_files.py::test_train_from_a_file_gives_the_weights_and_loss_the_flags_give \
 	tests/test_e2e.py::test_quick_end_to_end \
 	tests/test_e2e.py::test_quick_end_to_end_one_arm_of_each_kind \
 	tests/test_faults.py::test_a_select_killed_mid_write_leaves_a_temporary_the_next_write_removes \

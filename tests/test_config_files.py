@@ -262,3 +262,31 @@ def test_the_example_recipes_are_valid_settings_files(tmp_path):
                                    "train": ["d.jsonl", "--out", "o"], "eval-needle": ["default", "--out", "o"],
                                    "bench-e2e": ["--out", "o"]}[stem], "--config", str(path)])
         assert read_settings(str(path), args.settings_file), stem
+
+
+@pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
+def test_train_from_a_file_gives_the_weights_and_loss_the_flags_give(tmp_path, tiny_model_dir):
+    import torch
+    from safetensors.torch import load_file
+    from train_fixtures import long_records
+
+    data = write_jsonl(tmp_path / "sel.jsonl", long_records(4))
+    flags = ["--model", str(tiny_model_dir), "--max-length", "256", "--max-steps", "1", "--lr", "1e-3",
+             "--batch-size", "2", "--grad-accum", "1", "--save-steps", "100", "--device", "cpu", "--no-progress"]
+    assert main(["train", str(data), "--out", str(tmp_path / "flags"), *flags]) == 0
+    settings = write_settings(tmp_path / "train.yaml", {
+        "model": str(tiny_model_dir), "max_length": 256, "max_steps": 1, "lr": 1e-3, "batch_size": 2,
+        "grad_accum": 1, "save_steps": 100, "device": "cpu", "progress": False})
+    assert main(["train", str(data), "--out", str(tmp_path / "file"), "--config", str(settings)]) == 0
+
+    def stored(name: str):
+        out = tmp_path / name
+        config = json.loads((out / "train_config.json").read_text())
+        assert config.pop("out") == str(out)
+        log = [json.loads(line)["loss"] for line in (out / "train_log.jsonl").read_text().splitlines()]
+        return config, log, load_file(str(out / "model.safetensors"))
+
+    (config_a, loss_a, weights_a), (config_b, loss_b, weights_b) = stored("flags"), stored("file")
+    assert config_a == config_b and loss_a == loss_b and loss_a
+    assert weights_a.keys() == weights_b.keys()
+    assert all(torch.equal(weights_a[k], weights_b[k]) for k in weights_a)
