@@ -174,7 +174,8 @@ def test_eval_from_a_file_resolves_the_settings_the_flags_resolve(tmp_path, comm
     model_flags = ["--dtype", "float32", "--max-batch", "3", "--token-budget", "4096", "--revision", "r1",
                    "--trust-remote-code", "--no-progress", "--overwrite"]
     from_flags = eval_settings(command, [*needed, *model_flags])
-    assert (from_flags.model.revision, from_flags.model.trust_remote_code, from_flags.model.max_batch) == ("r1", True, 3)
+    model = from_flags.model
+    assert (model.revision, model.trust_remote_code, model.max_batch) == ("r1", True, 3)
     assert main(["eval", command, *needed, *model_flags, "--print-config"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed["model"]["revision"] == "r1" and printed["overwrite"] is True

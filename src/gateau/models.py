@@ -113,7 +113,8 @@ def load_model(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = 
                hub: HubOptions = NO_HUB_OPTIONS) -> LoadedModel:
     """Load a causal LM from ``spec``: "default", a GGUF file, a local directory, or a hub id.
 
-    ``hub``: revision and trust_remote_code (`HubOptions`), for the config, the tokenizer and the model. ``rope_theta`` overrides the RoPE base (the paper widens the short model's base ×200 to keep its PPL finite
+    ``hub``: revision and trust_remote_code (`HubOptions`), for the config, the tokenizer and the model.
+    ``rope_theta`` overrides the RoPE base (the paper widens the short model's base ×200 to keep its PPL finite
     beyond its training window). ``progress=False`` hides transformers' ``Loading weights`` bar (``--no-progress``).
     """
     from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer

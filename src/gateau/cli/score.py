@@ -9,7 +9,7 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
-from ..config import NEUTRAL_RESPONSE, DataConfig, FieldMap, ExecutionConfig, MeasureConfig, ModelConfig, ScoreConfig
+from ..config import NEUTRAL_RESPONSE, DataConfig, ExecutionConfig, MeasureConfig, ModelConfig, ScoreConfig
 from . import signals
 from .config_file import SettingsFile, add_config_flags, file_settings, overlay, settings_text
 from .options import add_field_flags, add_record_fields, default_of, field_values, record_fields

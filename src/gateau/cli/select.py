@@ -8,8 +8,8 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from ..config import SelectConfig
-from .config_file import ConfigFileError, SettingsFile, add_config_flags, file_settings, overlay, plain, typed_value
-from .config_file import yaml_text
+from .config_file import (ConfigFileError, SettingsFile, add_config_flags, file_settings, overlay, plain, typed_value,
+                          yaml_text)
 from .options import add_method_options
 
 

@@ -12,7 +12,7 @@ from dataclasses import replace
 from typing import Any
 
 from ..errors import UsageError
-from ..hub import REVISION_HELP, TRUST_REMOTE_CODE_HELP
+from ..hub import REVISION_HELP, TRUST_REMOTE_CODE_HELP, HubOptions
 from ..train.recipe import PRESETS, TrainConfig
 from .config_file import SettingsFile, add_config_flags, file_settings, plain, yaml_text
 from .options import SHAPES, default_of, number_text, record_fields
@@ -158,10 +158,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
     return config, notes
 
 
-def _hub(overrides: dict[str, Any]) -> Any:
+def _hub(overrides: dict[str, Any]) -> HubOptions:
     """The `HubOptions` of the resolved ``overrides``."""
-    from ..hub import HubOptions
-
     return HubOptions(revision=overrides["revision"], trust_remote_code=bool(overrides["trust_remote_code"]))
 
 

@@ -94,7 +94,8 @@ class TrainConfig:
     model: str = "default"
     """Model to fine-tune: local dir, hub id, .gguf file, or "default" (embedded SmolLM2-135M-Instruct)."""
     revision: str | None = None
-    """Hub revision (branch, tag or commit) of a hub-id ``model``; None = its default branch; local folders ignore it."""
+    """Hub revision (branch, tag or commit) of a hub-id ``model``; None = its default branch; local folders ignore
+    it."""
     trust_remote_code: bool = False
     """Let a checkpoint that ships its own modelling code run it (tokenizer and model)."""
     preset: str = "default"
@@ -195,8 +196,8 @@ class TrainConfig:
 
 # Settings that must not change between a run and its --resume (the data order and the optimizer depend on them).
 RESUME_KEYS = ("data", "model", "revision", "short_data", "short_setting", "short_count", "template", "fields",
-               "max_length", "batch_size", "grad_accum", "world_size", "seed", "packing", "loss_weighting", "lr", "adam_beta1",
-               "adam_beta2", "weight_decay", "lr_scheduler", "warmup_ratio", "lora_r", "train_last_layers")
+               "max_length", "batch_size", "grad_accum", "world_size", "seed", "packing", "loss_weighting", "lr",
+               "adam_beta1", "adam_beta2", "weight_decay", "lr_scheduler", "warmup_ratio", "lora_r", "train_last_layers")
 
 
 def resume_mismatches(saved: TrainConfig, current: TrainConfig) -> list[str]:

@@ -321,7 +321,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     checkpoint = prepare_out(config, resume=resume, overwrite=overwrite)
     if resume and checkpoint is None:
         _say(f"--resume: no complete checkpoint in {out}; starting from the beginning")
-    ConversationEncoder(load_tokenizer(config.model, config.hub), config.template, config.max_length)  # fail fast on templates
+    # fail fast on templates
+    ConversationEncoder(load_tokenizer(config.model, config.hub), config.template, config.max_length)
     args = build_sft_config(config)  # before the model: DeepSpeed ZeRO-3 partitions it while loading
     loaded = load_model(config.model, device="cpu", dtype="float32", attn_impl=config.attn_impl,
                             hub=config.hub)
