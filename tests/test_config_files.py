@@ -35,6 +35,21 @@ def one_error_line(capsys, command: str, path) -> str:
     return err[0]
 
 
+# -- score: wrong types (equality and unknown keys: tests/test_cli_config_file.py) ---------------------------------
+
+@pytest.mark.parametrize("settings, fragment", [
+    ({"execution": {"chunk_size": "big"}}, "execution.chunk_size must be int, got \"big\""),
+    ({"measure": {"methods": "gateau"}}, "measure.methods must be a list of str, got \"gateau\""),
+    ({"models": {"trust_remote_code": "yes"}}, "models.trust_remote_code must be bool, got \"yes\""),
+    ({"models": []}, "models must be a mapping"),
+])
+def test_score_wrong_types_are_one_line_naming_the_key(tmp_path, settings, fragment, capsys):
+    path = write_settings(tmp_path / "bad.yaml", settings)
+    assert main(["score", "d.jsonl", "--out", str(tmp_path / "run"), "--config", str(path)]) == 2
+    assert fragment in one_error_line(capsys, "score", path)
+    assert not (tmp_path / "run").exists()
+
+
 # -- select: the same selection file ---------------------------------------------------------------------------
 
 @pytest.fixture(scope="module")
