@@ -24,6 +24,7 @@ import os
 import sys
 
 from ..errors import GateauError
+from ..util import interrupts
 from . import signals
 
 # The command modules, in the order `gateau --help` lists them.
@@ -80,10 +81,14 @@ def main(argv: list[str] | None = None) -> int:
     prog = "gateau"
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # what --config's "flags override" reads
         prog = f"gateau {args.command}"
-        return args.handler(args)
+        code = args.handler(args)
+        interrupts.raise_if_received()  # a signal whose KeyboardInterrupt was swallowed where it landed
+        return code
     except KeyboardInterrupt:
         with signals.finishing():
+            signals.forget_unhandled_interrupt()
             print(f"\n{prog}: interrupted", file=sys.stderr)
         return signals.exit_code()
     except Exception as exc:
