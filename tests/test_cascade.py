@@ -273,7 +273,9 @@ def test_calibrated_cascade_runs_the_neutral_row_with_the_segments(runs, tmp_pat
             np.testing.assert_allclose(casc["seg_attn_neutral"][i], full["seg_attn_neutral"][i], atol=1e-6)
             assert casc["cas"][i] == pytest.approx(full["cas"][i], abs=2e-5)
         elif mark == "rest":
-            assert casc["seg_attn_neutral"][i] is None and casc["seg_attn"][i] == full["seg_attn"][i]
+            assert casc["seg_attn_neutral"][i] is None and casc["seg_nll"][i] is None
+        if full["seg_attn"][i] is not None:  # the complete run batched the full rows with the neutral ones
+            np.testing.assert_allclose(casc["seg_attn"][i], full["seg_attn"][i], atol=1e-6)
     config = ScoreConfig.from_dict(RunStore(tmp_path / "cascade").read_config()["config"])
     top = json.loads((tmp_path / "cascade" / "cascade.json").read_text())["top"]
     phase2 = cascade_phase2(config, load_samples(runs["data"]), top)
