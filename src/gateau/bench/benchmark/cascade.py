@@ -1,9 +1,10 @@
 """The CAM cascade replayed on a complete run, for the benchmark: what `gateau score --cam-top F` stores, built from
 the rows of a run that measured CAM on every sample.
 
-A real cascade computes the same numbers (its phase-2 rows are complete rows of the same samples, so they differ
-from the complete run's only by float rounding in differently padded batches; tests/test_cascade.py checks that
-the replay and a real cascade rank alike), so one complete run gives the selection of every F.
+A real cascade computes the same numbers (phase 1 runs the complete run's full and window rows in the same
+batches; phase 2's segment rows differ from the complete run's only by float rounding in differently padded
+batches; tests/test_cascade.py checks that the replay and a real cascade rank alike), so one complete run gives
+the selection of every F.
 """
 
 from __future__ import annotations
