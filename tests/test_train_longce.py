@@ -123,25 +123,29 @@ def test_longce_refuses_packing_and_bad_values():
     assert TrainConfig(data="d", out="o").loss == "ce"
 
 
-def _naive_weighted_sequence_loss(model_dir, records, window, cap):
-    """Sequence-weighted LongCE loss of all records with the initial weights, from the naive loop."""
+def _naive_weighted_loss(model_dir, records, window, cap, weighting):
+    """LongCE loss of all records with the initial weights from the naive loop: sequence weighting (mean of the
+    per-sequence means of w x NLL) or token weighting (sum of w x NLL over every label token / their count)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(model_dir)
     model = AutoModelForCausalLM.from_pretrained(model_dir, dtype=torch.float32).eval()
-    means = []
+    sums, counts = [], []
     for r in records:
         seq = ConversationEncoder(tok, "chat", 4096).encode(r["messages"])
         lp = _naive_log_probs(model, seq.input_ids)
         nll = [-lp[p - 1] for p, label in enumerate(seq.labels) if label != IGNORE_INDEX]
         w = _naive_weights(model, tok, r, window, cap) if window is not None else [1.0] * len(nll)
-        means.append(sum(a * b for a, b in zip(w, nll)) / len(nll))
-    return sum(means) / len(means)
+        sums.append(sum(a * b for a, b in zip(w, nll)))
+        counts.append(len(nll))
+    if weighting == "token":
+        return sum(sums) / sum(counts)
+    return sum(s / c for s, c in zip(sums, counts)) / len(sums)
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("window", [WINDOW, None])
-def test_trainer_longce_loss_equals_naive(tmp_path, window):
+@pytest.mark.parametrize("window,weighting", [(WINDOW, "sequence"), (None, "sequence"), (WINDOW, "token")])
+def test_trainer_longce_loss_equals_naive(tmp_path, window, weighting):
     from gateau.train.trainer import train
 
     model_dir = save_tiny_model(tmp_path / "model")
@@ -149,11 +153,11 @@ def test_trainer_longce_loss_equals_naive(tmp_path, window):
     data = write_jsonl(tmp_path / "data.jsonl", records)
     config = TrainConfig(data=str(data), out=str(tmp_path / "out"), model=str(model_dir), max_length=400,
                          max_steps=1, lr=1e-9, warmup_ratio=0.0, batch_size=2, grad_accum=2,
-                         loss_weighting="sequence", loss="longce", longce_window=window or 10_000,
+                         loss_weighting=weighting, loss="longce", longce_window=window or 10_000,
                          gradient_checkpointing=False, progress=False, save_steps=10)
     train(config)
     logged = json.loads((tmp_path / "out" / "train_log.jsonl").read_text().splitlines()[0])["loss"]
-    expected = _naive_weighted_sequence_loss(model_dir, records, window, 5.0)
+    expected = _naive_weighted_loss(model_dir, records, window, 5.0, weighting)
     assert logged == pytest.approx(expected, abs=1e-5)
     if window is not None:  # the weights change the loss on this data
-        assert abs(expected - _naive_weighted_sequence_loss(model_dir, records, None, 5.0)) > 1e-4
+        assert abs(expected - _naive_weighted_loss(model_dir, records, None, 5.0, weighting)) > 1e-4
