@@ -159,7 +159,7 @@ def _check_quick_run(out: Path, arms: tuple[str, ...], *extra: str) -> None:
         assert results["ci"][name]["lo"] <= results["ci"][name]["diff"] <= results["ci"][name]["hi"]
     table = (out / "results.md").read_text()
     for arm in ("untrained", *arms):
-        assert f"| {arm} | 1 |" in table
+        assert f"| {arm} | {ARMS[arm].group if arm in ARMS else 'untrained'} | 1 |" in table
     for arm in arms:
         seed_dir = out / "arms" / arm / "seed0"
         assert (seed_dir / "result.json").is_file() and (seed_dir / "model" / "config.json").is_file()

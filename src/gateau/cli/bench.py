@@ -46,8 +46,9 @@ def register(subparsers: Any) -> None:
                         "(resumable)")
     e.add_argument("--out", required=True, help="benchmark directory (re-run the same command to resume)")
     e.add_argument("--quick", action="store_true", help="smoke test: tiny random model, 20 samples, 1 seed, 2 steps")
-    e.add_argument("--size", choices=["cpu", "gpu"], default="cpu", help="the full form: cpu (embedded SmolLM2-135M, "
-                   "about 2.5 h on 2 cores) or gpu (a 1B model, 8k samples, the paper's recipe; docs/e2e.md)")
+    e.add_argument("--size", choices=["cpu", "gpu"], default="cpu", help="the full form: cpu (embedded SmolLM2-135M; "
+                   "--sweep prints its estimated wall time) or gpu (a 1B model, 8k samples, the paper's recipe; "
+                   "docs/e2e.md)")
     e.add_argument("--model", help="model to score and fine-tune (default: the embedded SmolLM2-135M-Instruct)")
     # no defaults here: None keeps the full form's value (E2EConfig, listed in the README)
     e.add_argument("--n", type=int, help="pool samples")
