@@ -104,3 +104,26 @@ def test_extra_eval_records_are_checked(tmp_path):
             read_extra_eval(bad)
     with pytest.raises(GateauError, match="no such file"):
         read_extra_eval(tmp_path / "absent.jsonl")
+
+
+def _parse(*argv: str):
+    import argparse
+
+    from gateau.cli import bench
+
+    parser = argparse.ArgumentParser()
+    bench.register(parser.add_subparsers(dest="command"))
+    return bench.e2e_config(parser.parse_args(["bench", "e2e", "--out", "o", *argv]))
+
+
+def test_e2e_flags():
+    gpu = _parse("--size", "gpu", "--n", "100")
+    assert (gpu.model, gpu.pool.n, gpu.device, gpu.lr) == ("meta-llama/Llama-3.2-1B-Instruct", 100, "cuda", 2e-5)
+    cpu = _parse("--lora-r", "8", "--seeds", "0,1,2,3,4,5", "--other-seeds", "7", "--arms", "gateau,full+longce")
+    assert (cpu.lora_r, cpu.train_last_layers, cpu.seeds, cpu.other_seeds, cpu.arms) == (
+        8, None, (0, 1, 2, 3, 4, 5), (7,), ("gateau", "full+longce"))
+    assert _parse("--quick").other_seeds == (0,) and _parse().device == "cpu"
+    with pytest.raises(GateauError, match="--seeds"):
+        _parse("--seeds", "a,b")
+    with pytest.raises(GateauError, match="unknown --arms"):
+        _parse("--arms", "gateau,bogus")
