@@ -95,6 +95,15 @@ def test_cap_applies_and_equal_nll_gives_one():
     assert not longce_weights(long, short, has, 5.0).requires_grad
 
 
+def test_torch_weights_equal_the_stored_nll_twin():
+    from gateau.methods.hmg_tokens import longce_weights as from_stored
+
+    rng = torch.Generator().manual_seed(3)
+    long, short = torch.rand(1, 40, generator=rng) * 4, torch.rand(1, 40, generator=rng) * 4
+    got = longce_weights(long, short, torch.ones_like(long, dtype=torch.bool), 5.0)[0]
+    assert got.tolist() == pytest.approx(from_stored(long[0].numpy(), short[0].numpy(), 5.0).tolist(), rel=1e-6)
+
+
 def test_span_check_refuses_what_does_not_match(tiny_tokenizer):
     record = long_records(1, words=20)[0]
     seq = ConversationEncoder(tiny_tokenizer, "chat", 4096).encode(record["messages"])

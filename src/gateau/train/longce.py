@@ -12,6 +12,9 @@ dropped. That span is found per training sequence by encoding its conversation w
 and checking that the scorer's tokens (head, context, middle, response) are exactly the start of the training
 sequence; when they are not (a conversation with more than one exchange or a system turn, no context paragraph,
 a context within the window, or tokenisations that differ), the sequence has no short row and every weight is 1.
+
+The same weights from a scoring run's stored per-token NLLs are `gateau.methods.hmg_tokens.longce_weights` (numpy,
+select time); `longce_weights` here is its torch twin on the trainer's batch (a test checks they agree).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from typing import Sequence
 import torch
 
 from ..data.samples import Sample
+from ..methods.hmg_tokens import LONGCE_CAP
 from ..prompt import EncodeError, PromptEncoder
 from ..templates import CONTEXT_JOINER
 from .data import Message
@@ -37,7 +41,7 @@ NO_DROP = (0, 0)
 class LongCESettings:
     """``cap``: the largest token weight (LongPPL: 5); ``window``: context tokens the short row keeps (HMG's W)."""
 
-    cap: float = 5.0
+    cap: float = LONGCE_CAP
     window: int = 128
 
 
