@@ -42,8 +42,8 @@ def register(subparsers: Any) -> None:
     r.add_argument("--no-progress", action="store_true")
     r.set_defaults(handler=run_bench)
     e = bsub.add_parser("e2e", help="select -> train -> evaluate every arm (gateau and random at 10/30/50%%, full at "
-                        "equal epochs and equal steps, ablations, LongCE, no long data) over seeds; results.md/json/png "
-                        "(resumable)")
+                        "equal epochs and equal steps, ablations, LongCE, no long data) over seeds; "
+                        "results.md/json/png (resumable)")
     e.add_argument("--out", required=True, help="benchmark directory (re-run the same command to resume)")
     e.add_argument("--quick", action="store_true", help="smoke test: tiny random model, 20 samples, 1 seed, 2 steps")
     e.add_argument("--size", choices=["cpu", "gpu"], default="cpu", help="the full form: cpu (embedded SmolLM2-135M; "

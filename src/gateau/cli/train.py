@@ -84,7 +84,8 @@ def register(subparsers: Any) -> None:
                    "min(exp(log p_long - log p_short), --longce-cap), p_short from the model itself (no gradient) on "
                    "HMG's window row (template + the last --longce-window context tokens + instruction + response); "
                    "needs --packing off")
-    o.add_argument("--longce-cap", type=float, help=f"LongCE: largest token weight (default {number_text(d('longce_cap'))})")
+    o.add_argument("--longce-cap", type=float,
+                   help=f"LongCE: largest token weight (default {number_text(d('longce_cap'))})")
     o.add_argument("--longce-window", type=int, metavar="W", help="LongCE: context tokens the short row keeps "
                    f"(default {d('longce_window')}, as gateau score --short-window)")
     e = p.add_argument_group("efficiency and hardware")

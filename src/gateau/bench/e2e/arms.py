@@ -61,9 +61,6 @@ ARMS: dict[str, Arm] = {a.name: a for a in (
 )}
 DEFAULT_ARMS = tuple(name for name in ARMS if name not in ("ppl", "ifd"))
 HEAVY_ARMS = tuple(name for name, arm in ARMS.items() if arm.heavy_eval)
-COMPARED_TO_GATEAU = ("random", "full", "full-steps", "hmg", "cam")
-"""The arms the hierarchical bootstrap compares the 30% gateau arm with."""
-SWEEP_ARMS = ("full", "no_long")
 
 
 def selection_dir(arm: Arm) -> str:

@@ -114,7 +114,8 @@ def summarize_extra(rows: list[dict[str, Any]], *, n_boot: int) -> dict[str, Any
 
 def _lines(results: dict[str, Any], n_boot: int) -> list[str]:
     lines = [f"# gateau bench e2e --extra-eval {Path(results['file']).name}", "",
-             f"{results['n_items']} items (sha256 {results['sha256_8']}…); every stored arm model, no retraining.", "",
+             f"{results['n_items']} items (sha256 {results['sha256_8']}…); every stored arm model, no retraining.",
+             "",
              "| arm | seeds | QA F1 | QA EM |", "|---|---|---|---|"]
     for arm, t in results["arms"].items():
         lines.append(f"| {arm} | {len(t['seeds'])} | {t['qa_f1']['mean']:.2f} ± {t['qa_f1']['std']:.2f} | "

@@ -102,7 +102,8 @@ def _header(meta: dict[str, Any]) -> str:
     layers = (f"LoRA rank {cfg['lora_r']}" if cfg.get("lora_r") else f"the last {cfg['train_last_layers']} layers"
               if cfg["train_last_layers"] else "every layer")
     text = (f"Model {cfg['model_name']}; pool {sum(meta['pool_kinds'].values())} samples {meta['pool_kinds']}; "
-            f"{meta['n_eval']} held-out QA items; ratio {cfg['ratio']}; seeds {list(cfg['seeds'])} (gateau, random, full), "
+            f"{meta['n_eval']} held-out QA items; ratio {cfg['ratio']}; seeds {list(cfg['seeds'])} "
+            "(gateau, random, full), "
             f"{list(cfg.get('other_seeds', cfg['seeds']))} (the other arms); short data: "
             f"ShareGPT first {cfg['short_count']}; epochs {cfg['epochs']}, max steps {cfg['max_steps']}, "
             f"lr {cfg['lr']}, "
@@ -138,7 +139,8 @@ def write_report(out: Path, rows: list[dict[str, Any]], meta: dict[str, Any], *,
     for r in rows:
         lines.append(f"| {r['arm']} | {r['seed'] if r['seed'] is not None else ''} | {r['qa_f1']:.2f} | "
                      f"{r['qa_em']:.2f} | {r['needle']:.1f} | {_num(r['ruler'], 1)} | {r['chat_nll']:.3f} | "
-                     f"{_num(r['mtbench_rouge'], 1)} | {r.get('train_seconds', 0):.0f} | {r.get('eval_seconds', 0):.0f} |")
+                     f"{_num(r['mtbench_rouge'], 1)} | {r.get('train_seconds', 0):.0f} | "
+                     f"{r.get('eval_seconds', 0):.0f} |")
     (out / "results.md").write_text("\n".join(lines) + "\n")
     _plot(out / "results.png", summary, cfg)
     return results

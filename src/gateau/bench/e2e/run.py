@@ -132,7 +132,7 @@ def _select(run: Path, method: str, ratio: float, seed: int, out: Path, preset: 
     return out
 
 
-def _short_only_file(path: Path, count: int) -> Path:
+def short_only_file(path: Path, count: int) -> Path:
     """The first ``count`` ShareGPT records that hold an answer, as the `no_long` arm's training data (the
     other arms get the same conversations through ``--short-data sharegpt --short-count``)."""
     if path.is_file():
@@ -149,8 +149,9 @@ def _short_only_file(path: Path, count: int) -> Path:
     return path
 
 
-def _train(config: E2EConfig, model: str, data: Path, out: Path, seed: int, short: bool, *, loss: str = "ce",
-           max_steps: int | None = None) -> dict[str, Any]:
+def train_model(config: E2EConfig, model: str, data: Path, out: Path, seed: int, short: bool, *,
+                loss: str = "ce", max_steps: int | None = None) -> dict[str, Any]:
+    """Train one arm's model into ``out`` with ``config``'s recipe (kept when its summary exists); its summary."""
     summary_file = out / "train_summary.json"
     if summary_file.is_file() and (out / "config.json").is_file():
         return json.loads(summary_file.read_text())
@@ -178,7 +179,7 @@ def _arm_data(config: E2EConfig, arm: Arm, seed: int, paths: dict[str, Path], ru
     if arm.data == DATA_FULL:
         return paths["data"]
     if arm.data == DATA_NONE:
-        return _short_only_file(arms_dir / "no_long" / "short.jsonl", config.short_count)
+        return short_only_file(arms_dir / "no_long" / "short.jsonl", config.short_count)
     where = arms_dir / selection_dir(arm) / (f"seed{seed}" if arm.seeded_selection else "")
     ratio = config.ratio if arm.ratio is None else arm.ratio
     return _select(run, arm.method, ratio, seed, where / "selected.jsonl", preset=arm.preset)
@@ -258,8 +259,8 @@ def run_e2e(config: E2EConfig) -> dict[str, Any]:
             data = _arm_data(config, arm, seed, paths, run, arms_dir)
             _say(f"{name} seed {seed}: training on {data}")
             t = time.perf_counter()
-            summary = _train(config, model, data, where / "model", seed, short=arm.data != DATA_NONE, loss=arm.loss,
-                             max_steps=_steps_of(config, arm, run, arms_dir))
+            summary = train_model(config, model, data, where / "model", seed, short=arm.data != DATA_NONE,
+                                  loss=arm.loss, max_steps=_steps_of(config, arm, run, arms_dir))
             train_seconds = time.perf_counter() - t
             res = {"arm": name, "seed": seed, **evaluate_model(str(where / "model"), where / "eval", *eval_args,
                                                                heavy=arm.heavy_eval, **eval_kwargs),

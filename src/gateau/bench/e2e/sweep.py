@@ -23,7 +23,7 @@ from ...util.atomic import atomic_write
 from .estimate import estimate_full_form, measured_timings
 from .evaluate import evaluate_model
 from .pool import read_jsonl, write_pool
-from .run import E2EConfig, _short_only_file, _train
+from .run import E2EConfig, short_only_file, train_model
 
 NEEDLE_MIN = 75.0
 CHAT_NLL_MAX_RISE = 0.05
@@ -112,11 +112,11 @@ def run_sweep(config: E2EConfig, grid: tuple[SweepPoint, ...] = DEFAULT_GRID, *,
             if (where / "result.json").is_file():
                 rows.append(json.loads((where / "result.json").read_text()))
                 continue
-            data = paths["data"] if arm == "full" else _short_only_file(out / "arms" / "no_long" / "short.jsonl",
-                                                                        config.short_count)
+            data = paths["data"] if arm == "full" else short_only_file(out / "arms" / "no_long" / "short.jsonl",
+                                                                       config.short_count)
             _say(f"{point.name} {arm}: training on {data}")
             t = time.perf_counter()
-            summary = _train(recipe, model, data, where / "model", 0, short=arm == "full")
+            summary = train_model(recipe, model, data, where / "model", 0, short=arm == "full")
             train_seconds = round(time.perf_counter() - t, 1)
             res = {"point": point.name, "recipe": asdict(point), "arm": arm, "seed": 0, "train_seconds": train_seconds,
                    "train_steps": summary.get("steps"),
@@ -188,7 +188,8 @@ def sweep_lines(results: dict[str, Any]) -> list[str]:
     lines = ["# gateau bench e2e --sweep", "",
              f"Untrained: QA F1 {u['qa_f1']:.2f} ({results['n_eval']} items), needle {u['needle']:.1f}, chat NLL "
              f"{u['chat_nll']:.3f}. Criteria: needle ≥ {c['needle_min']:g} and chat NLL ≤ untrained + "
-             f"{c['chat_nll_max_rise']:g} for full and no_long; |full QA F1 − untrained| ≥ {c['qa_min_move']:g}.", "",
+             f"{c['chat_nll_max_rise']:g} for full and no_long; |full QA F1 − untrained| ≥ {c['qa_min_move']:g}.",
+             "",
              "| recipe | full QA F1 | full needle | full chat NLL | no_long QA F1 | no_long needle | no_long chat NLL "
              "| needle ok | chat ok | QA moved | passes |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     yes = {True: "yes", False: "no"}
