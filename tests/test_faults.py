@@ -120,6 +120,21 @@ def with_bom(p: Paths, mp: pytest.MonkeyPatch) -> None:
     p.data.write_bytes(b"\xef\xbb\xbf" + p.data.read_bytes())
 
 
+def dataset_dict(*splits: str) -> Callable[[Paths, pytest.MonkeyPatch], None]:
+    """A `datasets` save_to_disk folder ``ROOT/dd`` holding a DatasetDict with ``splits``, each the 4 records."""
+    def make(p: Paths, mp: pytest.MonkeyPatch) -> None:
+        import datasets
+
+        records = [record(i) for i in range(4)]
+        datasets.DatasetDict({name: datasets.Dataset.from_list(records) for name in splits}).save_to_disk(
+            str(p.root / "dd"))
+    return make
+
+
+def no_fresh_run(p: Paths, before: dict[str, bytes]) -> None:
+    assert not (p.root / "fresh").exists()
+
+
 SELECT = ("select", "{run}", "--method", "length")
 SCORE = ("score", "{data}", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length",
          "--no-progress")
@@ -165,6 +180,20 @@ CASES = [
          (*SELECT, "--count", "2", "--out", "{root}/link.jsonl"), 0, "wrote 2 records to", symlinked_out_after,
          setup=lambda p, mp: ((p.root / "target.jsonl").write_text("stale\n"),
                               (p.root / "link.jsonl").symlink_to(p.root / "target.jsonl"))),
+    Case("a DatasetDict with several splits and no --split",
+         ("score", "{root}/dd", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length"), 2,
+         "{root}/dd: a dataset with 2 splits ('train', 'test'): choose one with --split NAME", no_fresh_run,
+         setup=dataset_dict("train", "test"), score=False),
+    Case("--split naming no split of the DatasetDict",
+         ("score", "{root}/dd", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length",
+          "--split", "dev"), 2, "{root}/dd: no split 'dev' (--split); its splits are 'train', 'test'", no_fresh_run,
+         setup=dataset_dict("train", "test"), score=False),
+    Case("a DatasetDict with one split: used and named",
+         ("score", "{root}/dd", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length",
+          "--no-progress"), 0, "data: split 'validation' (the only split of {root}/dd)",
+         setup=dataset_dict("validation"), score=False),
+    Case("--split on a JSONL file", (*SCORE, "--split", "train"), 2,
+         "--split applies to a HuggingFace dataset", no_fresh_run, score=False),
     # item 5: one line instead of a traceback
     Case("select --out a directory", (*SELECT, "--ratio", "0.5", "--out", "{root}/taken"), 2,
          "{root}/taken is a directory; give a file name", lambda p, b: not list((p.root / "taken").iterdir()),
