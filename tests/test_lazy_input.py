@@ -211,3 +211,20 @@ def test_a_streamed_data_folder_is_read_in_input_order(tmp_path, tiny_model_dir)
     reference = score_config(flat, tmp_path / "flat-run", methods="length", long_model=str(tiny_model_dir))
     run_score(reference)
     assert stored == pq.read_table(tmp_path / "flat-run" / "scores.parquet").drop(["fingerprint"]).to_pylist()
+
+
+def test_a_subset_of_a_data_folder_is_chosen_by_name(tmp_path):
+    """``--subset``: a configuration name, as ``load_dataset(FOLDER, SUBSET, split=...)`` reads it (configurations
+    declared in the folder's README.md, offline), streamed or not."""
+    records = make_records(6)
+    for name, part in (("first", records[:2]), ("second", records[2:])):
+        (tmp_path / name).mkdir()
+        pq.write_table(pa.Table.from_pylist(part), tmp_path / name / "train-0.parquet")
+    (tmp_path / "README.md").write_text("---\nconfigs:\n" + "".join(
+        f"- config_name: {name}\n  data_files:\n  - split: train\n    path: {name}/*.parquet\n"
+        for name in ("first", "second")) + "---\n")
+    for streaming in (False, True):
+        source = RecordSource(str(tmp_path), subset="second", streaming=streaming)
+        index = index_samples(source)
+        assert index.note == f"split 'train' (the only split of {tmp_path})"
+        assert [s.id for s in index.reader().read(index.refs)] == [r["id"] for r in records[2:]]

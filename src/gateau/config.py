@@ -67,7 +67,8 @@ class DataConfig:
         "type": str, "help": "hub dataset input: the configuration (subset) name, as load_dataset(NAME, SUBSET)"})
     streaming: bool = field(default=False, metadata={
         "help": "hub dataset input: stream the split (load_dataset(..., streaming=True)) instead of downloading "
-        "it whole; its chunks keep input order"})
+        "it whole; its chunks keep input order (a save_to_disk folder is memory-mapped and read by row "
+        "either way)"})
 
     def __post_init__(self) -> None:
         _positive("data", limit=self.limit)

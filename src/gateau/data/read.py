@@ -51,6 +51,11 @@ class RecordSource:
     def is_file(self) -> bool:
         return Path(self.path).is_file()
 
+    @property
+    def forward_only(self) -> bool:
+        """Read forward only (a streamed hub dataset or data folder): no random access to its rows."""
+        return self.streaming and not self.is_file and not _is_saved(self)
+
     def check(self) -> None:
         """UsageError when a dataset option is given for a plain file."""
         if self.is_file:
@@ -83,7 +88,7 @@ class RecordSource:
 
     def location(self, pointer: Pointer) -> str:
         """"file:line" (JSONL) or "name[i]" (JSON, Parquet, datasets), for messages."""
-        sep = ":{}" if Path(self.path).suffix.lower() in JSONL_SUFFIXES and self.is_file else "[{}]"
+        sep = ":{}" if Path(self.path).suffix.lower() in JSONL_SUFFIXES else "[{}]"
         return self.path + sep.format(pointer[0])
 
     def scan(self) -> Iterator[tuple[Pointer, dict[str, Any]]]:
@@ -356,7 +361,7 @@ class _DatasetReader(RecordReader):
     def fetch(self, pointers: list[Pointer]) -> list[dict[str, Any]]:
         if self._ds is None:
             self._ds = _open_dataset(self.source)
-        if not self.source.streaming or _is_saved(self.source):
+        if not self.source.forward_only:
             return [dict(self._ds[int(row)]) for row, _ in pointers]
         wanted = sorted({row for row, _ in pointers})
         found = {row: self._streamed(row) for row in wanted}

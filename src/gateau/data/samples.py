@@ -27,10 +27,10 @@ from ..config import FieldMap
 from ..status import Status
 from .content import content_hash
 from .read import EXPECTED_SHAPES_HELP, DataError, Pointer, RecordReader, RecordSource
+from .turns import ABSENT, CHAT_KEYS, SHAPES, NotTurns, Turn, detect_shape, record_turns
 
 if TYPE_CHECKING:
     from ..config import DataConfig
-from .turns import ABSENT, CHAT_KEYS, SHAPES, NotTurns, Turn, detect_shape, record_turns
 
 
 @dataclass
@@ -258,7 +258,7 @@ def index_samples(source: str | Path | RecordSource, fields: FieldMap = FieldMap
     resolved = given.resolved()
     note = (f"split {resolved.split!r} (the only split of {resolved.path})"
             if given.split is None and resolved.split is not None else "")
-    forward_only = resolved.streaming and not resolved.is_file
+    forward_only = resolved.forward_only
     refs = [SampleRef(index=s.index, id=s.id, status=s.status, error=s.error, content_hash=s.content_hash,
                       sort_length=0 if forward_only else s.sort_length, pointer=pointer)
             for s, pointer in _scan_samples(resolved, fields, limit)]
