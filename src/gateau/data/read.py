@@ -51,6 +51,10 @@ class RecordSource:
     def is_file(self) -> bool:
         return Path(self.path).is_file()
 
+    def absolute(self) -> RecordSource:
+        """This source with a local path made absolute (for a worker process whose working directory differs)."""
+        return replace(self, path=str(Path(self.path).resolve())) if Path(self.path).exists() else self
+
     @property
     def forward_only(self) -> bool:
         """Read forward only (a streamed hub dataset or data folder): no random access to its rows."""

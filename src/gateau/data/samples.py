@@ -272,6 +272,10 @@ class SampleReader:
         self.source, self.fields = source, fields
         self._records: RecordReader | None = None
 
+    def absolute(self) -> SampleReader:
+        """A reader of the same source by its absolute path (what a worker in another directory opens)."""
+        return SampleReader(self.source.absolute(), self.fields)
+
     def __getstate__(self) -> dict[str, Any]:
         return {"source": self.source, "fields": self.fields, "_records": None}
 

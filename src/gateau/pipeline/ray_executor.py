@@ -81,7 +81,8 @@ def start_workers(plan: RunPlan) -> list[Any]:
     actor = ray.remote(_Worker).options(num_cpus=1, num_gpus=ex.gpus_per_worker, max_restarts=ACTOR_RESTARTS,
                                         max_task_retries=ACTOR_RESTARTS)
     payload = plan.config.to_dict()
-    return [actor.remote(payload, plan.measure, plan.fingerprint, plan.reader) for _ in range(ex.workers)]
+    reader = plan.reader.absolute()  # an actor's working directory is not the driver's
+    return [actor.remote(payload, plan.measure, plan.fingerprint, reader) for _ in range(ex.workers)]
 
 
 class RayExecutor(Executor):
