@@ -117,6 +117,7 @@ def main() -> None:
     ap.add_argument("--sizes", default="0.25,0.5,1", help="input sizes in GB (default %(default)s)")
     ap.add_argument("--commands", default="score,plan", help="score, plan or both (default %(default)s)")
     ap.add_argument("--before-ref", help="git ref of the 'before' code (default: only this checkout)")
+    ap.add_argument("--trees", default="before,after", help="which of the trees to run (default %(default)s)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "gateau-input-rss")
     ap.add_argument("--results", type=Path, help="results JSON (default WORKDIR/results.json)")
     ap.add_argument("--keep", action="store_true", help="keep the data files and runs")
@@ -128,6 +129,7 @@ def main() -> None:
     trees = {"after": REPO / "src"}
     if args.before_ref:
         trees = {"before": export_tree(args.before_ref, Path(tempfile.mkdtemp(dir=work))), **trees}
+    trees = {name: src for name, src in trees.items() if name in args.trees.split(",")}
     try:
         for size in (float(s) for s in args.sizes.split(",")):
             data = work / f"data-{size:g}gb.jsonl"
