@@ -120,7 +120,19 @@ def with_bom(p: Paths, mp: pytest.MonkeyPatch) -> None:
     p.data.write_bytes(b"\xef\xbb\xbf" + p.data.read_bytes())
 
 
+def no_ruler_files(folder: str) -> Callable[[Paths, dict[str, bytes]], None]:
+    """``after``: ``folder`` (formatted with {model}, {run}) holds no ``ruler.*`` file."""
+    def check(p: Paths, before: dict[str, bytes]) -> None:
+        assert not list(Path(folder.format(model=p.model, run=p.run)).glob("ruler*"))
+    return check
+
+
+def symlink_to_model(name: str) -> Callable[[Paths, pytest.MonkeyPatch], None]:
+    return lambda p, mp: (p.root / name).symlink_to(p.model)
+
+
 SELECT = ("select", "{run}", "--method", "length")
+RULER = ("eval", "ruler", "--lengths", "800", "--tasks", "niah_single_1", "--samples", "1", "--no-progress")
 SCORE = ("score", "{data}", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length",
          "--no-progress")
 DATA_AND_RUN = ("data.jsonl", "run/config.json", "run/scores.parquet")
@@ -199,6 +211,21 @@ CASES = [
     Case("wrote 1 record", (*SELECT, "--count", "1", "--out", "{root}/sel.jsonl"), 0, "wrote 1 record to",
          absent=("wrote 1 records",)),
     Case("a UTF-8 BOM file is read", SCORE, 0, "status: ok=4", setup=with_bom, score=False),
+    # issue 23's leftovers (branch ruler): `gateau eval *` outputs go through the same guard, and its loaders
+    # print no Loading weights bar under --no-progress
+    Case("eval ruler --out onto the model's folder", (*RULER, "{model}", "--out", "{model}"), 2,
+         "is an input of this command", no_ruler_files("{model}"), score=False),
+    Case("eval ruler --out a symlink to the model's folder", (*RULER, "{model}", "--out", "{root}/alias"), 2,
+         "(it resolves to", no_ruler_files("{model}"), setup=symlink_to_model("alias"), score=False),
+    Case("eval ruler --out RUN", (*RULER, "{model}", "--out", "{run}"), 2, "is the run directory",
+         lambda p, b: (unchanged(*DATA_AND_RUN)(p, b), no_ruler_files("{run}")(p, b))),
+    Case("eval longbench --out onto its --data folder", ("eval", "longbench", "{model}", "--data", "{root}/lb",
+                                                         "--out", "{root}/lb", "--no-progress"), 2,
+         "is an input of this command", lambda p, b: not list((p.root / "lb").iterdir()), setup=mkdir("lb"),
+         score=False),
+    Case("no Loading weights bar in eval under --no-progress",
+         ("eval", "passkey", "{model}", "--out", "{root}/ev", "--lengths", "256", "--depths", "50", "--samples", "1",
+          "--max-new-tokens", "1", "--no-progress"), 0, "passkey json:", absent=("Loading weights",), score=False),
     Case("no Loading weights bar under --no-progress",
          ("score", "{data}", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "hmg", "--max-length",
           "256", "--short-window", "32", "--device", "cpu", "--dtype", "float32", "--no-progress"), 0,
