@@ -156,3 +156,21 @@ def test_without_the_packages_the_fallbacks_are_used_and_stated(without_word_pac
     summary = ruler.summarize(rows, RunStats(0, 0.0, 0.0), None).to_json()
     assert (summary["vocabulary"], summary["sentences"]) == ("paul-graham-essay-words", "regex")
     assert ruler.table(rows).endswith("\n\nword lists: paul-graham-essay-words; essay sentences: regex")
+
+
+def test_list_tasks_prints_every_task_of_synthetic_yaml_one_line_each(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    import yaml
+
+    wheel = Path(importlib.util.find_spec("long_context_eval").submodule_search_locations[0])
+    reference = yaml.safe_load((wheel / "synthetic.yaml").read_text())
+    with pytest.raises(SystemExit) as stop:  # no MODEL, no --lengths: listing needs neither
+        main(["eval", "ruler", "--list-tasks"])
+    assert stop.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(reference)
+    for line, (name, conf) in zip(lines, reference.items()):
+        assert line.split()[1] == conf["task"] + ":"
+        assert all(f"{k}={v}" in line for k, v in conf["args"].items())

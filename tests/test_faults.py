@@ -131,6 +131,21 @@ def symlink_to_model(name: str) -> Callable[[Paths, pytest.MonkeyPatch], None]:
     return lambda p, mp: (p.root / name).symlink_to(p.model)
 
 
+LONGBENCH_RECORD = json.dumps({"_id": "q0", "input": "What does the harbour keep?", "context": " ".join(WORDS),
+                               "answers": ["a blue lighthouse"], "length": 16, "all_classes": None}) + "\n"
+
+
+def longbench_data(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    (p.root / "lb").mkdir()
+    (p.root / "lb" / "hotpotqa.jsonl").write_text(LONGBENCH_RECORD)
+
+
+def longbench_data_kept(p: Paths, before: dict[str, bytes]) -> None:
+    folder = p.root / "lb"
+    assert sorted(x.name for x in folder.iterdir()) == ["hotpotqa.jsonl"]
+    assert (folder / "hotpotqa.jsonl").read_text() == LONGBENCH_RECORD
+
+
 SELECT = ("select", "{run}", "--method", "length")
 RULER = ("eval", "ruler", "--lengths", "800", "--tasks", "niah_single_1", "--samples", "1", "--no-progress")
 SCORE = ("score", "{data}", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length",
@@ -221,8 +236,7 @@ CASES = [
          lambda p, b: (unchanged(*DATA_AND_RUN)(p, b), no_ruler_files("{run}")(p, b))),
     Case("eval longbench --out onto its --data folder", ("eval", "longbench", "{model}", "--data", "{root}/lb",
                                                          "--out", "{root}/lb", "--no-progress"), 2,
-         "is an input of this command", lambda p, b: not list((p.root / "lb").iterdir()), setup=mkdir("lb"),
-         score=False),
+         "is an input of this command", longbench_data_kept, setup=longbench_data, score=False),
     Case("no Loading weights bar in eval under --no-progress",
          ("eval", "passkey", "{model}", "--out", "{root}/ev", "--lengths", "256", "--depths", "50", "--samples", "1",
           "--max-new-tokens", "1", "--no-progress"), 0, "passkey json:", absent=("Loading weights",), score=False),

@@ -73,6 +73,7 @@ def register(subparsers: Any) -> None:
         if evaluation.model_argument:
             p.add_argument("model", help=_MODEL_HELP)
         add_flags(p, evaluation.settings_type)
+        evaluation.add_options(p)
         add_model_options(p)
         if evaluation.judge != "none":
             add_judge_options(p, required=evaluation.judge == "required")

@@ -161,3 +161,7 @@ class Evaluation(ABC):
     def report_line(cls, summary: dict[str, Any]) -> str | None:
         """A last line the CLI prints after the table (none by default)."""
         return None
+
+    @classmethod
+    def add_options(cls, parser: Any) -> None:
+        """Options of this command beyond its settings' flags (e.g. RULER's ``--list-tasks``; none by default)."""

@@ -37,6 +37,14 @@ def task_configs() -> dict[str, dict[str, Any]]:
     return yaml.safe_load(path.read_text())
 
 
+def task_lines() -> list[str]:
+    """One line per task of ``synthetic.yaml``, in its order: the name, the task family and its arguments."""
+    tasks = task_configs()
+    width = max(len(name) for name in tasks)
+    return [f"{name:<{width}}  {conf['task']}: " + ", ".join(f"{k}={v}" for k, v in conf["args"].items())
+            for name, conf in tasks.items()]
+
+
 @lru_cache(maxsize=1)
 def essay_words() -> list[str]:
     """RULER's essay haystack as words (whitespace runs collapsed), in order."""

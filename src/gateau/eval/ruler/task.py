@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -13,7 +14,7 @@ from ..runner import run
 from ..task import EvalSettings, Evaluation, Item, RunStats, Summary
 from .fitting import RulerBuilder
 from .sentences import sentence_splitter
-from .sources import task_configs, vocabulary
+from .sources import task_configs, task_lines, vocabulary
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -23,7 +24,8 @@ class RulerConfig(EvalSettings):
 
     lengths: tuple[int, ...] = flag("sequence lengths in tokens (prompt + the task's answer budget), e.g. 1k,2k,4k",
                                     (4096,), parse=token_counts, required=True, show_default=False)
-    tasks: tuple[str, ...] | None = flag("comma-separated RULER tasks (default: all 13)", None, parse=names)
+    tasks: tuple[str, ...] | None = flag("comma-separated RULER tasks (default: all 13; see --list-tasks)", None,
+                                         parse=names)
     samples: int = flag("samples per task and length", 10, parse=int)
     seed: int = flag("generation seed (42 as RULER)", 42, parse=int)
 
@@ -73,6 +75,21 @@ class RulerSummary(Summary):
                 "seed": self.seed, "vocabulary": self.vocabulary, "sentences": self.sentences,
                 "mean_score": self.mean_score, "scores": self.scores, "by_length": self.by_length,
                 "does_not_fit": self.does_not_fit, **vars(self.run)}
+
+
+class ListTasks(argparse.Action):
+    """``--list-tasks``: print the tasks of synthetic.yaml, one line each, and exit 0 (as ``--help`` does, before
+    the required arguments are asked for)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="print the 13 task names, one line each with the task family and its arguments, "
+                         "and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print("\n".join(task_lines()))
+        parser.exit()
 
 
 def _key(task: str, length: int, index: int) -> str:
@@ -152,6 +169,10 @@ class Ruler(Evaluation):
     def table(self, rows: list[dict[str, Any]]) -> str:
         table = format_table(*pivot(rows, "task", "length", "score", row_label="task \\ length"))
         return f"{table}\n\nword lists: {self.vocabulary}; essay sentences: {self.sentences}"
+
+    @classmethod
+    def add_options(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--list-tasks", action=ListTasks)
 
     @classmethod
     def report_line(cls, summary: dict[str, Any]) -> str:
