@@ -140,6 +140,13 @@ def longbench_data(p: Paths, mp: pytest.MonkeyPatch) -> None:
     (p.root / "lb" / "hotpotqa.jsonl").write_text(LONGBENCH_RECORD)
 
 
+def nothing_at(name: str) -> Callable[[Paths, dict[str, bytes]], None]:
+    """``after``: nothing was made at ``name`` (relative to root)."""
+    def check(p: Paths, before: dict[str, bytes]) -> None:
+        assert not (p.root / name).exists(), name
+    return check
+
+
 def longbench_data_kept(p: Paths, before: dict[str, bytes]) -> None:
     folder = p.root / "lb"
     assert sorted(x.name for x in folder.iterdir()) == ["hotpotqa.jsonl"]
@@ -237,6 +244,11 @@ CASES = [
     Case("eval longbench --out onto its --data folder", ("eval", "longbench", "{model}", "--data", "{root}/lb",
                                                          "--out", "{root}/lb", "--no-progress"), 2,
          "is an input of this command", longbench_data_kept, setup=longbench_data, score=False),
+    Case("eval mt-bench --judge-cache onto the judge model", ("eval", "mt-bench", "{model}", "--out", "{root}/mt",
+                                                              "--judge-model", "{root}/judge", "--judge-cache",
+                                                              "{root}/judge", "--no-progress"), 2,
+         "--judge-cache {root}/judge is an input of this command", nothing_at("mt"),
+         setup=mkdir("judge"), score=False),
     Case("no Loading weights bar in eval under --no-progress",
          ("eval", "passkey", "{model}", "--out", "{root}/ev", "--lengths", "256", "--depths", "50", "--samples", "1",
           "--max-new-tokens", "1", "--no-progress"), 0, "passkey json:", absent=("Loading weights",), score=False),
