@@ -24,6 +24,7 @@ import os
 import sys
 
 from ..errors import GateauError
+from ..util import interrupts
 from . import signals
 
 # The command modules, in the order `gateau --help` lists them.
@@ -81,9 +82,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args = build_parser().parse_args(argv)
         prog = f"gateau {args.command}"
-        return args.handler(args)
+        code = args.handler(args)
+        interrupts.raise_if_received()  # a signal whose KeyboardInterrupt was swallowed where it landed
+        return code
     except KeyboardInterrupt:
         with signals.finishing():
+            signals.forget_unhandled_interrupt()
             print(f"\n{prog}: interrupted", file=sys.stderr)
         return signals.exit_code()
     except Exception as exc:

@@ -7,6 +7,8 @@ import time
 
 from tqdm import tqdm
 
+from ..util import interrupts
+
 
 class StopFlag:
     """Set by Ctrl-C (SIGINT) while a run is scoring: the handler raises KeyboardInterrupt at once, and the flag
@@ -17,7 +19,8 @@ class StopFlag:
         self.set = False
 
     def check(self) -> None:
-        """KeyboardInterrupt if Ctrl-C was pressed."""
+        """KeyboardInterrupt if Ctrl-C was pressed (or a signal was recorded whose KeyboardInterrupt was swallowed)."""
+        interrupts.raise_if_received()
         if self.set:
             raise KeyboardInterrupt
 

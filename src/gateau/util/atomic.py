@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import IO, Iterator
 
 from ..errors import GateauError
+from . import interrupts
 
 _TMP_MARK = ".tmp"
 
@@ -79,6 +80,7 @@ def atomic_open(path: str | Path, mode: str = "w", encoding: str | None = "utf-8
             yield handle
             handle.flush()
             os.fsync(handle.fileno())
+        interrupts.raise_if_received()  # an interrupted command publishes nothing, even if its interrupt was swallowed
         os.replace(tmp, target)
     except OSError as exc:
         raise WriteError(f"cannot write {path}: {exc.strerror or exc}") from exc
