@@ -63,6 +63,7 @@ class Case:
     setup: Callable[[Paths, pytest.MonkeyPatch], None] = lambda p, mp: None
     absent: tuple[str, ...] = ()
     score: bool = True  # score the run first
+    score_args: tuple[str, ...] = ()  # extra flags of that first score
     data: Callable[[int], dict] = field(default=record)
 
 
@@ -151,6 +152,49 @@ def longbench_data_kept(p: Paths, before: dict[str, bytes]) -> None:
     folder = p.root / "lb"
     assert sorted(x.name for x in folder.iterdir()) == ["hotpotqa.jsonl"]
     assert (folder / "hotpotqa.jsonl").read_text() == LONGBENCH_RECORD
+
+
+def lone_surrogate(i: int) -> dict:
+    out = record(i)
+    if i == 2:
+        out["response"] = "a lone \ud800 surrogate"
+    return out
+
+
+def damage_first_shard(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    first = sorted((p.run / "shards").glob("part-*.parquet"))[0]
+    first.write_bytes(b"garbage")
+    (p.run / "scores.parquet").unlink()
+
+
+def lose_one_chunk(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    """An unfinished run: one of its chunks never stored (the run was scored with --chunk-size 1)."""
+    sorted((p.run / "shards").glob("part-*.parquet"))[0].unlink()
+    (p.run / "scores.parquet").unlink()
+
+
+def edit_record_r1(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    rows = p.lines(p.data)
+    rows[1]["response"] = "an edited answer"
+    p.data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def another_data_file(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    (p.root / "other.jsonl").write_text("".join(json.dumps(record(i)) + "\n" for i in range(5)))
+
+
+def hold_the_run_lock(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    """A second scorer: this test holds RUN/.lock (flock is per open file, so the command's own open conflicts)."""
+    import fcntl
+
+    handle = open(p.run / ".lock", "a+")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    mp.setattr(Paths, "held_lock", handle, raising=False)  # kept open (and locked) until the test ends
+
+
+def append_binary_line(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    with open(p.data, "ab") as handle:
+        handle.write(b"\x00\xff\xfe binary\n")
 
 
 SELECT = ("select", "{run}", "--method", "length")
@@ -256,6 +300,37 @@ CASES = [
          ("score", "{data}", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "hmg", "--max-length",
           "256", "--short-window", "32", "--device", "cpu", "--dtype", "float32", "--no-progress"), 0,
          "status: ok=4", absent=("Loading weights",), score=False),
+    # the cases of the last robustness issue (issue 11), as rows of the same table
+    Case("a lone surrogate is one bad_text sample, the run goes on", SCORE, 0,
+         "status: bad_text=1, ok=3", data=lone_surrogate, score=False),
+    Case("a damaged shard names the shard and --repair", SCORE[:3] + ("{run}",) + SCORE[4:], 2,
+         "is damaged", absent=("Traceback",), setup=damage_first_shard),
+    Case("select on a run with a damaged shard names it too", (*SELECT, "--ratio", "0.5"), 2,
+         "with --repair to set damaged chunks aside", setup=damage_first_shard),
+    Case("a different file scored into an existing --out is refused", ("score", "{root}/other.jsonl", "--out",
+                                                                      "{run}", *SCORE[4:]), 2,
+         "holds a run of {data}, not {root}/other.jsonl; use --overwrite or another --out",
+         unchanged(*DATA_AND_RUN), setup=another_data_file),
+    Case("select on an unfinished run is refused with counts", (*SELECT, "--ratio", "0.5"), 2,
+         "only 3 of 4 samples are scored; finish the run", setup=lose_one_chunk, score_args=("--chunk-size", "1")),
+    Case("select --allow-partial ranks the scored samples", (*SELECT, "--ratio", "0.5", "--allow-partial"), 0,
+         "samples: 3  ranked: 3  selected: 2", setup=lose_one_chunk, score_args=("--chunk-size", "1")),
+    Case("select --out on edited data names the first edited id", (*SELECT, "--ratio", "0.5", "--out",
+                                                                  "{root}/sel.jsonl"), 2,
+         "sample 'r1' differs in {data} from the record that was scored",
+         lambda p, b: not (p.root / "sel.jsonl").exists(), setup=edit_record_r1),
+    Case("a second scorer on the same --out", SCORE[:3] + ("{run}",) + SCORE[4:], 2,
+         "is being scored by another process", unchanged(*DATA_AND_RUN), setup=hold_the_run_lock),
+    Case("--chunk-size 0", (*SCORE, "--chunk-size", "0"), 2, "--chunk-size must be positive, got 0",
+         lambda p, b: not (p.root / "fresh").exists()),
+    Case("--segment-len -1", (*SCORE, "--segment-len", "-1"), 2, "--segment-len must be positive, got -1"),
+    Case("--token-budget 0", (*SCORE, "--token-budget", "0"), 2, "--token-budget must be positive, got 0"),
+    Case("select --ratio 0", (*SELECT, "--ratio", "0"), 2, "--ratio must be in (0, 1], got 0.0"),
+    Case("a binary line names the file and the line", SCORE, 2, "{data}:5: not UTF-8 text",
+         lambda p, b: not (p.root / "fresh" / "scores.parquet").exists(), setup=append_binary_line, score=False),
+    Case("--limit on a finished run counts what the limit covers",
+         ("score", "{data}", "--out", "{run}", *SCORE[4:], "--limit", "2"), 0,
+         "samples: 2 (measured now 0, already done 2)"),
 ]
 
 
@@ -265,7 +340,7 @@ def test_fault(case: Case, tmp_path, tiny_model_dir, monkeypatch, capsys):
     p.data.write_text("".join(json.dumps(case.data(i)) + "\n" for i in range(4)))
     if case.score:
         assert main(["score", str(p.data), "--out", str(p.run), "--long-model", str(p.model), "--methods", "length",
-                     "--no-progress"]) == 0
+                     "--no-progress", *case.score_args]) == 0
     case.setup(p, monkeypatch)
     before = {name: (tmp_path / name).read_bytes() for name in DATA_AND_RUN if (tmp_path / name).is_file()}
     capsys.readouterr()
