@@ -63,6 +63,7 @@ class Case:
     setup: Callable[[Paths, pytest.MonkeyPatch], None] = lambda p, mp: None
     absent: tuple[str, ...] = ()
     score: bool = True  # score the run first
+    score_args: tuple[str, ...] = ()  # extra flags of that first score
     data: Callable[[int], dict] = field(default=record)
 
 
@@ -131,11 +132,84 @@ def dataset_dict(*splits: str) -> Callable[[Paths, pytest.MonkeyPatch], None]:
     return make
 
 
-def no_fresh_run(p: Paths, before: dict[str, bytes]) -> None:
-    assert not (p.root / "fresh").exists()
+def no_ruler_files(folder: str) -> Callable[[Paths, dict[str, bytes]], None]:
+    """``after``: ``folder`` (formatted with {model}, {run}) holds no ``ruler.*`` file."""
+    def check(p: Paths, before: dict[str, bytes]) -> None:
+        assert not list(Path(folder.format(model=p.model, run=p.run)).glob("ruler*"))
+    return check
+
+
+def symlink_to_model(name: str) -> Callable[[Paths, pytest.MonkeyPatch], None]:
+    return lambda p, mp: (p.root / name).symlink_to(p.model)
+
+
+LONGBENCH_RECORD = json.dumps({"_id": "q0", "input": "What does the harbour keep?", "context": " ".join(WORDS),
+                               "answers": ["a blue lighthouse"], "length": 16, "all_classes": None}) + "\n"
+
+
+def longbench_data(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    (p.root / "lb").mkdir()
+    (p.root / "lb" / "hotpotqa.jsonl").write_text(LONGBENCH_RECORD)
+
+
+def nothing_at(name: str) -> Callable[[Paths, dict[str, bytes]], None]:
+    """``after``: nothing was made at ``name`` (relative to root)."""
+    def check(p: Paths, before: dict[str, bytes]) -> None:
+        assert not (p.root / name).exists(), name
+    return check
+
+
+def longbench_data_kept(p: Paths, before: dict[str, bytes]) -> None:
+    folder = p.root / "lb"
+    assert sorted(x.name for x in folder.iterdir()) == ["hotpotqa.jsonl"]
+    assert (folder / "hotpotqa.jsonl").read_text() == LONGBENCH_RECORD
+
+
+def lone_surrogate(i: int) -> dict:
+    out = record(i)
+    if i == 2:
+        out["response"] = "a lone \ud800 surrogate"
+    return out
+
+
+def damage_first_shard(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    first = sorted((p.run / "shards").glob("part-*.parquet"))[0]
+    first.write_bytes(b"garbage")
+    (p.run / "scores.parquet").unlink()
+
+
+def lose_one_chunk(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    """An unfinished run: one of its chunks never stored (the run was scored with --chunk-size 1)."""
+    sorted((p.run / "shards").glob("part-*.parquet"))[0].unlink()
+    (p.run / "scores.parquet").unlink()
+
+
+def edit_record_r1(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    rows = p.lines(p.data)
+    rows[1]["response"] = "an edited answer"
+    p.data.write_text("".join(json.dumps(r) + "\n" for r in rows))
+
+
+def another_data_file(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    (p.root / "other.jsonl").write_text("".join(json.dumps(record(i)) + "\n" for i in range(5)))
+
+
+def hold_the_run_lock(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    """A second scorer: this test holds RUN/.lock (flock is per open file, so the command's own open conflicts)."""
+    import fcntl
+
+    handle = open(p.run / ".lock", "a+")
+    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    mp.setattr(Paths, "held_lock", handle, raising=False)  # kept open (and locked) until the test ends
+
+
+def append_binary_line(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    with open(p.data, "ab") as handle:
+        handle.write(b"\x00\xff\xfe binary\n")
 
 
 SELECT = ("select", "{run}", "--method", "length")
+RULER = ("eval", "ruler", "--lengths", "800", "--tasks", "niah_single_1", "--samples", "1", "--no-progress")
 SCORE = ("score", "{data}", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length",
          "--no-progress")
 DATA_AND_RUN = ("data.jsonl", "run/config.json", "run/scores.parquet")
@@ -182,18 +256,18 @@ CASES = [
                               (p.root / "link.jsonl").symlink_to(p.root / "target.jsonl"))),
     Case("a DatasetDict with several splits and no --split",
          ("score", "{root}/dd", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length"), 2,
-         "{root}/dd: a dataset with 2 splits ('train', 'test'): choose one with --split NAME", no_fresh_run,
+         "{root}/dd: a dataset with 2 splits ('train', 'test'): choose one with --split NAME", nothing_at("fresh"),
          setup=dataset_dict("train", "test"), score=False),
     Case("--split naming no split of the DatasetDict",
          ("score", "{root}/dd", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length",
-          "--split", "dev"), 2, "{root}/dd: no split 'dev' (--split); its splits are 'train', 'test'", no_fresh_run,
+          "--split", "dev"), 2, "{root}/dd: no split 'dev' (--split); its splits are 'train', 'test'", nothing_at("fresh"),
          setup=dataset_dict("train", "test"), score=False),
     Case("a DatasetDict with one split: used and named",
          ("score", "{root}/dd", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length",
           "--no-progress"), 0, "data: split 'validation' (the only split of {root}/dd)",
          setup=dataset_dict("validation"), score=False),
     Case("--split on a JSONL file", (*SCORE, "--split", "train"), 2,
-         "--split applies to a HuggingFace dataset", no_fresh_run, score=False),
+         "--split applies to a HuggingFace dataset", nothing_at("fresh"), score=False),
     # item 5: one line instead of a traceback
     Case("select --out a directory", (*SELECT, "--ratio", "0.5", "--out", "{root}/taken"), 2,
          "{root}/taken is a directory; give a file name", lambda p, b: not list((p.root / "taken").iterdir()),
@@ -228,10 +302,60 @@ CASES = [
     Case("wrote 1 record", (*SELECT, "--count", "1", "--out", "{root}/sel.jsonl"), 0, "wrote 1 record to",
          absent=("wrote 1 records",)),
     Case("a UTF-8 BOM file is read", SCORE, 0, "status: ok=4", setup=with_bom, score=False),
+    # issue 23's leftovers (branch ruler): `gateau eval *` outputs go through the same guard, and its loaders
+    # print no Loading weights bar under --no-progress
+    Case("eval ruler --out onto the model's folder", (*RULER, "{model}", "--out", "{model}"), 2,
+         "is an input of this command", no_ruler_files("{model}"), score=False),
+    Case("eval ruler --out a symlink to the model's folder", (*RULER, "{model}", "--out", "{root}/alias"), 2,
+         "(it resolves to", no_ruler_files("{model}"), setup=symlink_to_model("alias"), score=False),
+    Case("eval ruler --out RUN", (*RULER, "{model}", "--out", "{run}"), 2, "is the run directory",
+         lambda p, b: (unchanged(*DATA_AND_RUN)(p, b), no_ruler_files("{run}")(p, b))),
+    Case("eval longbench --out onto its --data folder", ("eval", "longbench", "{model}", "--data", "{root}/lb",
+                                                         "--out", "{root}/lb", "--no-progress"), 2,
+         "is an input of this command", longbench_data_kept, setup=longbench_data, score=False),
+    Case("eval mt-bench --judge-cache onto the judge model", ("eval", "mt-bench", "{model}", "--out", "{root}/mt",
+                                                              "--judge-model", "{root}/judge", "--judge-cache",
+                                                              "{root}/judge", "--no-progress"), 2,
+         "--judge-cache {root}/judge is an input of this command", nothing_at("mt"),
+         setup=mkdir("judge"), score=False),
+    Case("no Loading weights bar in eval under --no-progress",
+         ("eval", "passkey", "{model}", "--out", "{root}/ev", "--lengths", "256", "--depths", "50", "--samples", "1",
+          "--max-new-tokens", "1", "--no-progress"), 0, "passkey json:", absent=("Loading weights",), score=False),
     Case("no Loading weights bar under --no-progress",
          ("score", "{data}", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "hmg", "--max-length",
           "256", "--short-window", "32", "--device", "cpu", "--dtype", "float32", "--no-progress"), 0,
          "status: ok=4", absent=("Loading weights",), score=False),
+    # the cases of the last robustness issue (issue 11), as rows of the same table
+    Case("a lone surrogate is one bad_text sample, the run goes on", SCORE, 0,
+         "status: bad_text=1, ok=3", data=lone_surrogate, score=False),
+    Case("a damaged shard names the shard and --repair", SCORE[:3] + ("{run}",) + SCORE[4:], 2,
+         "is damaged", absent=("Traceback",), setup=damage_first_shard),
+    Case("select on a run with a damaged shard names it too", (*SELECT, "--ratio", "0.5"), 2,
+         "with --repair to set damaged chunks aside", setup=damage_first_shard),
+    Case("a different file scored into an existing --out is refused", ("score", "{root}/other.jsonl", "--out",
+                                                                      "{run}", *SCORE[4:]), 2,
+         "holds a run of {data}, not {root}/other.jsonl; use --overwrite or another --out",
+         unchanged(*DATA_AND_RUN), setup=another_data_file),
+    Case("select on an unfinished run is refused with counts", (*SELECT, "--ratio", "0.5"), 2,
+         "only 3 of 4 samples are scored; finish the run", setup=lose_one_chunk, score_args=("--chunk-size", "1")),
+    Case("select --allow-partial ranks the scored samples", (*SELECT, "--ratio", "0.5", "--allow-partial"), 0,
+         "samples: 3  ranked: 3  selected: 2", setup=lose_one_chunk, score_args=("--chunk-size", "1")),
+    Case("select --out on edited data names the first edited id", (*SELECT, "--ratio", "0.5", "--out",
+                                                                  "{root}/sel.jsonl"), 2,
+         "sample 'r1' differs in {data} from the record that was scored",
+         lambda p, b: not (p.root / "sel.jsonl").exists(), setup=edit_record_r1),
+    Case("a second scorer on the same --out", SCORE[:3] + ("{run}",) + SCORE[4:], 2,
+         "is being scored by another process", unchanged(*DATA_AND_RUN), setup=hold_the_run_lock),
+    Case("--chunk-size 0", (*SCORE, "--chunk-size", "0"), 2, "--chunk-size must be positive, got 0",
+         lambda p, b: not (p.root / "fresh").exists()),
+    Case("--segment-len -1", (*SCORE, "--segment-len", "-1"), 2, "--segment-len must be positive, got -1"),
+    Case("--token-budget 0", (*SCORE, "--token-budget", "0"), 2, "--token-budget must be positive, got 0"),
+    Case("select --ratio 0", (*SELECT, "--ratio", "0"), 2, "--ratio must be in (0, 1], got 0.0"),
+    Case("a binary line names the file and the line", SCORE, 2, "{data}:5: not UTF-8 text",
+         lambda p, b: not (p.root / "fresh" / "scores.parquet").exists(), setup=append_binary_line, score=False),
+    Case("--limit on a finished run counts what the limit covers",
+         ("score", "{data}", "--out", "{run}", *SCORE[4:], "--limit", "2"), 0,
+         "samples: 2 (measured now 0, already done 2)"),
 ]
 
 
@@ -241,7 +365,7 @@ def test_fault(case: Case, tmp_path, tiny_model_dir, monkeypatch, capsys):
     p.data.write_text("".join(json.dumps(case.data(i)) + "\n" for i in range(4)))
     if case.score:
         assert main(["score", str(p.data), "--out", str(p.run), "--long-model", str(p.model), "--methods", "length",
-                     "--no-progress"]) == 0
+                     "--no-progress", *case.score_args]) == 0
     case.setup(p, monkeypatch)
     before = {name: (tmp_path / name).read_bytes() for name in DATA_AND_RUN if (tmp_path / name).is_file()}
     capsys.readouterr()

@@ -8,6 +8,13 @@ from typing import Any
 
 from ..config import ExecutionConfig, ModelConfig
 from ..errors import UsageError
+from .config_file import SettingsFile, add_config_flags, file_settings, overlay, plain, yaml_text
+
+# `gateau bench e2e`'s flags -> their key in its settings file (the fields of `E2EConfig`).
+_E2E_KEYS = {"out": "out", "quick": "quick", "model": "model", "n": "pool.n", "n_eval": "pool.n_eval",
+             "seeds": "seeds", "arms": "arms", "short_count": "short_count", "max_steps": "max_steps",
+             "epochs": "epochs", "lr": "lr", "train_last_layers": "train_last_layers", "device": "device",
+             "no_progress": "progress"}
 
 
 def register(subparsers: Any) -> None:
@@ -58,7 +65,15 @@ def register(subparsers: Any) -> None:
     e.add_argument("--train-last-layers", type=int, help="train only the last N decoder layers (0: all)")
     e.add_argument("--device", default="cpu")
     e.add_argument("--no-progress", action="store_true")
+    add_config_flags(e, _e2e_file(), keys="E2EConfig (pool, plan and the recipe; --quick's form with quick: true)")
     e.set_defaults(handler=run_e2e)
+
+
+def _e2e_file() -> SettingsFile:
+    """`gateau bench e2e`'s settings file: the keys of `E2EConfig` (imported only when its parser is built)."""
+    from ..bench.e2e import E2EConfig
+
+    return SettingsFile(E2EConfig, _E2E_KEYS)
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -86,10 +101,13 @@ def run_bench(args: argparse.Namespace) -> int:
 
 
 def e2e_config(args: argparse.Namespace) -> Any:
-    """The e2e flags -> `E2EConfig`: the full form (or ``--quick``'s) with the flags given replacing its values."""
+    """The e2e flags -> `E2EConfig`: the full form (or ``--quick``'s: the flag, or ``quick: true`` in ``--config``'s
+    file) with the file's values and then the flags given replacing its values."""
     from ..bench.e2e import ARMS, E2EConfig, PoolConfig, quick_config
 
-    config = quick_config(args.out) if args.quick else E2EConfig(out=args.out)
+    from_file = file_settings(args)
+    quick = args.quick or bool((from_file or {}).get("quick"))
+    config = quick_config(args.out) if quick else E2EConfig(out=args.out)
     pool: PoolConfig = config.pool
     if args.n is not None:
         pool = replace(pool, n=args.n)
@@ -111,12 +129,19 @@ def e2e_config(args: argparse.Namespace) -> Any:
             changes[name] = getattr(args, name)
     if args.train_last_layers is not None:
         changes["train_last_layers"] = args.train_last_layers or None
-    return replace(config, **changes)
+    config = replace(config, **changes)
+    return config if from_file is None else overlay(config, from_file)  # the flags given are not in from_file
 
 
 def run_e2e(args: argparse.Namespace) -> int:
-    """Run (or resume) the end-to-end benchmark."""
+    """Run (or resume) the end-to-end benchmark (``--print-config``: print its resolved settings)."""
+    config = e2e_config(args)
+    if args.print_config:
+        import sys
+
+        sys.stdout.write(yaml_text(plain(config)))
+        return 0
     from ..bench.e2e import run_e2e as run
 
-    run(e2e_config(args))
+    run(config)
     return 0

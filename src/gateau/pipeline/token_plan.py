@@ -103,11 +103,11 @@ class TokenPlan:
 def planning_scorer(config: ScoreConfig) -> Scorer:
     """A `Scorer` with the run's tokenizers and no weights: it encodes and plans rows but runs none."""
     device = resolve_device(config.models.device)
-    long = LoadedModel(model=None, tokenizer=load_tokenizer(config.models.long_model), spec=config.models.long_model,
+    long = LoadedModel(model=None, tokenizer=load_tokenizer(config.models.long_model, config.models.hub), spec=config.models.long_model,
                        device=device)
     short = None
     if config.models.short_model:
-        short = LoadedModel(model=None, tokenizer=load_tokenizer(config.models.short_model),
+        short = LoadedModel(model=None, tokenizer=load_tokenizer(config.models.short_model, config.models.hub),
                             spec=config.models.short_model, device=device)
     return Scorer(config, long, short)
 
