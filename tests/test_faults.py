@@ -53,7 +53,8 @@ class Paths:
 @dataclass(frozen=True)
 class Case:
     """``argv`` is formatted with {data}, {run}, {root}, {model}; ``setup`` prepares files (and may monkeypatch)
-    before the command; ``after`` asserts the state of the files; ``absent``: text that must not be printed."""
+    before the command; ``after`` checks the state of the files (it asserts, or returns False when they are
+    wrong); ``absent``: text that must not be printed."""
 
     name: str
     argv: tuple[str, ...]
@@ -381,7 +382,7 @@ def test_fault(case: Case, tmp_path, tiny_model_dir, monkeypatch, capsys):
     assert "Traceback" not in err
     for text in case.absent:
         assert text not in out + err
-    case.after(p, before)
+    assert case.after(p, before) is not False, f"{case.name}: the files afterwards are not as expected"
 
 
 def test_progress_counts_whole_samples():
