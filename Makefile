@@ -11,6 +11,7 @@ SLOW_TESTS = \
 	tests/test_bench.py::test_bench_run_quick_end_to_end \
 	tests/test_cli_signals.py::test_a_signal_during_the_imports_is_one_line \
 	tests/test_cli_signals.py::test_score_stops_on_a_signal_says_what_is_stored_and_resumes \
+	tests/test_config_files.py::test_train_from_a_file_gives_the_weights_and_loss_the_flags_give \
 	tests/test_e2e.py::test_quick_end_to_end \
 	tests/test_e2e.py::test_quick_end_to_end_one_arm_of_each_kind \
 	tests/test_faults.py::test_a_select_killed_mid_write_leaves_a_temporary_the_next_write_removes \
@@ -21,6 +22,8 @@ SLOW_TESTS = \
 	tests/test_executors.py::test_a_run_started_with_one_executor_is_finished_by_the_other \
 	tests/test_executors.py::test_ray_rows_equal_local_rows \
 	tests/test_gpu_check.py::test_dry_run_on_cpu_with_tiny_shapes \
+	tests/test_hub_options.py::test_score_passes_both_to_the_config_tokenizer_and_model_of_a_and_b \
+	tests/test_hub_options.py::test_train_passes_both_to_the_base_model \
 	tests/test_report.py::test_page_renders_in_headless_chromium_without_console_errors \
 	tests/test_shard_executor.py::test_three_worker_processes_one_sigkilled_and_rerun \
 	tests/test_slurm.py::test_array_job_and_finish_step_equal_a_local_run \

@@ -7,10 +7,12 @@ import json
 import threading
 import time
 from collections.abc import Callable, Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+
+from local_http import LocalServer, send_json
 
 
 class FakeChatServer:
@@ -53,32 +55,21 @@ class FakeChatServer:
                 if isinstance(reply, tuple):
                     reply, headers = reply
                 if isinstance(reply, int):
-                    data = json.dumps({"error": {"message": f"status {reply}", "type": "server_error"}}).encode()
-                    self.send_response(reply)
-                    for name, value in headers.items():
-                        self.send_header(name, value)
-                else:
-                    content = json.dumps(body["messages"][-1]["content"])
-                    data = json.dumps({
-                        "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
-                        "choices": [{"index": 0, "finish_reason": "stop",
-                                     "message": {"role": "assistant", "content": reply}}],
-                        "usage": {"prompt_tokens": len(content) // 4, "completion_tokens": len(reply) // 4,
-                                  "total_tokens": len(content) // 4 + len(reply) // 4}}).encode()
-                    self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
+                    send_json(self, {"error": {"message": f"status {reply}", "type": "server_error"}}, reply, headers)
+                    return
+                content = json.dumps(body["messages"][-1]["content"])
+                send_json(self, {
+                    "id": "x", "object": "chat.completion", "created": 0, "model": body["model"],
+                    "choices": [{"index": 0, "finish_reason": "stop",
+                                 "message": {"role": "assistant", "content": reply}}],
+                    "usage": {"prompt_tokens": len(content) // 4, "completion_tokens": len(reply) // 4,
+                              "total_tokens": len(content) // 4 + len(reply) // 4}})
 
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/v1"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
+        self.server = LocalServer(Handler)
+        self.url = f"{self.server.base_url}/v1"
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
 
 @pytest.fixture(name="chat_server")

@@ -7,12 +7,12 @@ import base64
 import hashlib
 import json
 import os
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
 import yaml
+from local_http import LocalServer, send_json
 from train_fixtures import context_text, gateau_cmd
 
 from gateau.cli import main
@@ -171,14 +171,14 @@ class FakeHub:
                 if self.path == "/api/repos/create":
                     hub.created.append(json.loads(body))
                     repo = hub.created[-1]
-                    self._json({"url": f"{hub.url}/{repo.get('organization')}/{repo['name']}"})
+                    send_json(self, {"url": f"{hub.url}/{repo.get('organization')}/{repo['name']}"})
                 elif self.path == "/api/validate-yaml":
                     content = json.loads(body)["content"]
                     hub.validated.append(yaml.safe_load(content.split("---\n")[1]))
-                    self._json({"errors": [], "warnings": []})
+                    send_json(self, {"errors": [], "warnings": []})
                 elif "/preupload/" in self.path:
                     files = json.loads(body)["files"]
-                    self._json({"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
+                    send_json(self, {"files": [{"path": f["path"], "uploadMode": "regular", "shouldIgnore": False}
                                           for f in files]})
                 elif "/commit/" in self.path:
                     for line in body.decode().splitlines():
@@ -187,28 +187,18 @@ class FakeHub:
                             hub.commits.append(op["value"])
                         elif op["key"] == "file":
                             hub.files[op["value"]["path"]] = base64.b64decode(op["value"]["content"])
-                    self._json({"commitUrl": f"{hub.url}/me/model/commit/abc", "commitOid": "a" * 40})
+                    send_json(self, {"commitUrl": f"{hub.url}/me/model/commit/abc", "commitOid": "a" * 40})
                 else:
                     self.send_error(404)
 
             def do_GET(self):  # http.server's method name
                 self.send_error(404)
 
-            def _json(self, obj):
-                data = json.dumps(obj).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(data)))
-                self.end_headers()
-                self.wfile.write(data)
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
+        self.server = LocalServer(Handler)
+        self.url = self.server.base_url
 
     def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        self.server.close()
 
 
 @pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)

@@ -19,6 +19,7 @@ from dataclasses import fields as dataclass_fields
 from typing import Any
 
 from .errors import UsageError
+from .hub import REVISION_HELP, TRUST_REMOTE_CODE_HELP, HubOptions
 from .pipeline.executors import executor_names
 from .templates import TEMPLATES
 
@@ -54,11 +55,21 @@ class FieldMap:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The input: a JSON/JSONL/Parquet file or a HuggingFace dataset; ``limit``: only the first N records."""
+    """The input: a JSON/JSONL/Parquet file or a HuggingFace dataset; ``limit``: only the first N records;
+    ``split``/``subset``/``streaming``: which part of a dataset, and whether to stream it (`gateau.data.read`)."""
 
     path: str
     fields: FieldMap = field(default_factory=FieldMap)
     limit: int | None = field(default=None, metadata={"help": "score only the first N records"})
+    split: str | None = field(default=None, metadata={
+        "type": str, "help": "dataset input: the split to read (needed when the dataset has more than one; "
+        "default: its only split)"})
+    subset: str | None = field(default=None, metadata={
+        "type": str, "help": "hub dataset input: the configuration (subset) name, as load_dataset(NAME, SUBSET)"})
+    streaming: bool = field(default=False, metadata={
+        "help": "hub dataset input: stream the split (load_dataset(..., streaming=True)) instead of downloading "
+        "it whole; its chunks keep input order (a save_to_disk folder is memory-mapped and read by row "
+        "either way)"})
 
     def __post_init__(self) -> None:
         _positive("data", limit=self.limit)
@@ -69,7 +80,8 @@ class ModelConfig:
     """Model B (``long_model``) and model A: a separate ``short_model`` (pair mode), or model B restricted to the
     last ``short_window`` context tokens (window mode, when ``short_model`` is None). ``short_rope_theta``
     overrides model A's RoPE base (the paper widens it x200). ``reward_model``/``embed_model``: CaR's extra models.
-    ``dtype`` auto = bf16 on CUDA, fp32 on CPU; ``device`` auto = cuda if available."""
+    ``dtype`` auto = bf16 on CUDA, fp32 on CPU; ``device`` auto = cuda if available. ``revision`` and
+    ``trust_remote_code`` apply to every hub model the run loads (`gateau.hub.HubOptions`)."""
 
     long_model: str = field(default="default", metadata={"help": "model B: local dir, hub id, .gguf file, or "
                             "'default' (embedded SmolLM2-135M-Instruct; the default)"})
@@ -90,6 +102,8 @@ class ModelConfig:
                        "float16"})
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda, cuda:N (default auto)"})
     attn_impl: str = field(default="sdpa", metadata={"help": "{default} (default), eager, flash_attention_2"})
+    revision: str | None = field(default=None, metadata={"type": str, "help": REVISION_HELP})
+    trust_remote_code: bool = field(default=False, metadata={"help": TRUST_REMOTE_CODE_HELP})
 
     def __post_init__(self) -> None:
         _positive("models", short_window=self.short_window, short_rope_theta=self.short_rope_theta)
@@ -98,6 +112,11 @@ class ModelConfig:
     def window(self) -> int | None:
         """The short window in tokens in window mode, None in pair mode."""
         return None if self.short_model else self.short_window
+
+    @property
+    def hub(self) -> HubOptions:
+        """``revision`` and ``trust_remote_code``, for every model the run loads (A, B, CaR's models)."""
+        return HubOptions(revision=self.revision, trust_remote_code=self.trust_remote_code)
 
 
 @dataclass(frozen=True)

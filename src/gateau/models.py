@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 from .errors import GateauError
+from .hub import NO_HUB_OPTIONS, HubOptions, hub_kwargs
 from .util.wheels import wheel_file
 
 DEFAULT_MODEL = "default"
@@ -108,9 +109,11 @@ def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:
 
 
 def load_model(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = "auto", attn_impl: str = "sdpa",
-               rope_theta: float | None = None, progress: bool = True) -> LoadedModel:
+               rope_theta: float | None = None, progress: bool = True,
+               hub: HubOptions = NO_HUB_OPTIONS) -> LoadedModel:
     """Load a causal LM from ``spec``: "default", a GGUF file, a local directory, or a hub id.
 
+    ``hub``: revision and trust_remote_code (`HubOptions`), for the config, the tokenizer and the model.
     ``rope_theta`` overrides the RoPE base (the paper widens the short model's base ×200 to keep its PPL finite
     beyond its training window). ``progress=False`` hides transformers' ``Loading weights`` bar (``--no-progress``).
     """
@@ -119,7 +122,7 @@ def load_model(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = 
 
     dev = resolve_device(device)
     torch_dtype = resolve_dtype(dtype, dev)
-    source, kwargs = _source(spec)
+    source, kwargs = _source(spec, hub)
     bars_were_on = hf_logging.is_progress_bar_enabled()
     if not progress:
         hf_logging.disable_progress_bar()
@@ -143,11 +146,11 @@ def load_model(spec: str = DEFAULT_MODEL, *, device: str = "auto", dtype: str = 
     return LoadedModel(model=model, tokenizer=tokenizer, spec=spec, device=dev)
 
 
-def load_tokenizer(spec: str = DEFAULT_MODEL):
+def load_tokenizer(spec: str = DEFAULT_MODEL, hub: HubOptions = NO_HUB_OPTIONS):
     """Only the tokenizer of model ``spec`` (no weights): for methods that count tokens but run no model."""
     from transformers import AutoTokenizer
 
-    source, kwargs = _source(spec)
+    source, kwargs = _source(spec, hub)
     try:
         tokenizer = AutoTokenizer.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
@@ -157,11 +160,11 @@ def load_tokenizer(spec: str = DEFAULT_MODEL):
     return tokenizer
 
 
-def model_context_window(spec: str) -> int | None:
+def model_context_window(spec: str, hub: HubOptions = NO_HUB_OPTIONS) -> int | None:
     """The model's ``max_position_embeddings`` read from its config alone (no weights loaded)."""
     from transformers import AutoConfig
 
-    source, kwargs = _source(spec)
+    source, kwargs = _source(spec, hub)
     try:
         config = AutoConfig.from_pretrained(source, **kwargs)
     except (OSError, ValueError) as exc:
@@ -175,17 +178,18 @@ def _looks_like_path(spec: str) -> bool:
     return spec.startswith(("/", ".", "~")) or spec.count("/") > 1 or "\\" in spec
 
 
-def _source(spec: str) -> tuple[str, dict]:
+def _source(spec: str, hub: HubOptions = NO_HUB_OPTIONS) -> tuple[str, dict]:
+    """(what ``from_pretrained`` is given, its keyword arguments) for model ``spec`` loaded with ``hub``."""
     if spec in (DEFAULT_MODEL, "", None):
-        return str(embedded_model_dir()), {}
+        return str(embedded_model_dir()), hub_kwargs(DEFAULT_MODEL, hub)
     path = Path(spec)
     if path.suffix.lower() == ".gguf":
         if not path.is_file():
             raise ModelLoadError(f"GGUF file {spec} not found")
-        return str(path.parent), {"gguf_file": path.name}
+        return str(path.parent), {"gguf_file": path.name, **hub_kwargs(spec, hub)}
     if not path.exists() and _looks_like_path(spec):
         raise ModelLoadError(f"model {spec!r}: no such local folder (a hub id has the form owner/name)")
-    return spec, {}
+    return spec, hub_kwargs(spec, hub)
 
 
 def _hub_offline() -> bool:

@@ -81,6 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     prog = "gateau"
     try:
         args = build_parser().parse_args(argv)
+        args.argv = list(sys.argv[1:] if argv is None else argv)  # what --config's "flags override" reads
         prog = f"gateau {args.command}"
         code = args.handler(args)
         interrupts.raise_if_received()  # a signal whose KeyboardInterrupt was swallowed where it landed

@@ -9,6 +9,13 @@ from typing import Any
 
 from ..config import ExecutionConfig, ModelConfig
 from ..errors import UsageError
+from .config_file import SettingsFile, add_config_flags, file_settings, overlay, plain, yaml_text
+
+# `gateau bench e2e`'s flags -> their key in its settings file (the fields of `E2EConfig`).
+_E2E_KEYS = {"out": "out", "quick": "quick", "model": "model", "n": "pool.n", "n_eval": "pool.n_eval",
+             "seeds": "seeds", "arms": "arms", "short_count": "short_count", "max_steps": "max_steps",
+             "epochs": "epochs", "lr": "lr", "train_last_layers": "train_last_layers", "device": "device",
+             "no_progress": "progress", "size": "size", "other_seeds": "other_seeds", "lora_r": "lora_r"}
 
 
 def register(subparsers: Any) -> None:
@@ -75,7 +82,15 @@ def register(subparsers: Any) -> None:
     e.add_argument("--sweep-recipes", help="sweep recipes: lastN, loraR or all (default last4,lora16)")
     e.add_argument("--sweep-epochs", help="sweep epochs (default 1)")
     e.add_argument("--sweep-n-eval", type=int, help="held-out QA items per sweep evaluation (default 50)")
+    add_config_flags(e, _e2e_file(), keys="E2EConfig (pool, plan and the recipe; --quick's form with quick: true)")
     e.set_defaults(handler=run_e2e)
+
+
+def _e2e_file() -> SettingsFile:
+    """`gateau bench e2e`'s settings file: the keys of `E2EConfig` (imported only when its parser is built)."""
+    from ..bench.e2e import E2EConfig
+
+    return SettingsFile(E2EConfig, _E2E_KEYS)
 
 
 def run_synth(args: argparse.Namespace) -> int:
@@ -110,11 +125,14 @@ def _seeds(text: str, flag: str) -> tuple[int, ...]:
 
 
 def e2e_config(args: argparse.Namespace) -> Any:
-    """The e2e flags -> `E2EConfig`: the full form of ``--size`` (or ``--quick``'s) with the flags given replacing
-    its values."""
+    """The e2e flags -> `E2EConfig`: the full form of ``--size`` (or ``--quick``'s: the flag, or ``quick: true`` in
+    ``--config``'s file) with the file's values and then the flags given replacing its values."""
     from ..bench.e2e import ARMS, PoolConfig, quick_config, sized_config
 
-    config = quick_config(args.out) if args.quick else sized_config(args.out, args.size)
+    from_file = file_settings(args)
+    quick = args.quick or bool((from_file or {}).get("quick"))
+    size = (from_file or {}).get("size", args.size)
+    config = quick_config(args.out) if quick else sized_config(args.out, size)
     pool: PoolConfig = config.pool
     if args.n is not None:
         pool = replace(pool, n=args.n)
@@ -142,13 +160,19 @@ def e2e_config(args: argparse.Namespace) -> Any:
         changes["train_last_layers"] = args.train_last_layers or None
     if args.lora_r is not None:
         changes.update(lora_r=args.lora_r, train_last_layers=None)
-    return replace(config, **changes)
+    config = replace(config, **changes)
+    return config if from_file is None else overlay(config, from_file)  # the flags given are not in from_file
 
 
 def run_e2e(args: argparse.Namespace) -> int:
-    """Run (or resume) the end-to-end benchmark, its recipe sweep (``--sweep``) or an extra evaluation of its stored
-    models (``--extra-eval``)."""
+    """Run (or resume) the end-to-end benchmark (``--print-config``: print its resolved settings), its recipe sweep
+    (``--sweep``) or an extra evaluation of its stored models (``--extra-eval``)."""
     config = e2e_config(args)
+    if args.print_config:
+        import sys
+
+        sys.stdout.write(yaml_text(plain(config)))
+        return 0
     if args.extra_eval and args.sweep:
         raise UsageError("--extra-eval and --sweep are separate runs; give one of them")
     if args.extra_eval:

@@ -19,6 +19,8 @@ from typing import Any
 
 from ..eval.flags import add_flags, is_flag, names
 from ..eval.generate import ModelSettings
+from ..hub import REVISION_HELP, TRUST_REMOTE_CODE_HELP
+from .config_file import SettingsFile, add_config_flags, file_settings, overlay, plain, yaml_text
 
 _MODEL_HELP = "model to evaluate: a folder, a hub id, a .gguf file or 'default' (embedded SmolLM2-135M-Instruct)"
 _DEFAULTS = ModelSettings()
@@ -38,8 +40,24 @@ def add_model_options(p: argparse.ArgumentParser) -> None:
                    help=f"padded tokens (prompt + new) per generation batch (default {_DEFAULTS.token_budget})")
     g.add_argument("--max-batch", type=int, default=_DEFAULTS.max_batch,
                    help=f"prompts per generation batch at most (default {_DEFAULTS.max_batch})")
+    g.add_argument("--revision", help=REVISION_HELP)
+    g.add_argument("--trust-remote-code", action="store_true", help=TRUST_REMOTE_CODE_HELP)
     g.add_argument("--overwrite", action="store_true", help="discard answers already stored in --out")
     g.add_argument("--no-progress", action="store_true", help="hide progress bars")
+
+
+# The shared model options -> their key in an evaluation's settings file (the fields of `ModelSettings`).
+_MODEL_KEYS = {"model": "model.model", "device": "model.device", "dtype": "model.dtype",
+               "attn_impl": "model.attn_impl", "backend": "model.backend", "token_budget": "model.token_budget",
+               "max_batch": "model.max_batch", "revision": "model.revision",
+               "trust_remote_code": "model.trust_remote_code", "no_progress": "model.progress",
+               "overwrite": "overwrite"}
+
+
+def settings_file(settings_type: type) -> SettingsFile:
+    """An evaluation's settings file: the keys of its settings dataclass (``model`` = `ModelSettings`)."""
+    flags = {f.name: f.name for f in dataclasses.fields(settings_type) if is_flag(f)}
+    return SettingsFile(settings_type, {**flags, **_MODEL_KEYS})
 
 
 def add_judge_options(p: argparse.ArgumentParser, *, required: bool = False) -> None:
@@ -73,9 +91,13 @@ def register(subparsers: Any) -> None:
         if evaluation.model_argument:
             p.add_argument("model", help=_MODEL_HELP)
         add_flags(p, evaluation.settings_type)
+        evaluation.add_options(p)
         add_model_options(p)
         if evaluation.judge != "none":
             add_judge_options(p, required=evaluation.judge == "required")
+        add_config_flags(p, settings_file(evaluation.settings_type),
+                         keys=f"its settings ({evaluation.settings_type.__name__}: the flags' names, model: "
+                         "the model options)")
         p.set_defaults(handler=_handler(evaluation))
 
     js = subparsers.add_parser("judge-samples", help="rate selected vs unselected samples on the paper's five "
@@ -111,11 +133,22 @@ def _handler(evaluation: Any) -> Callable[[argparse.Namespace], int]:
     return lambda args: run_evaluation(evaluation, args)
 
 
-def run_evaluation(evaluation: Any, args: argparse.Namespace) -> int:
-    """Build ``evaluation``'s settings from the parsed flags, make the judge, run it and print its table."""
+def settings_from_args(evaluation: Any, args: argparse.Namespace) -> Any:
+    """``evaluation``'s settings from the parsed flags over ``--config``'s file (when given)."""
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(evaluation.settings_type) if is_flag(f)}
     settings = evaluation.settings_type(**flags, model=_model_settings(args), overwrite=args.overwrite)
+    from_file = file_settings(args)
+    return settings if from_file is None else overlay(settings, from_file)
+
+
+def run_evaluation(evaluation: Any, args: argparse.Namespace) -> int:
+    """Build ``evaluation``'s settings from the parsed flags, make the judge, run it and print its table."""
+    settings = settings_from_args(evaluation, args)
+    if args.print_config:
+        sys.stdout.write(yaml_text(plain(settings)))
+        return 0
     settings.validate()
+    _check_outputs(args, settings.output_dir(), settings.inputs())
     judge = _judge(args, evaluation.judge_dir(settings)) if evaluation.judge != "none" else None
     summary = evaluation.execute(settings, judge)
     _report(summary, evaluation.command, judge)
@@ -125,10 +158,23 @@ def run_evaluation(evaluation: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_outputs(args: argparse.Namespace, out: str | None, inputs: tuple[str | None, ...]) -> None:
+    """Refuse (``OutputError``) an ``--out`` folder or ``--judge-cache`` file that is one of ``inputs`` or a local
+    judge model, or a run directory or inside one (``gateau.util.outputs``)."""
+    from ..util.outputs import check_output_dir, check_output_file
+
+    inputs = (*inputs, getattr(args, "judge_model", None))
+    if out is not None:
+        check_output_dir(out, "--out", inputs=inputs)
+    if getattr(args, "judge_cache", None):
+        check_output_file(args.judge_cache, "--judge-cache", inputs=inputs)
+
+
 def _model_settings(args: argparse.Namespace) -> ModelSettings:
     return ModelSettings(model=getattr(args, "model", _DEFAULTS.model), device=args.device, dtype=args.dtype,
                          attn_impl=args.attn_impl, backend=args.backend, token_budget=args.token_budget,
-                         max_batch=args.max_batch, progress=not args.no_progress)
+                         max_batch=args.max_batch, progress=not args.no_progress, revision=args.revision,
+                         trust_remote_code=args.trust_remote_code)
 
 
 def _judge(args: argparse.Namespace, out: str):
@@ -171,6 +217,7 @@ def cmd_judge_samples(args: argparse.Namespace) -> int:
                                 per_group=args.per_group, seed=args.seed, aspects=args.aspects,
                                 max_context_chars=args.max_context_chars)
     config.validate()
+    _check_outputs(args, args.out, (*args.selected, args.data, args.run))
     judge = _judge(args, args.out)
     summary = run_judge_samples(config, judge)
     _report(summary, "judge-samples", judge)

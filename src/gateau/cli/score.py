@@ -9,8 +9,9 @@ from dataclasses import fields as dataclass_fields
 from pathlib import Path
 from typing import Any
 
-from ..config import NEUTRAL_RESPONSE, DataConfig, FieldMap, ExecutionConfig, MeasureConfig, ModelConfig, ScoreConfig
+from ..config import NEUTRAL_RESPONSE, DataConfig, ExecutionConfig, MeasureConfig, ModelConfig, ScoreConfig
 from . import signals
+from .config_file import SettingsFile, add_config_flags, file_settings, overlay, settings_text
 from .options import add_field_flags, add_record_fields, default_of, field_values, record_fields
 
 
@@ -20,12 +21,13 @@ _MODE_FLAGS = ("short_model", "short_window")  # pair mode or window mode: one o
 _MEASURE_FLAGS = ("short_rope_theta", "reward_model", "embed_model", "max_length", "template", "segment_len",
                   "last_segment", "max_segments", "seed", "cam_top")
 _CALIBRATION_FLAGS = ("neutral_response",)
-_DATA_FLAGS = ("limit",)
+_DATA_FLAGS = ("limit", "split", "subset", "streaming")
 _DEVICE_FLAGS = ("device", "dtype", "attn_impl")
+_HUB_FLAGS = ("revision", "trust_remote_code")
 _EXECUTION_FLAGS = ("executor", "workers", "gpus_per_worker", "ray_address", "shard", "token_budget", "pack",
                     "chunk_size")
 CONFIG_FLAGS = (_MODEL_FLAGS + _MODE_FLAGS + _MEASURE_FLAGS + _CALIBRATION_FLAGS + _DATA_FLAGS + _DEVICE_FLAGS
-                + _EXECUTION_FLAGS)
+                + _HUB_FLAGS + _EXECUTION_FLAGS)
 
 
 def _fields(*names: str) -> list[Field]:
@@ -66,22 +68,36 @@ def add_score_arguments(p: argparse.ArgumentParser, out_required: bool = True) -
     add_field_flags(p, _fields(*_CALIBRATION_FLAGS))
     add_field_flags(p, _fields(*_DATA_FLAGS))
     add_field_flags(p, _fields(*_DEVICE_FLAGS))
+    add_field_flags(p.add_argument_group("hub models (every model this run loads: A, B, --reward-model, "
+                                         "--embed-model)"), _fields(*_HUB_FLAGS))
     add_field_flags(p.add_argument_group("execution (never changes a number)"), _fields(*_EXECUTION_FLAGS))
     p.add_argument("--overwrite", action="store_true", help="discard an existing run in --out")
     p.add_argument("--repair", action="store_true", help="set damaged chunks of the run aside (*.damaged) and score "
                    "their samples again; write a damaged config.json again from this command's settings and "
                    "consolidate a damaged scores.parquet again")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    p.add_argument("--config", metavar="FILE", help="settings file (.yaml/.yml or .json) with the keys of "
-                   "RUN/config.json (data, models, measure, execution); flags given override it")
-    p.add_argument("--print-config", action="store_true", help="print the resolved settings as JSON (a file "
-                   "--config reads) and exit without scoring")
+    add_config_flags(p, SCORE_FILE, keys="RUN/config.json (data, models, measure, execution)", printed="JSON")
     add_record_fields(p)
 
 
 # Record-field flags -> `FieldMap` field names.
 _RECORD_FLAGS = {"shape": "shape", "id_field": "id_field", "context_field": "context",
                  "instruction_field": "instruction", "response_field": "response", "splitter": "splitter"}
+
+
+def _score_file() -> SettingsFile:
+    """`gateau score`'s settings file: the keys of `ScoreConfig` (``RUN/config.json``); which flag sets which."""
+    sections = {f.name: name for name, section in (("data", DataConfig), ("models", ModelConfig),
+                                                   ("measure", MeasureConfig), ("execution", ExecutionConfig))
+                for f in dataclass_fields(section)}
+    flags = {name: f"{sections[name]}.{name}" for name in CONFIG_FLAGS}
+    flags.update({flag: f"data.fields.{name}" for flag, name in _RECORD_FLAGS.items()},
+                 data="data.path", out="out", overwrite="overwrite", repair="repair", methods="measure.methods",
+                 no_progress="execution.progress", calibrate_attention="measure.neutral_response")
+    return SettingsFile(ScoreConfig, flags, omit=("cascade_phase",))
+
+
+SCORE_FILE = _score_file()
 
 
 def config_from_args(args: argparse.Namespace) -> ScoreConfig:
@@ -92,17 +108,8 @@ def config_from_args(args: argparse.Namespace) -> ScoreConfig:
     config = ScoreConfig.from_flat(args.data, args.out, overwrite=args.overwrite, repair=args.repair,
                                    fields=record_fields(args), methods=args.methods,
                                    progress=False if args.no_progress else None, **values)
-    if not getattr(args, "config", None):
-        return config
-    from .config_file import merged, read_settings
-
-    given = {name for name, value in values.items() if value is not None}
-    given |= {name for name, on in (("methods", args.methods is not None), ("progress", args.no_progress),
-                                    ("overwrite", args.overwrite), ("repair", args.repair)) if on}
-    default_fields = FieldMap()
-    given |= {f"fields.{name}" for flag, name in _RECORD_FLAGS.items()
-              if getattr(args, flag) != getattr(default_fields, name)}
-    return merged(config, given, read_settings(args.config))
+    settings = file_settings(args)
+    return config if settings is None else overlay(config, settings)
 
 
 def stored_samples(out: str) -> int:
@@ -117,8 +124,6 @@ def run(args: argparse.Namespace) -> int:
     """Score, print the summary; on SIGINT/SIGTERM say how many samples are stored and exit 130/143."""
     config = config_from_args(args)
     if args.print_config:
-        from .config_file import settings_text
-
         sys.stdout.write(settings_text(config))
         return 0
     from ..pipeline.run import run_score

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import sys
+from dataclasses import replace
 from typing import Any
 
 from ..errors import UsageError
+from ..hub import REVISION_HELP, TRUST_REMOTE_CODE_HELP, HubOptions
 from ..train.recipe import PRESETS, TrainConfig
+from .config_file import SettingsFile, add_config_flags, file_settings, plain, yaml_text
 from .options import SHAPES, default_of, number_text, record_fields
 
 _PARSER: argparse.ArgumentParser | None = None
@@ -21,8 +24,18 @@ _CONFIG_FLAGS = ("max_length", "epochs", "max_steps", "lr", "adam_beta1", "adam_
                  "lr_scheduler", "warmup_ratio", "batch_size", "grad_accum", "lora_r", "lora_alpha", "lora_dropout",
                  "deepspeed", "logging_steps", "save_steps", "save_total_limit", "seed", "short_data",
                  "short_setting", "short_count", "template", "loss_weighting", "loss", "longce_cap",
-                 "longce_window", "gradient_checkpointing",
-                 "train_last_layers", "report_to", "push_to_hub")
+                 "longce_window", "gradient_checkpointing", "train_last_layers", "report_to", "push_to_hub",
+                 "revision", "trust_remote_code")
+# Flags decided per machine by `resolve_runtime` (auto/on/off); a settings file holds their resolved values.
+_RUNTIME_FLAGS = ("device", "attn_impl", "packing", "bf16")
+# Record-field flags -> `FieldMap` field names.
+_RECORD_FLAGS = {"shape": "shape", "id_field": "id_field", "context_field": "context",
+                 "instruction_field": "instruction", "response_field": "response"}
+TRAIN_FILE = SettingsFile(
+    TrainConfig, {**{name: name for name in (*_CONFIG_FLAGS, *_RUNTIME_FLAGS, "model", "data", "out", "liger",
+                                             "preset")},
+                  **{flag: f"fields.{name}" for flag, name in _RECORD_FLAGS.items()}, "no_progress": "progress"},
+    omit=("world_size",))
 
 
 def register(subparsers: Any) -> None:
@@ -41,6 +54,8 @@ def register(subparsers: Any) -> None:
     p.add_argument("--out", required=True, help="output directory (model, checkpoints, log, config, loss.png)")
     p.add_argument("--model", default="default", help="model to fine-tune: local dir, hub id, .gguf file, or "
                    "'default' (embedded SmolLM2-135M-Instruct)")
+    p.add_argument("--revision", help=REVISION_HELP.replace("every hub model this command loads", "a hub --model"))
+    p.add_argument("--trust-remote-code", action="store_true", default=None, help=TRUST_REMOTE_CODE_HELP)
     p.add_argument("--preset", default="default", choices=["default", "paper"],
                    help="default: lr 2e-5, AdamW (0.9, 0.95), cosine, 3%% warm-up, 2 epochs, effective batch 8, the "
                    "model's context window; paper: the same optimiser with effective batch 96 (8 x 12, scaled to "
@@ -122,6 +137,8 @@ def register(subparsers: Any) -> None:
     r.add_argument("--push-to-hub", metavar="REPO", help="after training, create the hub repository REPO "
                    "(user/name) if needed and upload the model folder with its model card (checkpoints left out); "
                    "token from `hf auth login` or $HF_TOKEN")
+    add_config_flags(p, TRAIN_FILE, keys="train_config.json (TrainConfig, without world_size; device, attn_impl, "
+                     "packing and bf16 resolved)")
     p.set_defaults(handler=run)
     _PARSER = p
 
@@ -138,17 +155,33 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
     overrides = {name: getattr(args, name) for name in _CONFIG_FLAGS}
     overrides.update(runtime, model=args.model, data=args.data, out=args.out, liger=args.liger,
                      progress=not args.no_progress, fields=record_fields(args))
-    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and args.deepspeed is None:
+    preset = args.preset
+    from_file = file_settings(args) or {}
+    if from_file:  # the file's values where no flag was given (`file_settings` dropped those)
+        preset = from_file.pop("preset", preset)
+        if "fields" in from_file:
+            from_file["fields"] = replace(overrides["fields"], **from_file["fields"])
+        overrides.update(from_file)
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "false").lower() == "true" and overrides["deepspeed"] is None:
         overrides["deepspeed"] = ""  # the launcher's accelerate config already sets DeepSpeed up
-    window = model_window(args.model) if args.max_length is None else None
-    config, notes = resolve_config(args.preset, overrides, world_size=world_size(), model_window=window)
+    window = model_window(overrides["model"], _hub(overrides)) if overrides["max_length"] is None else None
+    config, notes = resolve_config(preset, overrides, world_size=world_size(), model_window=window)
     return config, notes
+
+
+def _hub(overrides: dict[str, Any]) -> HubOptions:
+    """The `HubOptions` of the resolved ``overrides``."""
+    return HubOptions(revision=overrides["revision"], trust_remote_code=bool(overrides["trust_remote_code"]))
 
 
 def run(args: argparse.Namespace) -> int:
     """Handler of ``gateau train``; bad settings raise `GateauError`s, which `gateau.cli.main` prints as one line."""
     from ..train.launch import launched, namespace_to_argv, relaunch
 
+    if args.print_config:
+        config, _ = config_from_args(args)
+        sys.stdout.write(yaml_text(plain(config, TRAIN_FILE)))
+        return 0
     if args.num_processes is not None and args.num_processes < 1:
         raise UsageError(f"--num-processes must be at least 1, got {args.num_processes}")
     if args.num_processes and args.num_processes > 1 and not launched():
@@ -158,8 +191,8 @@ def run(args: argparse.Namespace) -> int:
         return relaunch(args.num_processes, namespace_to_argv(_PARSER, args, drop=("num_processes",)), cpu=cpu)
     from ..util.outputs import check_output_dir
 
-    check_output_dir(args.out, "--out", inputs=(args.data, args.short_data))
     config, notes = config_from_args(args)
+    check_output_dir(config.out, "--out", inputs=(config.data, config.short_data))
     for note in notes:
         print(f"gateau train: note: {note}", file=sys.stderr)
     from ..train.trainer import train

@@ -14,6 +14,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..hub import NO_HUB_OPTIONS, HubOptions, hub_kwargs
 from .results import EvalError
 
 
@@ -230,6 +231,7 @@ class VLLMGenerator:
     max_model_len: int | None = None
     progress: bool = True
     stats: GenStats = field(default_factory=GenStats)
+    hub: HubOptions = NO_HUB_OPTIONS
 
     def __post_init__(self) -> None:
         try:
@@ -240,7 +242,10 @@ class VLLMGenerator:
 
         if self.spec == DEFAULT_MODEL:
             raise EvalError("--backend vllm needs a model folder or hub id (the embedded default is HF-only)")
-        self._llm = LLM(model=self.spec, dtype=self.dtype, max_model_len=self.max_model_len)
+        hub = hub_kwargs(self.spec, self.hub)
+        if "revision" in hub:
+            hub["tokenizer_revision"] = hub["revision"]
+        self._llm = LLM(model=self.spec, dtype=self.dtype, max_model_len=self.max_model_len, **hub)
         self.tokenizer = self._llm.get_tokenizer()
         self.context_window = self.max_model_len or self._llm.llm_engine.model_config.max_model_len
 
@@ -284,20 +289,33 @@ class ModelSettings:
     token_budget: int = 32768
     max_batch: int = 8
     progress: bool = True
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    @property
+    def hub(self) -> HubOptions:
+        """``revision`` and ``trust_remote_code`` of the evaluated model (`gateau.hub.HubOptions`)."""
+        return HubOptions(revision=self.revision, trust_remote_code=self.trust_remote_code)
 
     def fingerprint(self) -> dict[str, str]:
-        """The settings that change generated text (device/batching do not, up to numerics)."""
-        return {"model": self.model, "dtype": self.dtype, "backend": self.backend}
+        """The settings that change generated text (device/batching do not, up to numerics); ``revision`` only
+        when it is set and the model is a hub id (it chooses the weights), so other answers keep their settings."""
+        out = {"model": self.model, "dtype": self.dtype, "backend": self.backend}
+        if "revision" in hub_kwargs(self.model, self.hub):
+            out["revision"] = self.revision
+        return out
 
 
 def load_generator(settings: ModelSettings) -> HFGenerator | VLLMGenerator:
-    """Load the model named by ``settings.model`` (folder, hub id, .gguf, or ``default``) for generation."""
+    """Load the model named by ``settings.model`` (folder, hub id, .gguf, or ``default``) for generation;
+    ``settings.progress`` False (``--no-progress``) also hides transformers' ``Loading weights`` bar."""
     if settings.backend == "vllm":
-        return VLLMGenerator(settings.model, dtype=settings.dtype, progress=settings.progress)
+        return VLLMGenerator(settings.model, dtype=settings.dtype, progress=settings.progress, hub=settings.hub)
     if settings.backend != "hf":
         raise EvalError(f"unknown --backend {settings.backend!r}; choose hf or vllm")
     from gateau.models import load_model
 
-    loaded = load_model(settings.model, device=settings.device, dtype=settings.dtype, attn_impl=settings.attn_impl)
+    loaded = load_model(settings.model, device=settings.device, dtype=settings.dtype, attn_impl=settings.attn_impl,
+                        hub=settings.hub, progress=settings.progress)
     return HFGenerator(loaded, token_budget=settings.token_budget, max_batch=settings.max_batch,
                        progress=settings.progress)

@@ -27,6 +27,7 @@ import numpy as np
 import torch
 
 from ..errors import UsageError
+from ..hub import NO_HUB_OPTIONS, HubOptions, hub_kwargs
 from ..models import ModelLoadError
 from ..util.wheels import MissingDataWheel, wheel_file
 from .rows import EMBED, REWARD
@@ -52,7 +53,7 @@ def resolve_embed_model(spec: str | None) -> str:
     return str(default_embed_model_dir()) if spec in (None, "", DEFAULT_EMBED_MODEL) else spec
 
 
-def check_reward_model(spec: str | None) -> None:
+def check_reward_model(spec: str | None, hub: HubOptions = NO_HUB_OPTIONS) -> None:
     """Raise ValueError saying what to pass when ``spec`` is missing or names no one-output sequence classifier."""
     if not spec:
         raise UsageError(f"method car needs a reward model: pass --reward-model M, a HuggingFace sequence-"
@@ -60,7 +61,7 @@ def check_reward_model(spec: str | None) -> None:
     from transformers import AutoConfig
 
     try:
-        config = AutoConfig.from_pretrained(spec)
+        config = AutoConfig.from_pretrained(spec, **hub_kwargs(spec, hub))
     except (OSError, ValueError) as exc:
         raise ModelLoadError(f"cannot read the config of reward model {spec!r}: {exc}") from exc
     archs = list(getattr(config, "architectures", None) or [])
@@ -84,13 +85,15 @@ def reward_max_length(tokenizer, config) -> int:
 class RewardModel:
     """A loaded reward model: `encode` builds one input (see the module docstring), `score` runs them in batches."""
 
-    def __init__(self, spec: str, device: torch.device, dtype: torch.dtype, token_budget: int):
-        check_reward_model(spec)
+    def __init__(self, spec: str, device: torch.device, dtype: torch.dtype, token_budget: int,
+                 hub: HubOptions = NO_HUB_OPTIONS):
+        check_reward_model(spec, hub)
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
+        kwargs = hub_kwargs(spec, hub)
         try:
-            self.tokenizer = AutoTokenizer.from_pretrained(spec)
-            self.model = AutoModelForSequenceClassification.from_pretrained(spec, dtype=dtype)
+            self.tokenizer = AutoTokenizer.from_pretrained(spec, **kwargs)
+            self.model = AutoModelForSequenceClassification.from_pretrained(spec, dtype=dtype, **kwargs)
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load reward model {spec!r}: {exc}") from exc
         self.model.to(device).eval()
@@ -174,12 +177,13 @@ class RewardModel:
 class Embedder:
     """A loaded sentence-transformers model; `embed` gives L2-normalised float32 vectors."""
 
-    def __init__(self, spec: str | None, device: torch.device, batch_size: int = 32):
+    def __init__(self, spec: str | None, device: torch.device, batch_size: int = 32,
+                 hub: HubOptions = NO_HUB_OPTIONS):
         path = resolve_embed_model(spec)
         from sentence_transformers import SentenceTransformer
 
         try:
-            self.model = SentenceTransformer(path, device=str(device))
+            self.model = SentenceTransformer(path, device=str(device), **hub_kwargs(path, hub))
         except (OSError, ValueError) as exc:
             raise ModelLoadError(f"cannot load sentence-transformers model {spec!r}: {exc}") from exc
         self.batch_size = batch_size
@@ -195,8 +199,10 @@ class AuxModels:
     """The extra models of one run, each loaded on first use: ``reward`` (`RewardModel`), ``embedder``."""
 
     def __init__(self, reward_model: str | None, embed_model: str | None,
-                 device: torch.device | str, dtype: torch.dtype, token_budget: int):
+                 device: torch.device | str, dtype: torch.dtype, token_budget: int,
+                 hub: HubOptions = NO_HUB_OPTIONS):
         self.reward_model = reward_model
+        self.hub = hub
         self.embed_model = embed_model
         self.device = torch.device(device)
         self.dtype = dtype
@@ -207,22 +213,23 @@ class AuxModels:
     @property
     def reward(self) -> RewardModel:
         if self._reward is None:
-            self._reward = RewardModel(self.reward_model, self.device, self.dtype, self.token_budget)
+            self._reward = RewardModel(self.reward_model, self.device, self.dtype, self.token_budget, self.hub)
         return self._reward
 
     @property
     def embedder(self) -> Embedder:
         if self._embedder is None:
-            self._embedder = Embedder(self.embed_model, self.device)
+            self._embedder = Embedder(self.embed_model, self.device, hub=self.hub)
         return self._embedder
 
 
-def aux_specs(needs: set[str], reward_model: str | None, embed_model: str | None) -> dict[str, str]:
+def aux_specs(needs: set[str], reward_model: str | None, embed_model: str | None,
+              hub: HubOptions = NO_HUB_OPTIONS) -> dict[str, str]:
     """The extra model specs the chosen methods need, for the run's fingerprint; validates the reward model
     (ValueError / ModelLoadError naming the flag to pass)."""
     out: dict[str, str] = {}
     if REWARD in needs:
-        check_reward_model(reward_model)
+        check_reward_model(reward_model, hub)
         out["reward_model"] = reward_model
     if EMBED in needs:
         out["embed_model"] = embed_model or DEFAULT_EMBED_MODEL

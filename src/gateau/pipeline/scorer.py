@@ -14,10 +14,11 @@ from typing import Any, Callable
 
 import pyarrow as pa
 
-from ..config import MAX_LENGTH_CAP, ScoreConfig
-from ..data import Sample
+from ..config import MAX_LENGTH_CAP, ModelConfig, ScoreConfig
+from ..data import Sample, SampleRef
 from ..measure.aux_models import AuxModels, aux_specs
-from ..measure.rows import LONG, SHORT, RowKey, RowRequest, RowResult
+from ..hub import is_hub_id
+from ..measure.rows import EMBED, LONG, REWARD, SHORT, RowKey, RowRequest, RowResult
 from ..measure.runner import RowRunner
 from ..methods import merge_requests, parse_methods
 from ..methods.base import Measured, MeasureSettings, RowFailure, SampleEncoding
@@ -34,7 +35,7 @@ def resolved_max_length(config: ScoreConfig) -> int:
     """``measure.max_length``, or the long model's context window (at most `MAX_LENGTH_CAP`) when unset."""
     if config.measure.max_length is not None:
         return config.measure.max_length
-    return min(model_context_window(config.models.long_model) or MAX_LENGTH_CAP, MAX_LENGTH_CAP)
+    return min(model_context_window(config.models.long_model, config.models.hub) or MAX_LENGTH_CAP, MAX_LENGTH_CAP)
 
 
 def measurement_fields(config: ScoreConfig) -> dict[str, Any]:
@@ -53,9 +54,20 @@ def measurement_fields(config: ScoreConfig) -> dict[str, Any]:
         "template": m.template,
         "dtype": str(resolve_dtype(models.dtype, resolve_device(models.device))),
         "fields": asdict(config.data.fields),
-        **aux_specs(needs, models.reward_model, models.embed_model),
+        **aux_specs(needs, models.reward_model, models.embed_model, models.hub),
         **settings.fingerprinted(),
+        **revision_field(models, needs),
     }
+
+
+def revision_field(models: ModelConfig, needs: set[str]) -> dict[str, str]:
+    """``{"revision": R}`` when ``--revision R`` is set and reaches a hub model of the run (it then chooses the
+    weights, so it enters the fingerprint); {} otherwise, so runs without it keep their fingerprint. Local folders
+    ignore it. ``trust_remote_code`` never enters: it lets code run, it does not choose weights."""
+    loaded = [models.long_model, models.short_model]
+    loaded += [models.reward_model] if REWARD in needs else []
+    loaded += [models.embed_model] if EMBED in needs else []
+    return {"revision": models.revision} if models.revision is not None and any(map(is_hub_id, loaded)) else {}
 
 
 def output_schema(config: ScoreConfig) -> pa.Schema:
@@ -67,7 +79,7 @@ def output_schema(config: ScoreConfig) -> pa.Schema:
     return pa.schema(list(columns.items()))
 
 
-def base_row(sample: Sample, fp: str) -> dict[str, Any]:
+def base_row(sample: Sample | SampleRef, fp: str) -> dict[str, Any]:
     """The columns every output row has, before any measurement (status from loading)."""
     return {"index": sample.index, "id": sample.id, "status": sample.status.value, "error": sample.error,
             "note": "", "content_hash": sample.content_hash, "fingerprint": fp}
@@ -78,10 +90,10 @@ def load_models(config: ScoreConfig) -> Models:
     method needs the causal LM (length, random, car), only the long model's tokenizer is loaded (for token counts)."""
     models = config.models
     if not any(m.uses_model for m in parse_methods(config.measure.methods)):
-        return LoadedModel(model=None, tokenizer=load_tokenizer(models.long_model), spec=models.long_model,
+        return LoadedModel(model=None, tokenizer=load_tokenizer(models.long_model, models.hub), spec=models.long_model,
                            device=resolve_device(models.device)), None
     kwargs = dict(device=models.device, dtype=models.dtype, attn_impl=models.attn_impl,
-                  progress=config.execution.progress)
+                  progress=config.execution.progress, hub=models.hub)
     long = load_model(models.long_model, **kwargs)
     short = load_model(models.short_model, rope_theta=models.short_rope_theta, **kwargs) if models.short_model else None
     window, max_length = long.context_window, resolved_max_length(config)
@@ -122,7 +134,7 @@ class Scorer:
             self.runners[SHORT] = RowRunner(short.model, short.tokenizer.pad_token_id, budget, pack=pack)
         self.fp = fp or fingerprint(measure)
         self.aux = AuxModels(measure.get("reward_model"), measure.get("embed_model"), long.device,
-                             resolve_dtype(config.models.dtype, long.device), budget)
+                             resolve_dtype(config.models.dtype, long.device), budget, hub=config.models.hub)
 
     @property
     def forward_tokens(self) -> int:

