@@ -28,6 +28,7 @@ SLOW_TESTS = \
 	tests/test_report.py::test_page_renders_in_headless_chromium_without_console_errors \
 	tests/test_shard_executor.py::test_three_worker_processes_one_sigkilled_and_rerun \
 	tests/test_slurm.py::test_array_job_and_finish_step_equal_a_local_run \
+	tests/test_train_longce.py::test_trainer_longce_loss_equals_naive \
 	tests/test_train_provenance.py::test_push_to_hub_uploads_the_folder_to_a_fake_endpoint \
 	tests/test_train_run.py::test_kill_and_resume_reach_the_same_weights \
 	tests/test_train_run.py::test_two_processes_give_the_one_process_loss_curve

@@ -95,7 +95,9 @@ def test_presets():
     assert (official.norm, official.cas_outer, official.alpha, official.temperature) == ("minmax-softmax", "raw",
                                                                                         0.8, 1.0)
     assert method_options("gateau") == GateauOptions()
-    assert set(PRESETS) == {"paper", "official"}
+    assert set(PRESETS) == {"paper", "paper-limited", "official"}
+    limited = method_options("gateau", "paper-limited")  # the paper's limited-short-data setting: α = 0.7
+    assert limited == method_options("gateau", "paper", alpha=0.7) and limited.alpha == 0.7
     hmg = method_options("hmg", "paper")  # a method takes the preset fields it has
     assert (hmg.norm, hmg.temperature) == ("softmax", 1.0) and not hasattr(hmg, "alpha")
 
@@ -250,6 +252,14 @@ def test_rank_gateau_paper(alpha):
     _check(ranking, expected)
     assert ranking.rank[2] == 0 and ranking.rank[5] == 0  # too_long and oom rows are never ranked
     np.testing.assert_allclose(ranking.components["hmp"][OK], sm(PS) - sm(PL), atol=1e-15)
+
+
+def test_rank_gateau_paper_limited():
+    hmp = dict(zip(OK, sm(sm(PS) - sm(PL))))
+    cas_norm = dict(zip(CAS_ROWS, sm([CAS[i] for i in CAS_ROWS])))
+    cas_norm[3] = 1.0 / len(CAS_ROWS)
+    expected = {i: 0.7 * hmp[i] + 0.3 * cas_norm[i] for i in OK}
+    _check(rank_table(hand_table(), "gateau", method_options("gateau", "paper-limited")), expected)
 
 
 def test_rank_gateau_official():

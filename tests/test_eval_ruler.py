@@ -5,12 +5,16 @@ from __future__ import annotations
 import collections
 import json
 import re
+import sys
 
 import pytest
 from eval_fixtures import read_csv
 
 from gateau.cli import main
 from gateau.eval.ruler import RulerBuilder, postprocess, task_configs
+from gateau.eval.ruler.sentences import sentence_splitter
+from gateau.eval.ruler.sources import essay_words, vocabulary
+from gateau.eval.text import split_sentences
 
 
 @pytest.fixture(scope="module")
@@ -24,7 +28,8 @@ def test_the_13_tasks_of_synthetic_yaml():
                                     "vt", "cwe", "fwe", "qa_1", "qa_2"]
 
 
-@pytest.mark.parametrize("task", ["niah_single_1", "niah_single_2", "niah_multikey_2", "niah_multivalue",
+@pytest.mark.parametrize("task", ["niah_single_1", "niah_single_2", "niah_single_3", "niah_multikey_2",
+                                  "niah_multivalue",
                                   "niah_multiquery", "vt", "cwe", "fwe", "qa_1"])
 def test_samples_fit_and_hold_their_answers(builder, task):
     length = 2500
@@ -87,8 +92,85 @@ def test_eval_ruler_end_to_end(tiny_model_dir, tmp_path):
     assert all(0 <= float(r["score"]) <= 100 and int(r["prompt_tokens"]) <= int(r["length"]) for r in rows)
     summary = json.loads((out / "ruler.json").read_text())["summary"]
     assert set(summary["scores"]) == {"niah_single_1", "fwe"} and summary["generated_now"] == 4
+    assert (summary["vocabulary"], summary["sentences"]) == ("wonderwords", "punkt-english")
     table = (out / "ruler.md").read_text()
     assert table.startswith("| task \\ length | 800") and "| fwe " in table
+    assert table.endswith("word lists: wonderwords; essay sentences: punkt-english\n")
     assert main(argv) == 0  # resumes: nothing generated again
     assert json.loads((out / "ruler.json").read_text())["summary"]["generated_now"] == 0
     assert main(["eval", "ruler", str(tiny_model_dir), "--out", str(out), "--lengths", "800", "--tasks", "nope"]) == 2
+
+
+@pytest.fixture
+def without_word_packages(monkeypatch):
+    """wonderwords and punkt hidden (``import`` fails, ``find_spec`` finds nothing), the cached choices cleared
+    before and after."""
+    for name in ("wonderwords", "punkt"):
+        monkeypatch.setitem(sys.modules, name, None)
+    vocabulary.cache_clear()
+    sentence_splitter.cache_clear()
+    yield
+    vocabulary.cache_clear()
+    sentence_splitter.cache_clear()
+
+
+def test_word_lists_are_wonderwords_files_as_ruler_reads_them():
+    from wonderwords import random_word  # RULER's niah.py / common_words_extraction.py read the lists with it
+
+    lists, source = vocabulary()
+    assert source == "wonderwords"
+    for kind, name in [("nouns", "nounlist.txt"), ("adjs", "adjectivelist.txt"), ("verbs", "verblist.txt")]:
+        assert lists[kind] == random_word._get_words_from_text_file(name)
+
+
+def test_essay_sentences_are_punkts():
+    import punkt
+
+    text = " ".join(essay_words()[:5000]).strip()
+    split, source = sentence_splitter()
+    ours = split(text)
+    assert source == "punkt-english"
+    assert ours == punkt.sent_tokenize(text, "english")
+    assert len(ours) < len(split_sentences(text))  # the regex also cuts inside "fun.The" and such
+
+
+def test_without_the_packages_the_fallbacks_are_used_and_stated(without_word_packages, tiny_model_dir, tmp_path):
+    from gateau.eval.generate import HFGenerator
+    from gateau.eval.results import ItemLog
+    from gateau.eval.ruler import Ruler, RulerConfig
+    from gateau.eval.task import RunStats
+    from gateau.models import load_model
+
+    lists, source = vocabulary()
+    assert source == "paul-graham-essay-words" and lists["nouns"] == lists["verbs"] and "startup" in lists["nouns"]
+    assert sentence_splitter() == (split_sentences, "regex")
+    ruler = Ruler(RulerConfig(out=str(tmp_path), lengths=(800,), tasks=("niah_single_2",), samples=1),
+                  HFGenerator(load_model(str(tiny_model_dir), device="cpu", progress=False)))
+    log = ItemLog(tmp_path / "ruler.items.jsonl", ruler.log_settings())
+    sample = ruler.builder.item("niah_single_2", 800, 0)[0]  # the key: two essay words
+    key = re.search(r"What is the special magic number for (\w+)-(\w+) mentioned", sample.user).groups()
+    assert all(w in lists["nouns"] for w in key)
+    assert [len(items) for _, items in ruler.stages(log)] == [1]
+    assert (log.settings["vocabulary"], log.settings["sentences"]) == ("paul-graham-essay-words", "regex")
+    rows = ruler.score(log, None)
+    summary = ruler.summarize(rows, RunStats(0, 0.0, 0.0), None).to_json()
+    assert (summary["vocabulary"], summary["sentences"]) == ("paul-graham-essay-words", "regex")
+    assert ruler.table(rows).endswith("\n\nword lists: paul-graham-essay-words; essay sentences: regex")
+
+
+def test_list_tasks_prints_every_task_of_synthetic_yaml_one_line_each(capsys):
+    import importlib.util
+    from pathlib import Path
+
+    import yaml
+
+    wheel = Path(importlib.util.find_spec("long_context_eval").submodule_search_locations[0])
+    reference = yaml.safe_load((wheel / "synthetic.yaml").read_text())
+    with pytest.raises(SystemExit) as stop:  # no MODEL, no --lengths: listing needs neither
+        main(["eval", "ruler", "--list-tasks"])
+    assert stop.value.code == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert [line.split()[0] for line in lines] == list(reference)
+    for line, (name, conf) in zip(lines, reference.items()):
+        assert line.split()[1] == conf["task"] + ":"
+        assert all(f"{k}={v}" in line for k, v in conf["args"].items())

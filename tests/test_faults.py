@@ -53,7 +53,8 @@ class Paths:
 @dataclass(frozen=True)
 class Case:
     """``argv`` is formatted with {data}, {run}, {root}, {model}; ``setup`` prepares files (and may monkeypatch)
-    before the command; ``after`` asserts the state of the files; ``absent``: text that must not be printed."""
+    before the command; ``after`` checks the state of the files (it asserts, or returns False when they are
+    wrong); ``absent``: text that must not be printed."""
 
     name: str
     argv: tuple[str, ...]
@@ -121,6 +122,50 @@ def with_bom(p: Paths, mp: pytest.MonkeyPatch) -> None:
     p.data.write_bytes(b"\xef\xbb\xbf" + p.data.read_bytes())
 
 
+def dataset_dict(*splits: str) -> Callable[[Paths, pytest.MonkeyPatch], None]:
+    """A `datasets` save_to_disk folder ``ROOT/dd`` holding a DatasetDict with ``splits``, each the 4 records."""
+    def make(p: Paths, mp: pytest.MonkeyPatch) -> None:
+        import datasets
+
+        records = [record(i) for i in range(4)]
+        datasets.DatasetDict({name: datasets.Dataset.from_list(records) for name in splits}).save_to_disk(
+            str(p.root / "dd"))
+    return make
+
+
+def no_ruler_files(folder: str) -> Callable[[Paths, dict[str, bytes]], None]:
+    """``after``: ``folder`` (formatted with {model}, {run}) holds no ``ruler.*`` file."""
+    def check(p: Paths, before: dict[str, bytes]) -> None:
+        assert not list(Path(folder.format(model=p.model, run=p.run)).glob("ruler*"))
+    return check
+
+
+def symlink_to_model(name: str) -> Callable[[Paths, pytest.MonkeyPatch], None]:
+    return lambda p, mp: (p.root / name).symlink_to(p.model)
+
+
+LONGBENCH_RECORD = json.dumps({"_id": "q0", "input": "What does the harbour keep?", "context": " ".join(WORDS),
+                               "answers": ["a blue lighthouse"], "length": 16, "all_classes": None}) + "\n"
+
+
+def longbench_data(p: Paths, mp: pytest.MonkeyPatch) -> None:
+    (p.root / "lb").mkdir()
+    (p.root / "lb" / "hotpotqa.jsonl").write_text(LONGBENCH_RECORD)
+
+
+def nothing_at(name: str) -> Callable[[Paths, dict[str, bytes]], None]:
+    """``after``: nothing was made at ``name`` (relative to root)."""
+    def check(p: Paths, before: dict[str, bytes]) -> None:
+        assert not (p.root / name).exists(), name
+    return check
+
+
+def longbench_data_kept(p: Paths, before: dict[str, bytes]) -> None:
+    folder = p.root / "lb"
+    assert sorted(x.name for x in folder.iterdir()) == ["hotpotqa.jsonl"]
+    assert (folder / "hotpotqa.jsonl").read_text() == LONGBENCH_RECORD
+
+
 def lone_surrogate(i: int) -> dict:
     out = record(i)
     if i == 2:
@@ -165,6 +210,7 @@ def append_binary_line(p: Paths, mp: pytest.MonkeyPatch) -> None:
 
 
 SELECT = ("select", "{run}", "--method", "length")
+RULER = ("eval", "ruler", "--lengths", "800", "--tasks", "niah_single_1", "--samples", "1", "--no-progress")
 SCORE = ("score", "{data}", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length",
          "--no-progress")
 DATA_AND_RUN = ("data.jsonl", "run/config.json", "run/scores.parquet")
@@ -209,6 +255,20 @@ CASES = [
          (*SELECT, "--count", "2", "--out", "{root}/link.jsonl"), 0, "wrote 2 records to", symlinked_out_after,
          setup=lambda p, mp: ((p.root / "target.jsonl").write_text("stale\n"),
                               (p.root / "link.jsonl").symlink_to(p.root / "target.jsonl"))),
+    Case("a DatasetDict with several splits and no --split",
+         ("score", "{root}/dd", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length"), 2,
+         "{root}/dd: a dataset with 2 splits ('train', 'test'): choose one with --split NAME", nothing_at("fresh"),
+         setup=dataset_dict("train", "test"), score=False),
+    Case("--split naming no split of the DatasetDict",
+         ("score", "{root}/dd", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length",
+          "--split", "dev"), 2, "{root}/dd: no split 'dev' (--split); its splits are 'train', 'test'", nothing_at("fresh"),
+         setup=dataset_dict("train", "test"), score=False),
+    Case("a DatasetDict with one split: used and named",
+         ("score", "{root}/dd", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length",
+          "--no-progress"), 0, "data: split 'validation' (the only split of {root}/dd)",
+         setup=dataset_dict("validation"), score=False),
+    Case("--split on a JSONL file", (*SCORE, "--split", "train"), 2,
+         "--split applies to a HuggingFace dataset", nothing_at("fresh"), score=False),
     # item 5: one line instead of a traceback
     Case("select --out a directory", (*SELECT, "--ratio", "0.5", "--out", "{root}/taken"), 2,
          "{root}/taken is a directory; give a file name", lambda p, b: not list((p.root / "taken").iterdir()),
@@ -243,6 +303,25 @@ CASES = [
     Case("wrote 1 record", (*SELECT, "--count", "1", "--out", "{root}/sel.jsonl"), 0, "wrote 1 record to",
          absent=("wrote 1 records",)),
     Case("a UTF-8 BOM file is read", SCORE, 0, "status: ok=4", setup=with_bom, score=False),
+    # issue 23's leftovers (branch ruler): `gateau eval *` outputs go through the same guard, and its loaders
+    # print no Loading weights bar under --no-progress
+    Case("eval ruler --out onto the model's folder", (*RULER, "{model}", "--out", "{model}"), 2,
+         "is an input of this command", no_ruler_files("{model}"), score=False),
+    Case("eval ruler --out a symlink to the model's folder", (*RULER, "{model}", "--out", "{root}/alias"), 2,
+         "(it resolves to", no_ruler_files("{model}"), setup=symlink_to_model("alias"), score=False),
+    Case("eval ruler --out RUN", (*RULER, "{model}", "--out", "{run}"), 2, "is the run directory",
+         lambda p, b: (unchanged(*DATA_AND_RUN)(p, b), no_ruler_files("{run}")(p, b))),
+    Case("eval longbench --out onto its --data folder", ("eval", "longbench", "{model}", "--data", "{root}/lb",
+                                                         "--out", "{root}/lb", "--no-progress"), 2,
+         "is an input of this command", longbench_data_kept, setup=longbench_data, score=False),
+    Case("eval mt-bench --judge-cache onto the judge model", ("eval", "mt-bench", "{model}", "--out", "{root}/mt",
+                                                              "--judge-model", "{root}/judge", "--judge-cache",
+                                                              "{root}/judge", "--no-progress"), 2,
+         "--judge-cache {root}/judge is an input of this command", nothing_at("mt"),
+         setup=mkdir("judge"), score=False),
+    Case("no Loading weights bar in eval under --no-progress",
+         ("eval", "passkey", "{model}", "--out", "{root}/ev", "--lengths", "256", "--depths", "50", "--samples", "1",
+          "--max-new-tokens", "1", "--no-progress"), 0, "passkey json:", absent=("Loading weights",), score=False),
     Case("no Loading weights bar under --no-progress",
          ("score", "{data}", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "hmg", "--max-length",
           "256", "--short-window", "32", "--device", "cpu", "--dtype", "float32", "--no-progress"), 0,
@@ -303,7 +382,7 @@ def test_fault(case: Case, tmp_path, tiny_model_dir, monkeypatch, capsys):
     assert "Traceback" not in err
     for text in case.absent:
         assert text not in out + err
-    case.after(p, before)
+    assert case.after(p, before) is not False, f"{case.name}: the files afterwards are not as expected"
 
 
 def test_progress_counts_whole_samples():

@@ -55,11 +55,21 @@ class FieldMap:
 
 @dataclass(frozen=True)
 class DataConfig:
-    """The input: a JSON/JSONL/Parquet file or a HuggingFace dataset; ``limit``: only the first N records."""
+    """The input: a JSON/JSONL/Parquet file or a HuggingFace dataset; ``limit``: only the first N records;
+    ``split``/``subset``/``streaming``: which part of a dataset, and whether to stream it (`gateau.data.read`)."""
 
     path: str
     fields: FieldMap = field(default_factory=FieldMap)
     limit: int | None = field(default=None, metadata={"help": "score only the first N records"})
+    split: str | None = field(default=None, metadata={
+        "type": str, "help": "dataset input: the split to read (needed when the dataset has more than one; "
+        "default: its only split)"})
+    subset: str | None = field(default=None, metadata={
+        "type": str, "help": "hub dataset input: the configuration (subset) name, as load_dataset(NAME, SUBSET)"})
+    streaming: bool = field(default=False, metadata={
+        "help": "hub dataset input: stream the split (load_dataset(..., streaming=True)) instead of downloading "
+        "it whole; its chunks keep input order (a save_to_disk folder is memory-mapped and read by row "
+        "either way)"})
 
     def __post_init__(self) -> None:
         _positive("data", limit=self.limit)

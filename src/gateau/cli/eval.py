@@ -91,6 +91,7 @@ def register(subparsers: Any) -> None:
         if evaluation.model_argument:
             p.add_argument("model", help=_MODEL_HELP)
         add_flags(p, evaluation.settings_type)
+        evaluation.add_options(p)
         add_model_options(p)
         if evaluation.judge != "none":
             add_judge_options(p, required=evaluation.judge == "required")
@@ -147,6 +148,7 @@ def run_evaluation(evaluation: Any, args: argparse.Namespace) -> int:
         sys.stdout.write(yaml_text(plain(settings)))
         return 0
     settings.validate()
+    _check_outputs(args, settings.output_dir(), settings.inputs())
     judge = _judge(args, evaluation.judge_dir(settings)) if evaluation.judge != "none" else None
     summary = evaluation.execute(settings, judge)
     _report(summary, evaluation.command, judge)
@@ -154,6 +156,18 @@ def run_evaluation(evaluation: Any, args: argparse.Namespace) -> int:
     if line:
         print(line)
     return 0
+
+
+def _check_outputs(args: argparse.Namespace, out: str | None, inputs: tuple[str | None, ...]) -> None:
+    """Refuse (``OutputError``) an ``--out`` folder or ``--judge-cache`` file that is one of ``inputs`` or a local
+    judge model, or a run directory or inside one (``gateau.util.outputs``)."""
+    from ..util.outputs import check_output_dir, check_output_file
+
+    inputs = (*inputs, getattr(args, "judge_model", None))
+    if out is not None:
+        check_output_dir(out, "--out", inputs=inputs)
+    if getattr(args, "judge_cache", None):
+        check_output_file(args.judge_cache, "--judge-cache", inputs=inputs)
 
 
 def _model_settings(args: argparse.Namespace) -> ModelSettings:
@@ -203,6 +217,7 @@ def cmd_judge_samples(args: argparse.Namespace) -> int:
                                 per_group=args.per_group, seed=args.seed, aspects=args.aspects,
                                 max_context_chars=args.max_context_chars)
     config.validate()
+    _check_outputs(args, args.out, (*args.selected, args.data, args.run))
     judge = _judge(args, args.out)
     summary = run_judge_samples(config, judge)
     _report(summary, "judge-samples", judge)

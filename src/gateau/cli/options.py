@@ -86,8 +86,9 @@ def add_method_options(p: argparse.ArgumentParser) -> None:
 
     p.add_argument("--method", default=SelectConfig.method, help=f"{', '.join(METHODS)} (default "
                    f"{SelectConfig.method})")
-    p.add_argument("--preset", choices=all_presets(), help="paper: the paper's equations; official: the official "
-                   "rank script (min-max PPLs, raw CAS)")
+    p.add_argument("--preset", choices=all_presets(), help="paper: the paper's equations (alpha 0.8); "
+                   "paper-limited: the same at alpha 0.7 (the paper's limited-short-data setting); official: the "
+                   "official rank script (min-max PPLs, raw CAS)")
     add_field_flags(p.add_argument_group("method options (each applies to the methods that declare it)"),
                     all_option_fields())
 

@@ -21,7 +21,7 @@ _MODE_FLAGS = ("short_model", "short_window")  # pair mode or window mode: one o
 _MEASURE_FLAGS = ("short_rope_theta", "reward_model", "embed_model", "max_length", "template", "segment_len",
                   "last_segment", "max_segments", "seed", "cam_top")
 _CALIBRATION_FLAGS = ("neutral_response",)
-_DATA_FLAGS = ("limit",)
+_DATA_FLAGS = ("limit", "split", "subset", "streaming")
 _DEVICE_FLAGS = ("device", "dtype", "attn_impl")
 _HUB_FLAGS = ("revision", "trust_remote_code")
 _EXECUTION_FLAGS = ("executor", "workers", "gpus_per_worker", "ray_address", "shard", "token_budget", "pack",

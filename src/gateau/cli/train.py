@@ -23,8 +23,9 @@ _PARSER: argparse.ArgumentParser | None = None
 _CONFIG_FLAGS = ("max_length", "epochs", "max_steps", "lr", "adam_beta1", "adam_beta2", "weight_decay",
                  "lr_scheduler", "warmup_ratio", "batch_size", "grad_accum", "lora_r", "lora_alpha", "lora_dropout",
                  "deepspeed", "logging_steps", "save_steps", "save_total_limit", "seed", "short_data",
-                 "short_setting", "short_count", "template", "loss_weighting", "gradient_checkpointing",
-                 "train_last_layers", "report_to", "push_to_hub", "revision", "trust_remote_code")
+                 "short_setting", "short_count", "template", "loss_weighting", "loss", "longce_cap",
+                 "longce_window", "gradient_checkpointing", "train_last_layers", "report_to", "push_to_hub",
+                 "revision", "trust_remote_code")
 # Flags decided per machine by `resolve_runtime` (auto/on/off); a settings file holds their resolved values.
 _RUNTIME_FLAGS = ("device", "attn_impl", "packing", "bf16")
 # Record-field flags -> `FieldMap` field names.
@@ -93,6 +94,15 @@ def register(subparsers: Any) -> None:
     o.add_argument("--loss-weighting", choices=["token", "sequence"],
                    help="token: each response token weighs the same (TRL, default); sequence: each sequence weighs "
                    "the same, also inside packed rows (LongAlign)")
+    o.add_argument("--loss", choices=["ce", "longce"],
+                   help="ce: cross-entropy (default); longce: LongPPL's LongCE, each response token's loss times "
+                   "min(exp(log p_long - log p_short), --longce-cap), p_short from the model itself (no gradient) on "
+                   "HMG's window row (template + the last --longce-window context tokens + instruction + response); "
+                   "needs --packing off")
+    o.add_argument("--longce-cap", type=float,
+                   help=f"LongCE: largest token weight (default {number_text(d('longce_cap'))})")
+    o.add_argument("--longce-window", type=int, metavar="W", help="LongCE: context tokens the short row keeps "
+                   f"(default {d('longce_window')}, as gateau score --short-window)")
     e = p.add_argument_group("efficiency and hardware")
     e.add_argument("--packing", choices=["auto", "on", "off"], default="auto",
                    help="padding-free packing into rows of --max-length tokens; auto: on with flash-attention, "
@@ -140,7 +150,8 @@ def config_from_args(args: argparse.Namespace) -> tuple[TrainConfig, list[str]]:
     from ..train.recipe import resolve_config
     from ..train.runtime import model_window, resolve_runtime, world_size
 
-    runtime = resolve_runtime(device=args.device, attn_impl=args.attn_impl, packing=args.packing, bf16=args.bf16)
+    packing = "off" if args.loss == "longce" and args.packing == "auto" else args.packing  # LongCE: unpacked rows
+    runtime = resolve_runtime(device=args.device, attn_impl=args.attn_impl, packing=packing, bf16=args.bf16)
     overrides = {name: getattr(args, name) for name in _CONFIG_FLAGS}
     overrides.update(runtime, model=args.model, data=args.data, out=args.out, liger=args.liger,
                      progress=not args.no_progress, fields=record_fields(args))

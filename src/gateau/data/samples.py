@@ -11,19 +11,26 @@ A record that is recognised but unusable (empty response, missing field, no cont
 cannot be recognised at all, raises `DataError` naming the file and line.
 
 `judge_view` is the same view for an LLM judge: what is judged is what was scored.
+
+`load_samples` reads every Sample with its texts; `index_samples` reads the input once with the same checks and
+keeps only a `SampleRef` per sample (id, status, content hash, length and where the record is), so memory does not
+grow with the texts; a `SampleReader` reads the Samples of a list of refs back just before they are scored.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from ..config import FieldMap
 from ..status import Status
 from .content import content_hash
-from .read import EXPECTED_SHAPES_HELP, DataError, iter_records
+from .read import EXPECTED_SHAPES_HELP, DataError, Pointer, RecordReader, RecordSource
 from .turns import ABSENT, CHAT_KEYS, SHAPES, NotTurns, Turn, detect_shape, record_turns
+
+if TYPE_CHECKING:
+    from ..config import DataConfig
 
 
 @dataclass
@@ -40,6 +47,30 @@ class Sample:
     shape: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
     content_hash: str = ""  # fingerprint of the raw record (`gateau.data.content.content_hash`)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == Status.OK
+
+    @property
+    def sort_length(self) -> int:
+        """Characters of context + instruction + response: what chunks are length-sorted by (no tokenizer)."""
+        return len(self.context) + len(self.instruction) + len(self.response)
+
+
+@dataclass(frozen=True, slots=True)
+class SampleRef:
+    """A `Sample` without its texts: what a run keeps of every sample while it plans and resumes. ``pointer``:
+    where its record is (`gateau.data.read.Pointer`); ``sort_length``: the Sample's ``sort_length``, or 0 for a
+    source read forward only (a streamed dataset), whose chunks then keep input order."""
+
+    index: int
+    id: str
+    status: Status
+    error: str
+    content_hash: str
+    sort_length: int
+    pointer: Pointer
 
     @property
     def ok(self) -> bool:
@@ -151,17 +182,35 @@ def _fill_from_turns(sample: Sample, turns: list[Turn], shape: str, splitter: st
     sample.response = parsed[last_assistant][1]
 
 
-def load_samples(source: str | Path, fields: FieldMap = FieldMap(), limit: int | None = None) -> list[Sample]:
-    """Read every record of ``source`` (up to ``limit``) as a Sample, in input order. Duplicate ids raise DataError,
-    and so does an id field other than the default ``id`` that no record has (ids would silently become
-    positions)."""
-    samples: list[Sample] = []
+def source_of(data: DataConfig) -> RecordSource:
+    """The `RecordSource` of a run's data settings."""
+    return RecordSource(data.path, data.split, data.subset, data.streaming)
+
+
+def recorded_source(data: dict[str, Any], path: str | None = None) -> RecordSource:
+    """The `RecordSource` of a run's recorded ``data`` settings (``RUN/config.json``), read from ``path`` instead
+    of the recorded path when given (``--data``: the same split, subset and streaming, unless it is a file)."""
+    path = path or data["path"]
+    if Path(path).is_file():
+        return RecordSource(path)
+    return RecordSource(path, data.get("split"), data.get("subset"), bool(data.get("streaming", False)))
+
+
+def _as_source(source: str | Path | RecordSource) -> RecordSource:
+    return source if isinstance(source, RecordSource) else RecordSource(str(source))
+
+
+def _scan_samples(source: RecordSource, fields: FieldMap, limit: int | None) -> Iterator[tuple[Sample, Pointer]]:
+    """(Sample, pointer) of every record of the resolved ``source`` (up to ``limit``), in input order, with the
+    checks of `load_samples` (raised when the scan reaches them)."""
     seen: dict[str, str] = {}
     keys: set[str] = set()  # the top-level fields of the records, for the message of an absent id field
     any_has_id = False
-    for index, (location, record) in enumerate(iter_records(source)):
+    count = 0
+    for index, (pointer, record) in enumerate(source.scan()):
         if limit is not None and index >= limit:
             break
+        location = source.location(pointer)
         any_has_id = any_has_id or record.get(fields.id_field) is not None
         if not any_has_id:
             keys.update(map(str, record))
@@ -170,20 +219,99 @@ def load_samples(source: str | Path, fields: FieldMap = FieldMap(), limit: int |
         if sample.id in seen:
             raise DataError(f"{location}: duplicate id {sample.id!r} (first at {seen[sample.id]}); ids must be unique")
         seen[sample.id] = location
-        samples.append(sample)
-    if not samples:
-        raise DataError(f"{source}: no records found")
+        count += 1
+        yield sample, pointer
+    if not count:
+        raise DataError(f"{source.path}: no records found")
     if fields.id_field != FieldMap.id_field and not any_has_id:
-        raise DataError(f"{source}: the id field {fields.id_field!r} (--id-field) is in none of the "
-                        f"{len(samples)} records; they have the fields {', '.join(sorted(keys))}: give one of "
+        raise DataError(f"{source.path}: the id field {fields.id_field!r} (--id-field) is in none of the "
+                        f"{count} records; they have the fields {', '.join(sorted(keys))}: give one of "
                         "them, or leave --id-field out to number the records by position")
-    return samples
 
 
-def load_records_by_id(source: str | Path, fields: FieldMap = FieldMap()) -> dict[str, tuple[int, dict[str, Any]]]:
+def load_samples(source: str | Path | RecordSource, fields: FieldMap = FieldMap(),
+                 limit: int | None = None) -> list[Sample]:
+    """Read every record of ``source`` (up to ``limit``) as a Sample, in input order. Duplicate ids raise DataError,
+    and so does an id field other than the default ``id`` that no record has (ids would silently become
+    positions)."""
+    return [sample for sample, _ in _scan_samples(_as_source(source).resolved(), fields, limit)]
+
+
+@dataclass
+class SampleIndex:
+    """Every sample of an input as a `SampleRef`, in input order. ``source``: the input with its split chosen;
+    ``note``: what was chosen for the user (the only split of a dataset), or empty."""
+
+    source: RecordSource
+    fields: FieldMap
+    refs: list[SampleRef]
+    note: str = ""
+
+    def reader(self) -> SampleReader:
+        return SampleReader(self.source, self.fields)
+
+
+def index_samples(source: str | Path | RecordSource, fields: FieldMap = FieldMap(),
+                  limit: int | None = None) -> SampleIndex:
+    """`load_samples` keeping a `SampleRef` per sample instead of its texts (same checks, same errors)."""
+    given = _as_source(source)
+    resolved = given.resolved()
+    note = (f"split {resolved.split!r} (the only split of {resolved.path})"
+            if given.split is None and resolved.split is not None else "")
+    forward_only = resolved.forward_only
+    refs = [SampleRef(index=s.index, id=s.id, status=s.status, error=s.error, content_hash=s.content_hash,
+                      sort_length=0 if forward_only else s.sort_length, pointer=pointer)
+            for s, pointer in _scan_samples(resolved, fields, limit)]
+    return SampleIndex(source=resolved, fields=fields, refs=refs, note=note)
+
+
+class SampleReader:
+    """Reads the `Sample`s of refs back from their source (picklable: a worker process opens its own files)."""
+
+    def __init__(self, source: RecordSource, fields: FieldMap):
+        self.source, self.fields = source, fields
+        self._records: RecordReader | None = None
+
+    def absolute(self) -> SampleReader:
+        """A reader of the same source by its absolute path (what a worker in another directory opens)."""
+        return SampleReader(self.source.absolute(), self.fields)
+
+    def __getstate__(self) -> dict[str, Any]:
+        return {"source": self.source, "fields": self.fields, "_records": None}
+
+    def read(self, refs: list[SampleRef]) -> list[Sample]:
+        """The Samples of ``refs``, in the order given; DataError when a record cannot be read at its pointer or no
+        longer has the content hash it had when the input was indexed (the input changed during the run)."""
+        if self._records is None:
+            self._records = self.source.reader()
+        try:
+            records = self._records.fetch([r.pointer for r in refs])
+        except DataError as exc:  # it was read whole when indexed: the input changed since
+            raise DataError(f"{self.source.path} changed while this command ran ({exc}); run the command "
+                            "again") from None
+        out = []
+        for ref, record in zip(refs, records):
+            location = self.source.location(ref.pointer)
+            sample = record_to_sample(record, ref.index, location, self.fields)
+            sample.content_hash = content_hash(record)
+            if sample.content_hash != ref.content_hash or sample.id != ref.id:
+                raise DataError(f"{location}: the record changed while this command ran (it was read with content "
+                                f"hash {ref.content_hash}, now {sample.content_hash}); run the command again")
+            out.append(sample)
+        return out
+
+    def close(self) -> None:
+        if self._records is not None:
+            self._records.close()
+            self._records = None
+
+
+def load_records_by_id(source: str | Path | RecordSource, fields: FieldMap = FieldMap()
+                        ) -> dict[str, tuple[int, dict[str, Any]]]:
     """The raw input records keyed by sample id (the record's id field or its 0-based position), each with its
     0-based position in ``source``."""
     out: dict[str, tuple[int, dict[str, Any]]] = {}
-    for index, (_, record) in enumerate(iter_records(source)):
+    src = _as_source(source).resolved()
+    for index, (_, record) in enumerate(src.scan()):
         out[record_id(record, index, fields)] = (index, record)
     return out

@@ -307,7 +307,8 @@ class ModelSettings:
 
 
 def load_generator(settings: ModelSettings) -> HFGenerator | VLLMGenerator:
-    """Load the model named by ``settings.model`` (folder, hub id, .gguf, or ``default``) for generation."""
+    """Load the model named by ``settings.model`` (folder, hub id, .gguf, or ``default``) for generation;
+    ``settings.progress`` False (``--no-progress``) also hides transformers' ``Loading weights`` bar."""
     if settings.backend == "vllm":
         return VLLMGenerator(settings.model, dtype=settings.dtype, progress=settings.progress, hub=settings.hub)
     if settings.backend != "hf":
@@ -315,6 +316,6 @@ def load_generator(settings: ModelSettings) -> HFGenerator | VLLMGenerator:
     from gateau.models import load_model
 
     loaded = load_model(settings.model, device=settings.device, dtype=settings.dtype, attn_impl=settings.attn_impl,
-                        hub=settings.hub)
+                        hub=settings.hub, progress=settings.progress)
     return HFGenerator(loaded, token_budget=settings.token_budget, max_batch=settings.max_batch,
                        progress=settings.progress)

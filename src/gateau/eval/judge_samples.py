@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import DataConfig, FieldMap
-from ..data import iter_records, judge_view, record_id
+from ..data import iter_records, judge_view, record_id, source_of
 from .judge import JudgeRequest
 from .judge_prompts import D1_ASPECTS
 from .results import EvalError, format_table, mean, write_outputs
@@ -45,7 +45,9 @@ def data_of_run(run: str | Path) -> DataConfig:
         raise EvalError(f"{path} names no data file (not written by `gateau score`?); pass --data")
     data = payload["data"]
     try:
-        return DataConfig(path=str(data["path"]), fields=FieldMap(**data.get("fields", {})), limit=data.get("limit"))
+        return DataConfig(path=str(data["path"]), fields=FieldMap(**data.get("fields", {})), limit=data.get("limit"),
+                          split=data.get("split"), subset=data.get("subset"),
+                          streaming=bool(data.get("streaming", False)))
     except (TypeError, ValueError) as exc:
         raise EvalError(f"{path}: cannot read the run's settings ({exc}); pass --data") from exc
 
@@ -93,7 +95,7 @@ class JudgeSamplesConfig:
 def groups(config: JudgeSamplesConfig) -> dict[str, list[tuple[str, str, dict[str, Any]]]]:
     """Records by group: ``{group: [(id, location, record), ...]}`` (all members, in data order)."""
     fields, data = config.data.fields, []
-    for index, (location, record) in enumerate(iter_records(config.data.path)):
+    for index, (location, record) in enumerate(iter_records(source_of(config.data))):
         if config.data.limit is not None and index >= config.data.limit:
             break
         data.append((record_id(record, index, fields), location, record))

@@ -31,6 +31,9 @@ class LMEvalConfig(EvalSettings):
     num_fewshot: int | None = flag("lm-eval few-shot count", None, parse=int)
     include_path: str | None = flag("folder of extra lm-eval task YAMLs (e.g. tasks on local files)", None)
 
+    def inputs(self) -> tuple[str | None, ...]:
+        return (self.model.model, self.include_path)
+
 
 def result_rows(results: dict[str, Any]) -> list[dict[str, Any]]:
     """lm-eval's ``results`` section flattened to rows of ``task``, ``metric``, ``filter``, ``value``, ``stderr``."""
@@ -67,7 +70,7 @@ def run_lm_eval(config: LMEvalConfig) -> dict[str, Any]:
     if unknown:
         raise EvalError(f"unknown lm-eval task(s): {', '.join(unknown)} (list them with `lm-eval ls tasks`)")
     loaded = load_model(config.model.model, device=config.model.device, dtype=config.model.dtype,
-                        attn_impl=config.model.attn_impl, hub=config.model.hub)
+                        attn_impl=config.model.attn_impl, hub=config.model.hub, progress=config.model.progress)
     batch: int | str = int(config.batch_size) if config.batch_size.isdigit() else config.batch_size
     lm = HFLM(pretrained=loaded.model, tokenizer=loaded.tokenizer, batch_size=batch, device=str(loaded.device))
     limit = config.limit if config.limit is None or config.limit < 1 else int(config.limit)

@@ -305,6 +305,13 @@ class LongBenchSettings(EvalSettings):
             return self.target
         return self.out or str(Path(self.data).parent / "pred" / Path(self.target.rstrip("/")).name)
 
+    def output_dir(self) -> str | None:
+        """The prediction folder written with ``data`` (scoring a folder only adds its result.json)."""
+        return None if self.data is None else self.prediction_dir()
+
+    def inputs(self) -> tuple[str | None, ...]:
+        return (self.target, self.data)
+
     def validate(self) -> None:
         if self.data is None and not Path(self.target).is_dir():
             raise EvalError(f"{self.target} is not a prediction folder; to predict with a model, give --data DIR")

@@ -72,6 +72,9 @@ class LongBenchChatConfig(EvalSettings):
     def validate(self) -> None:
         load_cases(self.cases, self.few_shots)
 
+    def inputs(self) -> tuple[str | None, ...]:
+        return (self.model.model, self.cases, self.few_shots)
+
 
 @dataclass(frozen=True)
 class LongBenchChatSummary(Summary):

@@ -41,6 +41,15 @@ class EvalSettings:
     def validate(self) -> None:
         """Raise ``EvalError`` for settings argparse cannot check (nothing here)."""
 
+    def output_dir(self) -> str | None:
+        """The folder this run writes (``out``; None: nothing is written beside the inputs)."""
+        return self.out
+
+    def inputs(self) -> tuple[str | None, ...]:
+        """Paths this run reads, which its output may never be: the evaluated model (a folder or .gguf file; a hub
+        id or ``default`` names no path)."""
+        return (self.model.model,)
+
 
 @dataclass
 class Item:
@@ -152,3 +161,7 @@ class Evaluation(ABC):
     def report_line(cls, summary: dict[str, Any]) -> str | None:
         """A last line the CLI prints after the table (none by default)."""
         return None
+
+    @classmethod
+    def add_options(cls, parser: Any) -> None:
+        """Options of this command beyond its settings' flags (e.g. RULER's ``--list-tasks``; none by default)."""

@@ -25,7 +25,7 @@ from ..errors import UsageError
 
 if TYPE_CHECKING:
     from ..config import ExecutionConfig
-    from ..data import Sample
+    from ..data import SampleRef
     from ..store import RunStore
     from .run_plan import RunPlan
     from .scorer import Models
@@ -39,7 +39,7 @@ class Executor(ABC):
     name: ClassVar[str]
     finishes: ClassVar[bool] = True  # holds the run alone; writes config.json, scores.parquet, history.jsonl
 
-    def share(self, samples: list[Sample], done: set[str], execution: ExecutionConfig) -> list[list[Sample]]:
+    def share(self, samples: list[SampleRef], done: set[str], execution: ExecutionConfig) -> list[list[SampleRef]]:
         """The chunks this invocation scores: every sample not ``done``, length-sorted, longest first."""
         from .run_plan import plan_chunks
 

@@ -1,4 +1,5 @@
-"""The local executor: one process runs the `Scorer` over the chunks in order and stores each as it finishes."""
+"""The local executor: one process runs the `Scorer` over the chunks in order and stores each as it finishes; a
+chunk's texts are read just before it is scored and dropped after."""
 
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ class LocalExecutor(Executor):
         with StopFlag() as stop, Progress(plan.n_samples, config.execution.progress) as progress:
             for chunk in chunks:
                 before = scorer.forward_tokens if scorer else 0
-                rows = (scorer.score_batch(chunk, progress.partial) if scorer
+                rows = (scorer.score_batch(plan.reader.read(chunk), progress.partial) if scorer
                         else [base_row(s, plan.fingerprint) for s in chunk])
                 store.write_shard(rows, plan.schema)
                 progress.chunk_done(len(chunk), (scorer.forward_tokens if scorer else 0) - before, stop)

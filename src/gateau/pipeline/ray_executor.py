@@ -1,5 +1,8 @@
 """The Ray executor: one actor per worker loads the models once; chunks go out longest first, one per idle actor,
-and the driver stores each returned chunk atomically in the same run store as the local executor.
+and the driver stores each returned chunk atomically in the same run store as the local executor. The driver sends
+an actor the chunk's `SampleRef`s (ids, content hashes, where each record is), not its texts: each actor reads its
+samples itself from the input (`SampleReader`), so the input path must be readable by the workers (the same machine,
+or a filesystem every node mounts at that path; a hub dataset: each node loads it from the hub or its cache).
 
 So a run can start under one executor and finish under the other, a killed worker is restarted by Ray and its
 chunk retried, and a killed driver loses only the chunks in flight (re-running resumes). Workers return rows to
@@ -15,7 +18,7 @@ import os
 from typing import Any
 
 from ..config import ScoreConfig
-from ..data import Sample
+from ..data import SampleReader, SampleRef
 from ..errors import GateauError
 from ..store import RunStore
 from .executors import Executor
@@ -40,18 +43,19 @@ def _ray():
 
 class _Worker:
     """A Ray actor's state: the run's `Scorer`, built once from the serialised config and the plan's measurement
-    settings and fingerprint (not computed again on the worker)."""
+    settings and fingerprint (not computed again on the worker), and its own `SampleReader` of the input."""
 
-    def __init__(self, config: dict[str, Any], measure: dict[str, Any], fp: str):
+    def __init__(self, config: dict[str, Any], measure: dict[str, Any], fp: str, reader: SampleReader):
         from .scorer import Scorer, load_models
 
         cfg = ScoreConfig.from_dict(config)
         self.scorer = Scorer(cfg, *load_models(cfg), measure=measure, fp=fp)
+        self.reader = reader
 
-    def score(self, samples: list[Sample]) -> tuple[list[dict[str, Any]], int]:
-        """(rows, model tokens this chunk ran)."""
+    def score(self, refs: list[SampleRef]) -> tuple[list[dict[str, Any]], int]:
+        """(rows, model tokens this chunk ran), the chunk's samples read here from the input."""
         before = self.scorer.forward_tokens
-        rows = self.scorer.score_batch(samples)
+        rows = self.scorer.score_batch(self.reader.read(refs))
         return rows, self.scorer.forward_tokens - before
 
     def pid(self) -> int:
@@ -77,7 +81,8 @@ def start_workers(plan: RunPlan) -> list[Any]:
     actor = ray.remote(_Worker).options(num_cpus=1, num_gpus=ex.gpus_per_worker, max_restarts=ACTOR_RESTARTS,
                                         max_task_retries=ACTOR_RESTARTS)
     payload = plan.config.to_dict()
-    return [actor.remote(payload, plan.measure, plan.fingerprint) for _ in range(ex.workers)]
+    reader = plan.reader.absolute()  # an actor's working directory is not the driver's
+    return [actor.remote(payload, plan.measure, plan.fingerprint, reader) for _ in range(ex.workers)]
 
 
 class RayExecutor(Executor):
@@ -96,7 +101,7 @@ def _run_ray(plan: RunPlan, store: RunStore) -> int:
     ray = start_ray(config)
     queue = list(reversed(chunks))  # pop() hands out the longest first
     workers = start_workers(plan) if chunks else []
-    in_flight: dict[Any, tuple[Any, list[Sample]]] = {}
+    in_flight: dict[Any, tuple[Any, list[SampleRef]]] = {}
 
     def hand_out(worker: Any) -> None:
         if queue:

@@ -1,4 +1,4 @@
-"""`gateau score`: load the data, open the run store, plan what is left as length-sorted chunks (a `RunPlan`, built
+"""`gateau score`: index the data (a `SampleRef` per sample, no texts kept), open the run store, plan what is left as length-sorted chunks (a `RunPlan`, built
 once), and hand it to an executor looked up by name (`gateau.pipeline.executors`: local loop, Ray actors, one shard
 of N); every chunk is stored atomically, so any run resumes where it stopped."""
 
@@ -12,7 +12,7 @@ from typing import Any
 
 from .. import __version__
 from ..config import ScoreConfig
-from ..data import Sample, load_samples
+from ..data import SampleIndex, index_samples, source_of
 from ..status import status_examples
 from ..store import RunStore, fingerprint
 from .executors import Executor, get_executor
@@ -33,10 +33,12 @@ class ScoreSummary:
     measure_s: float
     wall_s: float
     examples: list[str] = field(default_factory=list)  # `status_examples` lines: not-ok ids with their reasons
+    data_note: str = ""  # what was chosen of the input for the user (`SampleIndex.note`: the only split)
 
     def lines(self) -> list[str]:
         rate = self.forward_tokens / self.measure_s if self.measure_s > 0 else 0.0
-        out = [f"samples: {self.total} (measured now {self.measured_now}, already done {self.skipped_done})",
+        out = [f"data: {self.data_note}"] if self.data_note else []
+        out += [f"samples: {self.total} (measured now {self.measured_now}, already done {self.skipped_done})",
                "status: " + ", ".join(f"{k}={v}" for k, v in sorted(self.statuses.items())), *self.examples]
         if self.notes:
             out.append(f"notes: {self.notes} samples have a note (see the `note` column)")
@@ -55,7 +57,7 @@ def run_score(config: ScoreConfig, models: Models | None = None) -> ScoreSummary
     created in ``config.out``."""
     start = time.perf_counter()
     executor = get_executor(config.execution.executor)
-    samples = load_samples(config.data.path, config.data.fields, config.data.limit)
+    index = index_samples(source_of(config.data), config.data.fields, config.data.limit)
     measure = measurement_fields(config)
     if config.measure.cam_top < 1:
         from .cascade import check_cascade
@@ -63,11 +65,12 @@ def run_score(config: ScoreConfig, models: Models | None = None) -> ScoreSummary
         check_cascade(config)
     store = RunStore(config.out)
     with executor.hold(store, config.execution):
-        return _run_held(config, executor, measure, samples, store, start, models)
+        return _run_held(config, executor, measure, index, store, start, models)
 
 
-def _run_held(config: ScoreConfig, executor: Executor, measure: dict[str, Any], samples: list[Sample],
+def _run_held(config: ScoreConfig, executor: Executor, measure: dict[str, Any], index: SampleIndex,
               store: RunStore, start: float, models: Models | None) -> ScoreSummary:
+    samples = index.refs
     fp = fingerprint(measure)
     data_path = Path(config.data.path)
     data = {**asdict(config.data), "path": str(data_path.resolve()) if data_path.exists() else config.data.path}
@@ -78,16 +81,19 @@ def _run_held(config: ScoreConfig, executor: Executor, measure: dict[str, Any], 
                repair=config.repair, create_only=not executor.finishes)
     done = store.done_ids(fp, {s.id: s.content_hash for s in samples})
     plan = RunPlan(config=config, measure=measure, fingerprint=fp, schema=output_schema(config),
-                   chunks=executor.share(samples, done, config.execution))
+                   chunks=executor.share(samples, done, config.execution), reader=index.reader())
     measure_start = time.perf_counter()
-    if config.measure.cam_top < 1:
-        from .cascade import run_cascade
+    try:
+        if config.measure.cam_top < 1:
+            from .cascade import run_cascade
 
-        todo = [s for s in samples if s.id not in done]
-        tokens = run_cascade(config, samples, todo, store, fp, lambda cfg, chunks, into: executor.run(
-            replace(plan, config=cfg, schema=output_schema(cfg), chunks=chunks), into, models))
-    else:
-        tokens = executor.run(plan, store, models)
+            todo = [s for s in samples if s.id not in done]
+            tokens = run_cascade(config, samples, todo, store, fp, lambda cfg, chunks, into: executor.run(
+                replace(plan, config=cfg, schema=output_schema(cfg), chunks=chunks), into, models))
+        else:
+            tokens = executor.run(plan, store, models)
+    finally:
+        plan.reader.close()
     measure_s = time.perf_counter() - measure_start
     if executor.finishes:
         # without --limit the table is exactly the input's records (a removed record leaves it); with --limit the
@@ -108,8 +114,9 @@ def _run_held(config: ScoreConfig, executor: Executor, measure: dict[str, Any], 
     measured = plan.n_samples
     summary = ScoreSummary(total=len(share), measured_now=measured, skipped_done=len(share) - measured,
                            statuses=dict(statuses), notes=notes, forward_tokens=tokens, measure_s=measure_s,
-                           wall_s=time.perf_counter() - start, examples=examples)
-    history = {k: v for k, v in asdict(summary).items() if k != "examples"}  # the reasons are in scores.parquet
+                           wall_s=time.perf_counter() - start, examples=examples, data_note=index.note)
+    # the reasons are in scores.parquet, the split in config.json
+    history = {k: v for k, v in asdict(summary).items() if k not in ("examples", "data_note")}
     entry = {"finished": time.strftime("%Y-%m-%dT%H:%M:%S%z"), "executor": config.execution.executor,
              "workers": config.execution.workers, "versions": library_versions(), **history}
     if config.execution.shard is not None:

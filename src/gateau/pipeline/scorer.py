@@ -15,7 +15,7 @@ from typing import Any, Callable
 import pyarrow as pa
 
 from ..config import MAX_LENGTH_CAP, ModelConfig, ScoreConfig
-from ..data import Sample
+from ..data import Sample, SampleRef
 from ..measure.aux_models import AuxModels, aux_specs
 from ..hub import is_hub_id
 from ..measure.rows import EMBED, LONG, REWARD, SHORT, RowKey, RowRequest, RowResult
@@ -80,7 +80,7 @@ def output_schema(config: ScoreConfig) -> pa.Schema:
     return pa.schema(list(columns.items()))
 
 
-def base_row(sample: Sample, fp: str) -> dict[str, Any]:
+def base_row(sample: Sample | SampleRef, fp: str) -> dict[str, Any]:
     """The columns every output row has, before any measurement (status from loading)."""
     return {"index": sample.index, "id": sample.id, "status": sample.status.value, "error": sample.error,
             "note": "", "content_hash": sample.content_hash, "fingerprint": fp}

@@ -30,7 +30,7 @@ from .run_plan import plan_chunks
 
 if TYPE_CHECKING:
     from ..config import ExecutionConfig
-    from ..data import Sample
+    from ..data import SampleRef
     from ..store import RunStore
 
 
@@ -40,7 +40,8 @@ class ShardExecutor(LocalExecutor):
     name = "shard"
     finishes = False
 
-    def share(self, samples: list[Sample], done: set[str], execution: ExecutionConfig) -> list[list[Sample]]:
+    def share(self, samples: list[SampleRef], done: set[str], execution: ExecutionConfig
+              ) -> list[list[SampleRef]]:
         """Chunks I, I+N, ... of the plan over every sample, without the samples already ``done``."""
         index, count = execution.shard_part
         mine = plan_chunks(samples, execution.chunk_size)[index::count]

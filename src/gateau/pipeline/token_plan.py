@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass, field, replace
 from typing import Any, Callable
 
 from ..config import ScoreConfig
-from ..data import Sample, load_samples
+from ..data import Sample, SampleReader, SampleRef, index_samples, source_of
 from ..measure.batching import MAX_PAD_FRACTION, batch_tokens, batches, is_packed
 from ..measure.rows import SHORT, RowKey
 from ..methods.base import SampleEncoding
@@ -105,18 +105,24 @@ def planning_scorer(config: ScoreConfig) -> Scorer:
 
 
 def plan_tokens(config: ScoreConfig, scorer: Scorer | None = None) -> TokenPlan:
-    """The rows and tokens of a fresh `gateau score` run of ``config`` (every sample of its data). A cascade
-    (``cam_top`` < 1) is planned as its two phases: HMG's exactly, CAM's as bounds (`plan_cascade`)."""
-    samples = load_samples(config.data.path, config.data.fields, config.data.limit)
-    if config.measure.cam_top < 1:
-        return plan_cascade(config, samples, scorer)
-    scorer = scorer or planning_scorer(config)
-    plan = TokenPlan(samples=len(samples), statuses={})
-    add_chunks(plan, scorer, plan_chunks(samples, config.execution.chunk_size))
-    return plan
+    """The rows and tokens of a fresh `gateau score` run of ``config`` (every sample of its data, indexed first and
+    read chunk by chunk, as the run reads them). A cascade (``cam_top`` < 1) is planned as its two phases: HMG's
+    exactly, CAM's as bounds (`plan_cascade`)."""
+    index = index_samples(source_of(config.data), config.data.fields, config.data.limit)
+    reader = index.reader()
+    try:
+        if config.measure.cam_top < 1:
+            return plan_cascade(config, index.refs, reader, scorer)
+        scorer = scorer or planning_scorer(config)
+        plan = TokenPlan(samples=len(index.refs), statuses={})
+        add_chunks(plan, scorer, plan_chunks(index.refs, config.execution.chunk_size), reader.read)
+        return plan
+    finally:
+        reader.close()
 
 
-def plan_cascade(config: ScoreConfig, samples: list[Sample], scorer: Scorer | None = None) -> TokenPlan:
+def plan_cascade(config: ScoreConfig, samples: list[SampleRef], reader: SampleReader,
+                 scorer: Scorer | None = None) -> TokenPlan:
     """A cascade's plan: phase 1 (every row but CAM's segment rows, for every sample) exactly; phase 2 (the segment
     rows, and neutral rows, of the top k = ceil(F × n_ok) samples by HMG) is not known before HMG is measured, so
     it is bounded over every possible top set of k samples: at least the k smallest sums of their rows' own
@@ -135,7 +141,7 @@ def plan_cascade(config: ScoreConfig, samples: list[Sample], scorer: Scorer | No
         rows.append(([(pass_kind(key), len(req.ids), req.attention) for key, req in second.requests(enc).items()],
                      sample.index))
 
-    add_chunks(plan, first, plan_chunks(samples, config.execution.chunk_size), phase2_rows)
+    add_chunks(plan, first, plan_chunks(samples, config.execution.chunk_size), reader.read, phase2_rows)
     phase1 = plan.total_tokens
     longest = max((n for sample_rows, _ in rows for _, n, _ in sample_rows), default=0)
     pack = second.pack
@@ -165,7 +171,8 @@ def padded_width_bound(length: int, longest: int) -> int:
     return max(width, length)
 
 
-def cascade_phase2(config: ScoreConfig, samples: list[Sample], top: list[str], scorer: Scorer | None = None
+def cascade_phase2(config: ScoreConfig, samples: list[Sample] | list[SampleRef], top: list[str],
+                   scorer: Scorer | None = None, read: Callable[[list[SampleRef]], list[Sample]] | None = None
                    ) -> TokenPlan:
     """The rows and tokens of a cascade's phase 2 (``cam``) for the top set ``top`` (ids): exactly what `gateau
     score --cam-top` runs once HMG has chosen ``top`` in a fresh run (the same chunks and batches)."""
@@ -173,18 +180,21 @@ def cascade_phase2(config: ScoreConfig, samples: list[Sample], top: list[str], s
     second = Scorer(replace(config, cascade_phase="cam"), first.long, first.short)
     chosen = set(top)
     plan = TokenPlan(samples=len(chosen), statuses={})
-    add_chunks(plan, second, plan_chunks([s for s in samples if s.id in chosen], config.execution.chunk_size))
+    add_chunks(plan, second, plan_chunks([s for s in samples if s.id in chosen], config.execution.chunk_size), read)
     return plan
 
 
-def add_chunks(plan: TokenPlan, scorer: Scorer, chunks: list[list[Sample]],
+def add_chunks(plan: TokenPlan, scorer: Scorer, chunks: list[list[Sample]] | list[list[SampleRef]],
+               read: Callable[[list[SampleRef]], list[Sample]] | None = None,
                encoded: Callable[[Sample, SampleEncoding], None] | None = None) -> None:
-    """Add the rows and batches of ``chunks``, planned by ``scorer`` exactly as `Scorer.score_batch` runs them;
-    ``encoded(sample, encoding)`` is called for every measurable sample."""
+    """Add the rows and batches of ``chunks``, planned by ``scorer`` exactly as `Scorer.score_batch` runs them
+    (chunks of refs: each read by ``read`` just before it is planned); ``encoded(sample, encoding)`` is called
+    for every measurable sample."""
     statuses: Counter[str] = Counter(plan.statuses)
     aux = sorted({need for m in scorer.methods for need in m.aux_models})
     token_budget = scorer.config.execution.token_budget
     for chunk in chunks:
+        chunk = read(chunk) if read else chunk
         rows = [base_row(s, scorer.fp) for s in chunk]
         plans = {i: p for i, s in enumerate(chunk) if (p := scorer.plan(s, rows[i])) is not None}
         statuses.update(row["status"] for row in rows)

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from ..config import FieldMap
-from ..data import content_hash, iter_records, record_to_sample
+from ..data import RecordSource, content_hash, iter_records, record_to_sample, recorded_source
 from ..methods import get_method
 from ..provenance import run_exports
 from ..select import Selection, select
@@ -300,7 +300,7 @@ def spearman_matrix(values: dict[str, np.ndarray], rows: np.ndarray) -> tuple[li
 # Sample text
 
 
-def sample_texts(source: str, fmap: FieldMap, wanted: dict[str, str]) -> dict[str, SampleText]:
+def sample_texts(source: RecordSource, fmap: FieldMap, wanted: dict[str, str]) -> dict[str, SampleText]:
     """Instruction and response of the samples ``wanted`` (id -> the content hash stored when scored), streamed
     from ``source``; a record that is missing or was edited since scoring gets a ``problem`` instead of text."""
     out: dict[str, SampleText] = {}
@@ -310,15 +310,16 @@ def sample_texts(source: str, fmap: FieldMap, wanted: dict[str, str]) -> dict[st
             if sample.id not in wanted or sample.id in out:
                 continue
             if content_hash(record) != wanted[sample.id]:
-                out[sample.id] = SampleText(problem=f"the record in {source} was edited after scoring; text not shown")
+                out[sample.id] = SampleText(
+                    problem=f"the record in {source.path} was edited after scoring; text not shown")
             else:
                 out[sample.id] = SampleText(sample.instruction, sample.response)
             if len(out) == len(wanted):
                 break
     except (OSError, ValueError) as exc:  # DataError is a ValueError: unreadable file, unknown shape
-        problem = f"cannot read {source}: {exc}"
+        problem = f"cannot read {source.path}: {exc}"
         return {sid: out.get(sid) or SampleText(problem=problem) for sid in wanted}
-    return {sid: out.get(sid) or SampleText(problem=f"no record with this id in {source}") for sid in wanted}
+    return {sid: out.get(sid) or SampleText(problem=f"no record with this id in {source.path}") for sid in wanted}
 
 
 # ---------------------------------------------------------------------------------------------------------------
@@ -342,7 +343,7 @@ def gather(config: ReportConfig) -> ReportData:
     store = RunStore(config.main.run)
     stored = store.read_config()
     scores = store.read_scores().select(["content_hash", "note"]).to_pydict()
-    texts = sample_texts(config.data or stored["data"]["path"], FieldMap(**stored["data"]["fields"]),
+    texts = sample_texts(recorded_source(stored["data"], config.data), FieldMap(**stored["data"]["fields"]),
                          {sel.ids[i]: scores["content_hash"][i] for i in top + bottom})
     notes = group_reasons(sel.ids, scores["note"])
     others = labelled[1:]

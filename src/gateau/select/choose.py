@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from ..config import FieldMap, SelectConfig
-from ..data import content_hash, load_records_by_id
+from ..data import content_hash, load_records_by_id, recorded_source
 from ..provenance import record_export, write_selection_meta
 from ..status import status_examples
 from ..store import RunError, RunStore
@@ -126,7 +126,7 @@ def export_jsonl(selection: Selection, run: str | Path, out: str | Path, data: s
                                   f"summary), so nothing was written to {out}; fix or re-score the samples, or "
                                   "choose a method the run has columns for")
     fmap = fields or FieldMap(**config["data"]["fields"])
-    records = load_records_by_id(source, fmap)
+    records = load_records_by_id(recorded_source(config["data"], source), fmap)
     verify_data(store.read_scores().select(["id", "index", "content_hash"]).to_pydict(), records, source)
     r = selection.ranking
     out_path = Path(out)

@@ -19,6 +19,7 @@ from .data import (
     short_source,
 )
 from .encode import ConversationEncoder, Encoded
+from .longce import SHORT_DROP_COLUMN, ShortWindowSpans
 from .recipe import TrainConfig
 
 
@@ -53,24 +54,33 @@ class TrainingSet:
     ids: list[str]
     stats: dict[str, SourceStats]
     notes: list[str] = field(default_factory=list)
+    short_drops: list[tuple[int, int]] | None = None
+    """LongCE only: per sequence, the [start, end) tokens its short row drops (`gateau.train.longce`)."""
 
     def summary_lines(self) -> list[str]:
         long, short = self.stats["long"], self.stats["short"]
         lines = long.lines("long") + (short.lines("short") if short.read else [])
         lines.append(mix_line(long.kept, short.kept, long.tokens, short.tokens))
+        if self.short_drops is not None:
+            with_short = sum(end > start for start, end in self.short_drops)
+            lines.append(f"  longce: {with_short} of {len(self.sequences)} sequences have a short row (the others "
+                         "weigh every token 1)")
         return lines + [f"  note: {n}" for n in self.notes]
 
     def to_dataset(self):
         """A `datasets.Dataset` with ``input_ids`` and ``labels`` columns (TRL's pre-tokenised format)."""
         import datasets
 
-        return datasets.Dataset.from_dict({"input_ids": [s.input_ids for s in self.sequences],
-                                           "labels": [s.labels for s in self.sequences]})
+        columns = {"input_ids": [s.input_ids for s in self.sequences], "labels": [s.labels for s in self.sequences]}
+        if self.short_drops is not None:
+            columns[SHORT_DROP_COLUMN] = [list(span) for span in self.short_drops]
+        return datasets.Dataset.from_dict(columns)
 
 
 def encode_into(conversations: Iterable[Conversation], encoder: ConversationEncoder, stats: SourceStats,
-                out: TrainingSet, keep: int | None = None) -> None:
-    """Encode ``conversations`` into ``out`` in order, counting into ``stats``; stop once ``keep`` are kept."""
+                out: TrainingSet, keep: int | None = None, spans: ShortWindowSpans | None = None) -> None:
+    """Encode ``conversations`` into ``out`` in order, counting into ``stats``; stop once ``keep`` are kept. With
+    ``spans`` (LongCE), also record each sequence's short-row span in ``out.short_drops``."""
     if keep is not None and keep <= 0:
         return
     for conv in conversations:
@@ -87,6 +97,8 @@ def encode_into(conversations: Iterable[Conversation], encoder: ConversationEnco
         out.sequences.append(enc)
         out.sources.append(conv.source)
         out.ids.append(conv.id)
+        if spans is not None:
+            out.short_drops.append(spans.span(conv.messages, enc.input_ids))
         if keep is not None and stats.kept >= keep:
             break
 
@@ -107,9 +119,12 @@ def build_training_set(config: TrainConfig, tokenizer) -> TrainingSet:
     """
     encoder = ConversationEncoder(tokenizer, config.template, config.max_length)
     out = TrainingSet(sequences=[], sources=[], ids=[], stats={"long": SourceStats(), "short": SourceStats()})
+    spans = None
+    if config.loss == "longce":
+        spans, out.short_drops = ShortWindowSpans(tokenizer, config.template, config.longce_window), []
     long = load_long(config.data, config.fields)
     _count_loaded(long, out.stats["long"], out)
-    encode_into(long.conversations, encoder, out.stats["long"], out)
+    encode_into(long.conversations, encoder, out.stats["long"], out, spans=spans)
     if out.stats["long"].kept == 0:
         raise TrainDataError(_nothing_left(long.conversations, encoder, out.stats["long"], config))
     if not config.short_data:
@@ -118,11 +133,11 @@ def build_training_set(config: TrainConfig, tokenizer) -> TrainingSet:
     if config.short_count is None:
         loaded = load_short(config.short_data, config.short_setting)
         _count_loaded(loaded, short, out)
-        encode_into(loaded.conversations, encoder, short, out)
+        encode_into(loaded.conversations, encoder, short, out, spans=spans)
         return out
     loaded = LoadedSet(conversations=[], skips=SkipLog())
     stream = iter_conversations(short_source(config.short_data), "short", "--short-data", FieldMap(), loaded)
-    encode_into(stream, encoder, short, out, keep=config.short_count)
+    encode_into(stream, encoder, short, out, keep=config.short_count, spans=spans)
     if loaded.read == 0 and config.short_count > 0:
         raise TrainDataError(f"--short-data {config.short_data}: no records found (the file is empty)")
     _count_loaded(loaded, short, out)

@@ -32,6 +32,7 @@ from ..templates import TEMPLATES
 PRESET_NAMES = ("default", "paper")
 PACKING_CHOICES = ("auto", "on", "off")
 LOSS_WEIGHTINGS = ("token", "sequence")
+LOSSES = ("ce", "longce")
 SHORT_SETTINGS = ("real-world", "limited")
 DEEPSPEED_CHOICES = ("zero2", "zero3", "zero3-offload")
 REPORT_TO_CHOICES = ("none", "tensorboard", "wandb", "trackio")
@@ -131,6 +132,13 @@ class TrainConfig:
     sequence); otherwise length-grouped padded batches."""
     loss_weighting: str = "token"
     """token: every response token weighs the same (TRL's default); sequence: every sequence weighs the same."""
+    loss: str = "ce"
+    """ce: cross-entropy; longce: LongPPL's LongCE, each response token's loss times min(exp(log p_long - log
+    p_short), ``longce_cap``), p_short from the same model on HMG's window row (`gateau.train.longce`)."""
+    longce_cap: float = 5.0
+    """LongCE: the largest token weight (LongPPL: 5)."""
+    longce_window: int = 128
+    """LongCE: context tokens the short row keeps (HMG's window W, `gateau score --short-window`)."""
     gradient_checkpointing: bool = True
     bf16: bool = False
     attn_impl: str = "sdpa"
@@ -196,8 +204,9 @@ class TrainConfig:
 
 # Settings that must not change between a run and its --resume (the data order and the optimizer depend on them).
 RESUME_KEYS = ("data", "model", "revision", "short_data", "short_setting", "short_count", "template", "fields",
-               "max_length", "batch_size", "grad_accum", "world_size", "seed", "packing", "loss_weighting", "lr",
-               "adam_beta1", "adam_beta2", "weight_decay", "lr_scheduler", "warmup_ratio", "lora_r", "train_last_layers")
+               "max_length", "batch_size", "grad_accum", "world_size", "seed", "packing", "loss_weighting", "loss",
+               "longce_cap", "longce_window", "lr", "adam_beta1", "adam_beta2", "weight_decay", "lr_scheduler",
+               "warmup_ratio", "lora_r", "train_last_layers")
 
 
 def resume_mismatches(saved: TrainConfig, current: TrainConfig) -> list[str]:
@@ -297,6 +306,11 @@ def validate(config: TrainConfig) -> None:
     checks = [
         (config.template in TEMPLATES, f"--template must be one of {tuple(sorted(TEMPLATES))}"),
         (config.loss_weighting in LOSS_WEIGHTINGS, f"--loss-weighting must be one of {LOSS_WEIGHTINGS}"),
+        (config.loss in LOSSES, f"--loss must be one of {LOSSES}"),
+        (config.longce_cap > 0, f"--longce-cap must be positive, got {config.longce_cap}"),
+        (config.longce_window >= 0, f"--longce-window must be >= 0, got {config.longce_window}"),
+        (config.loss != "longce" or not config.packing, "--loss longce needs unpacked batches (its short rows are "
+         "built per sequence); pass --packing off"),
         (config.short_setting in SHORT_SETTINGS, f"--short-setting must be one of {SHORT_SETTINGS}"),
         (config.fields.shape in (None, *SHAPES), f"--shape must be one of {SHAPES}"),
         (config.max_length >= 2, f"--max-length must be at least 2, got {config.max_length}"),

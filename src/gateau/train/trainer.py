@@ -32,6 +32,7 @@ from trl import SFTConfig, SFTTrainer
 from ..provenance import MODEL_PROVENANCE_FILE, data_entry, write_model_provenance
 from .data import short_source
 from .hub import check_can_push, push_folder
+from .longce import SHORT_DROP_COLUMN, LongCESettings, longce_weights, short_token_nll
 from .loss import count_sequences, label_token_nll, sequence_weighted_loss
 from .model_card import CARD_FILE, render_model_card
 from .prepare import TrainingSet, build_training_set
@@ -80,14 +81,26 @@ class GateauSFTTrainer(SFTTrainer):
     For ``sequence`` the trainer's count of items per optimizer step (``num_items_in_batch``, normally label tokens
     over the accumulated batch, summed across processes) becomes the count of sequences, so accumulation and data
     parallelism divide by the same number as one large batch would.
+
+    With ``longce`` (`gateau.train.longce`), every token loss is first multiplied by its LongCE weight, from one
+    no-gradient forward of the batch's short rows; the batches then carry each sequence's short-row span.
     """
 
-    def __init__(self, *args, loss_weighting: str = "token", group_by_length: bool = False, **kwargs):
+    def __init__(self, *args, loss_weighting: str = "token", group_by_length: bool = False,
+                 longce: LongCESettings | None = None, **kwargs):
         if loss_weighting not in ("token", "sequence"):
             raise ConfigError(f"unknown loss weighting {loss_weighting!r}")
         self.loss_weighting = loss_weighting
         self.group_by_length = group_by_length
+        self.longce = longce
         super().__init__(*args, **kwargs)
+        if longce is not None:
+            self.data_collator = ShortDropCollator(self.data_collator)
+
+    def _set_signature_columns_if_needed(self):
+        super()._set_signature_columns_if_needed()
+        if self.longce is not None and SHORT_DROP_COLUMN not in self._signature_columns:
+            self._signature_columns = [*self._signature_columns, SHORT_DROP_COLUMN]
 
     def _get_train_sampler(self, train_dataset=None):
         dataset = self.train_dataset if train_dataset is None else train_dataset
@@ -112,7 +125,8 @@ class GateauSFTTrainer(SFTTrainer):
         return n
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
-        if self.loss_weighting == "token" and not self.args.use_cpu:
+        drops = inputs.pop(SHORT_DROP_COLUMN, None)
+        if self.loss_weighting == "token" and not self.args.use_cpu and self.longce is None:
             return super().compute_loss(model, inputs, return_outputs=return_outputs,
                                         num_items_in_batch=num_items_in_batch)
         if self.args.use_cpu:  # TRL's fused head would score every position here
@@ -121,6 +135,10 @@ class GateauSFTTrainer(SFTTrainer):
             inputs["use_cache"] = False
             outputs = model(**inputs, fused_lm_head=True)
             token_nll = -outputs.log_probs
+        if self.longce is not None and drops is not None:
+            short_nll, has_short = short_token_nll(model, inputs["input_ids"], inputs["labels"],
+                                                   inputs.get("attention_mask"), drops)
+            token_nll = token_nll * longce_weights(token_nll, short_nll, has_short, self.longce.cap)
         if self.loss_weighting == "sequence":
             loss = sequence_weighted_loss(token_nll, inputs["labels"], self._positions(inputs), num_items_in_batch)
         else:  # TRL's token loss: summed over label tokens / label tokens of the accumulated batch
@@ -132,6 +150,20 @@ class GateauSFTTrainer(SFTTrainer):
             steps = self.current_gradient_accumulation_steps if num_items_in_batch is not None else 1
             loss = loss + self.router_aux_loss_coef * outputs.aux_loss / steps
         return (loss, outputs) if return_outputs else loss
+
+
+class ShortDropCollator:
+    """TRL's collator plus the LongCE short-row spans of the examples as ``short_drop``, a (B, 2) int tensor (the
+    rows are right-padded, so the spans keep their positions)."""
+
+    def __init__(self, inner):
+        self.inner = inner
+
+    def __call__(self, examples: list[dict[str, Any]]) -> dict[str, Any]:
+        drops = torch.tensor([example.pop(SHORT_DROP_COLUMN) for example in examples], dtype=torch.long)
+        batch = self.inner(examples)
+        batch[SHORT_DROP_COLUMN] = drops
+        return batch
 
 
 class BarProgressCallback(ProgressCallback):
@@ -340,7 +372,8 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     trainer = GateauSFTTrainer(
         model=model, args=args, train_dataset=training_set.to_dataset(), processing_class=tokenizer,
         peft_config=_lora_config(config) if config.lora_r else None, callbacks=[log],
-        loss_weighting=config.loss_weighting, group_by_length=not config.packing and config.batch_size > 1)
+        loss_weighting=config.loss_weighting, group_by_length=not config.packing and config.batch_size > 1,
+        longce=LongCESettings(config.longce_cap, config.longce_window) if config.loss == "longce" else None)
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(BarProgressCallback() if config.progress else LinePrinterCallback())

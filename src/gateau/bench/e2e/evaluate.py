@@ -3,6 +3,8 @@
 - held-out long QA: LongBench's qa_f1 and exact match after LongBench's answer normalisation;
 - the needle test (``needle_lengths`` × ``needle_depths``) and RULER (``ruler_tasks`` at ``ruler_lengths``);
 - the short-instruction checks of `short_checks`: held-out ShareGPT reply NLL and MT-Bench ROUGE-L.
+
+RULER and MT-Bench are the costly parts; `gateau bench e2e` runs them only for the arms marked ``heavy_eval``.
 """
 
 from __future__ import annotations
@@ -76,27 +78,56 @@ def _mtbench_rouge(gen: Any, settings: ModelSettings, out: Path, items: list[dic
     return 100 * sum(scores) / len(scores) if scores else float("nan")
 
 
-def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], chats: list[dict[str, Any]],
-                   mtbench: list[dict[str, Any]], plan: EvalPlan, *, device: str = "cpu",
-                   progress: bool = False) -> dict[str, Any]:
-    """Every metric of one model (QA per item and by source, needle, RULER, chat NLL, MT-Bench ROUGE-L), answers
-    stored under ``out``; a re-run generates only what is missing."""
-    start = time.perf_counter()
-    settings = ModelSettings(model=model, device=device, progress=progress)
-    gen = load_generator(settings)
-    per_item = _qa(gen, settings, out, eval_items, plan.max_new_tokens)
-    needle = run_needle(NeedleConfig(out=str(out / "needle"), model=settings, lengths=tuple(plan.needle_lengths),
-                                     depths=tuple(plan.needle_depths), max_new_tokens=plan.max_new_tokens),
-                        generator=gen)
-    ruler = run_ruler(RulerConfig(out=str(out / "ruler"), model=settings, lengths=tuple(plan.ruler_lengths),
-                                  tasks=tuple(plan.ruler_tasks), samples=1), generator=gen)
+def qa_scores(per_item: dict[str, dict[str, Any]]) -> dict[str, float]:
+    """QA F1 and EM (0–100) over every item and by source (NaN for a source without items)."""
 
     def avg(key: str, source: str | None = None) -> float:
         vals = [v[key] for v in per_item.values() if source is None or v["source"] == source]
         return 100 * sum(vals) / len(vals) if vals else float("nan")
 
     return {"qa_f1": avg("f1"), "qa_em": avg("em"), "hotpotqa_f1": avg("f1", "hotpotqa"),
-            "squad_f1": avg("f1", "squad"), "needle": 100 * needle["mean_score"], "ruler": ruler["mean_score"],
-            "ruler_scores": ruler["scores"], "chat_nll": chat_nll(gen.loaded, chats),
-            "mtbench_rouge": _mtbench_rouge(gen, settings, out, mtbench, plan.mtbench_new_tokens),
-            "per_item": per_item, "eval_seconds": round(time.perf_counter() - start, 1)}
+            "squad_f1": avg("f1", "squad")}
+
+
+def evaluate_qa(model: str, out: Path, eval_items: list[dict[str, Any]], *, max_new_tokens: int = 32,
+                device: str = "cpu", progress: bool = False) -> dict[str, Any]:
+    """QA only (a user's own held-out set, `--extra-eval`): per item and the scores of `qa_scores`, answers
+    stored under ``out`` (a re-run generates only what is missing)."""
+    start = time.perf_counter()
+    settings = ModelSettings(model=model, device=device, progress=progress)
+    gen = load_generator(settings)
+    per_item = _qa(gen, settings, out, eval_items, max_new_tokens)
+    return {**qa_scores(per_item), "per_item": per_item, "eval_seconds": round(time.perf_counter() - start, 1)}
+
+
+def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], chats: list[dict[str, Any]],
+                   mtbench: list[dict[str, Any]], plan: EvalPlan, *, device: str = "cpu",
+                   progress: bool = False, heavy: bool = True) -> dict[str, Any]:
+    """Every metric of one model (QA per item and by source, needle, chat NLL; with ``heavy`` also RULER and
+    MT-Bench ROUGE-L, else NaN), answers stored under ``out``; a re-run generates only what is missing.
+    ``seconds`` holds the wall time of each part (model loading under ``load``), for the time estimate."""
+    start = time.perf_counter()
+    seconds: dict[str, float] = {}
+
+    def timed(name: str, fn):
+        t = time.perf_counter()
+        value = fn()
+        seconds[name] = round(time.perf_counter() - t, 2)
+        return value
+
+    settings = ModelSettings(model=model, device=device, progress=progress)
+    gen = timed("load", lambda: load_generator(settings))
+    per_item = timed("qa", lambda: _qa(gen, settings, out, eval_items, plan.max_new_tokens))
+    needle = timed("needle", lambda: run_needle(
+        NeedleConfig(out=str(out / "needle"), model=settings, lengths=tuple(plan.needle_lengths),
+                     depths=tuple(plan.needle_depths), max_new_tokens=plan.max_new_tokens), generator=gen))
+    chat = timed("chat", lambda: chat_nll(gen.loaded, chats))
+    ruler, rouge = {"mean_score": float("nan"), "scores": {}}, float("nan")
+    if heavy:
+        ruler = timed("ruler", lambda: run_ruler(
+            RulerConfig(out=str(out / "ruler"), model=settings, lengths=tuple(plan.ruler_lengths),
+                        tasks=tuple(plan.ruler_tasks), samples=1), generator=gen))
+        rouge = timed("mtbench", lambda: _mtbench_rouge(gen, settings, out, mtbench, plan.mtbench_new_tokens))
+    return {**qa_scores(per_item), "needle": 100 * needle["mean_score"], "ruler": ruler["mean_score"],
+            "ruler_scores": ruler["scores"], "chat_nll": chat, "mtbench_rouge": rouge, "per_item": per_item,
+            "eval_seconds": round(time.perf_counter() - start, 1), "seconds": seconds}

