@@ -3,7 +3,8 @@
 .PHONY: demo test
 
 PYTEST = HF_HUB_OFFLINE=1 .venv/bin/python -m pytest -q -p no:cacheprovider
-# The default suite runs on 2 workers (pytest-xdist): the machine it is sized for has 2 cores.
+# The default suite runs on 2 workers (pytest-xdist; idle workers take queued tests from the busy one), one torch
+# thread each (tests/conftest.py): the machine it is sized for has 2 cores.
 # The tests marked @pytest.mark.slow (the default suite deselects them), run by name after it; tests/test_suite.py
 # checks that this list names every slow test.
 SLOW_TESTS = \
@@ -39,5 +40,5 @@ demo:
 
 test:
 	bash scripts/setup.sh test
-	$(PYTEST) -n 2
+	$(PYTEST) -n 2 --dist worksteal
 	$(PYTEST) -m slow $(SLOW_TESTS)

@@ -52,5 +52,5 @@ def test_make_test_runs_every_slow_test_by_name():
 def test_make_test_runs_the_default_suite_then_the_slow_tests():
     recipe = (ROOT / "Makefile").read_text(encoding="utf-8").split("\ntest:", 1)[1].split("\n\n", 1)[0]
     lines = [line.strip() for line in recipe.splitlines()[1:] if line.strip()]
-    assert lines == ["bash scripts/setup.sh test", "$(PYTEST) -n 2", "$(PYTEST) -m slow $(SLOW_TESTS)"]
+    assert lines == ["bash scripts/setup.sh test", "$(PYTEST) -n 2 --dist worksteal", "$(PYTEST) -m slow $(SLOW_TESTS)"]
     assert "-m 'not slow'" in (ROOT / "pyproject.toml").read_text(encoding="utf-8")  # the default deselects them
