@@ -18,7 +18,7 @@ from typing import Any
 
 from ...errors import NotFoundError, UsageError
 from ...util.atomic import atomic_write
-from .report import COMPARISONS, ci_lines, compare
+from .report import ci_lines, comparisons
 from .stats import mean_std
 
 UNTRAINED = "untrained"
@@ -104,12 +104,7 @@ def summarize_extra(rows: list[dict[str, Any]], *, n_boot: int) -> dict[str, Any
         mine = [r for r in rows if r["arm"] == arm]
         table[arm] = {"seeds": [r["seed"] for r in mine],
                       **{m: dict(zip(("mean", "std"), mean_std([r[m] for r in mine]))) for m in ("qa_f1", "qa_em")}}
-    cis = {}
-    for a, b in COMPARISONS:
-        ci = compare(rows, a, b, n_boot=n_boot)
-        if ci is not None:
-            cis[f"{a}_vs_{b}"] = ci
-    return {"arms": table, "ci": cis}
+    return {"arms": table, "ci": comparisons(rows, n_boot)}
 
 
 def _lines(results: dict[str, Any], n_boot: int) -> list[str]:

@@ -50,6 +50,16 @@ def compare(rows: list[dict[str, Any]], a: str, b: str, *, n_boot: int) -> dict[
     return ci
 
 
+def comparisons(rows: list[dict[str, Any]], n_boot: int) -> dict[str, dict[str, Any]]:
+    """``"A_vs_B"`` -> `compare`'s interval for each pair of `COMPARISONS` whose two arms both have rows."""
+    out = {}
+    for a, b in COMPARISONS:
+        ci = compare(rows, a, b, n_boot=n_boot)
+        if ci is not None:
+            out[f"{a}_vs_{b}"] = ci
+    return out
+
+
 def _group(arm: str) -> str:
     return "untrained" if arm == "untrained" else ARMS[arm].group if arm in ARMS else "baseline"
 
@@ -65,12 +75,7 @@ def summarize(rows: list[dict[str, Any]], *, n_boot: int = 2000) -> dict[str, An
                       "train_seconds": float(sum(r.get("train_seconds", 0.0) for r in mine)),
                       "eval_seconds": float(sum(r.get("eval_seconds", 0.0) for r in mine)),
                       "mix": mine[0].get("mix", {})}
-    cis = {}
-    for a, b in COMPARISONS:
-        ci = compare(rows, a, b, n_boot=n_boot)
-        if ci is not None:
-            cis[f"{a}_vs_{b}"] = ci
-    return {"arms": table, "ci": cis}
+    return {"arms": table, "ci": comparisons(rows, n_boot)}
 
 
 def _fmt(stat: dict[str, float], digits: int = 2) -> str:
