@@ -202,6 +202,25 @@ def test_eval_flags_reach_the_model_settings(tmp_path):
     assert (_model_settings(args).revision, _model_settings(args).trust_remote_code) == (None, False)
 
 
+@pytest.mark.parametrize("argv", [["eval", "mt-bench", "m", "--out", "o"],
+                                  ["judge-samples", "run", "--selected", "s.jsonl", "--out", "o"]])
+def test_a_local_judge_model_gets_its_own_revision_and_trust_remote_code(calls, tmp_path, argv):
+    """`--judge-model` alone loads a local HF judge: `--judge-revision`/`--judge-trust-remote-code` reach its loads,
+    and without them neither is passed (the default branch, no checkpoint code run; the evaluated model's flags are
+    not the judge's)."""
+    from gateau.cli import build_parser
+    from gateau.cli.eval import _judge
+
+    for flags, want in ((["--judge-revision", "j1", "--judge-trust-remote-code"],
+                         {"revision": "j1", "trust_remote_code": True}), ([], {})):
+        calls.clear()
+        args = build_parser().parse_args([*argv, "--judge-model", HUB_ID, "--no-progress", *flags])
+        _judge(args, str(tmp_path))
+        seen = hub_calls(calls)
+        assert {name for name, _ in seen} == {"AutoConfig", "AutoTokenizer", "AutoModelForCausalLM"}
+        assert all(kwargs == want for _, kwargs in seen), seen
+
+
 @pytest.mark.parametrize("command", [["score", "d.jsonl"], ["train", "d.jsonl"], ["eval", "needle", "m"],
                                      ["eval", "passkey", "m"]])
 def test_help_states_both_and_their_defaults(command, capsys):

@@ -75,6 +75,9 @@ def add_judge_options(p: argparse.ArgumentParser, *, required: bool = False) -> 
     g.add_argument("--judge-cache", help="JSONL cache of judge replies (default: OUT/judge_cache.jsonl)")
     g.add_argument("--judge-workers", type=int, default=8,
                    help="requests in flight at once to --judge-url (default 8; 1 = one after the other)")
+    g.add_argument("--judge-revision", help="a local HF judge model (--judge-model alone): " + REVISION_HELP)
+    g.add_argument("--judge-trust-remote-code", action="store_true",
+                   help="a local HF judge model (--judge-model alone): " + TRUST_REMOTE_CODE_HELP)
 
 
 def register(subparsers: Any) -> None:
@@ -186,7 +189,8 @@ def _judge(args: argparse.Namespace, out: str):
     return make_judge(args.judge_model, args.judge_url, times=args.judge_times, temperature=args.judge_temperature,
                       max_tokens=args.judge_max_tokens, cache_path=cache, progress=not args.no_progress,
                       device=getattr(args, "device", "auto"), dtype=getattr(args, "dtype", "auto"),
-                      workers=args.judge_workers)
+                      workers=args.judge_workers, revision=args.judge_revision,
+                      trust_remote_code=args.judge_trust_remote_code)
 
 
 def _report(summary: dict[str, Any], name: str, judge: Any = None) -> None:

@@ -313,10 +313,12 @@ class HFJudge(Judge):
 
 def make_judge(model: str | None, url: str | None, *, times: int = 2, temperature: float = 0.0,
                max_tokens: int = 1024, cache_path: str | Path | None = None, progress: bool = True,
-               device: str = "auto", dtype: str = "auto", workers: int = DEFAULT_WORKERS) -> Judge | None:
+               device: str = "auto", dtype: str = "auto", workers: int = DEFAULT_WORKERS, revision: str | None = None,
+               trust_remote_code: bool = False) -> Judge | None:
     """The judge the CLI flags name: ``url`` + ``model`` → OpenAI-compatible (``workers`` requests at once);
-    ``model`` alone → a local HF model (folder, hub id or ``default``; batched by its generator, ``workers`` unused);
-    neither → None (offline scoring)."""
+    ``model`` alone → a local HF model (folder, hub id or ``default``; batched by its generator, ``workers`` unused;
+    ``revision`` and ``trust_remote_code`` as for the evaluated model, `gateau.hub`); neither → None (offline
+    scoring)."""
     if url and not model:
         raise EvalError("--judge-url needs --judge-model NAME (the model name the endpoint serves)")
     if not model:
@@ -327,6 +329,7 @@ def make_judge(model: str | None, url: str | None, *, times: int = 2, temperatur
                            max_tokens=max_tokens, cache=cache, progress=progress, workers=workers)
     from .generate import ModelSettings, load_generator
 
-    gen = load_generator(ModelSettings(model=model, device=device, dtype=dtype, progress=progress))
+    gen = load_generator(ModelSettings(model=model, device=device, dtype=dtype, progress=progress, revision=revision,
+                                       trust_remote_code=trust_remote_code))
     return HFJudge(name=f"hf:{model}", generator=gen, times=times, temperature=temperature, max_tokens=max_tokens,
                    cache=cache, progress=progress)
