@@ -88,7 +88,6 @@ def main(argv: list[str] | None = None) -> int:
         return code
     except KeyboardInterrupt:
         with signals.finishing():
-            signals.forget_unhandled_interrupt()
             print(f"\n{prog}: interrupted", file=sys.stderr)
         return signals.exit_code()
     except Exception as exc:

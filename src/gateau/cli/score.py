@@ -132,7 +132,6 @@ def run(args: argparse.Namespace) -> int:
         summary = run_score(config)
     except KeyboardInterrupt:
         with signals.finishing():
-            signals.forget_unhandled_interrupt()
             print(f"\ninterrupted: {stored_samples(config.out)} samples stored in {config.out}; run the same "
                   "command to resume", file=sys.stderr)
         return signals.exit_code()

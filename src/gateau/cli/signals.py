@@ -66,7 +66,9 @@ def _exit_now(signum: int, frame: Any) -> None:
 
 @contextmanager
 def finishing() -> Iterator[None]:
-    """While the interrupted command prints its last line: a further SIGINT/SIGTERM exits at once, silently."""
+    """While the interrupted command prints its last line: a further SIGINT/SIGTERM exits at once, silently; the
+    exit status it then returns stands (`forget_unhandled_interrupt`)."""
+    forget_unhandled_interrupt()
     if threading.current_thread() is not threading.main_thread():
         yield
         return
