@@ -174,9 +174,14 @@ _EVAL_ARGS = {"lm-eval": ["default", "--tasks", "arc_easy"], "longbench": ["pred
 
 
 def eval_settings(command: str, argv: list[str]):
-    from gateau.cli.eval import settings_from_args
+    return eval_resolved(command, argv)[0]
 
-    return settings_from_args(evaluations()[command], parsed(["eval", command, *argv]))
+
+def eval_resolved(command: str, argv: list[str]):
+    """An evaluation's (settings, judge options) from its command line."""
+    from gateau.cli.eval import resolve_settings
+
+    return resolve_settings(evaluations()[command], parsed(["eval", command, *argv]))
 
 
 def test_every_eval_command_is_in_the_table():
@@ -212,9 +217,52 @@ def test_eval_flags_override_the_file_even_at_their_default(tmp_path):
     assert (resolved.model.dtype, resolved.model.max_batch) == ("auto", 2)
 
 
+_JUDGE_FLAGS = ["--judge-model", "gpt-j", "--judge-url", "http://127.0.0.1:9/v1", "--judge-times", "3",
+                "--judge-temperature", "0.5", "--judge-max-tokens", "256", "--judge-workers", "4",
+                "--judge-revision", "j1"]
+
+
+def test_the_judge_options_come_from_the_files_judge_section_as_from_the_flags(tmp_path, capsys):
+    needed = ["default", "--out", str(tmp_path / "out")]
+    settings, judge = eval_resolved("mt-bench", [*needed, *_JUDGE_FLAGS, "--judge-cache", "c.jsonl"])
+    assert (judge.model, judge.url, judge.times, judge.temperature, judge.max_tokens, judge.workers, judge.cache,
+            judge.revision, judge.trust_remote_code) == ("gpt-j", "http://127.0.0.1:9/v1", 3, 0.5, 256, 4,
+                                                         "c.jsonl", "j1", False)
+    assert main(["eval", "mt-bench", *needed, *_JUDGE_FLAGS, "--judge-cache", "c.jsonl", "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["judge"] == {"model": "gpt-j", "url": "http://127.0.0.1:9/v1", "times": 3, "temperature": 0.5,
+                                "max_tokens": 256, "cache": "c.jsonl", "workers": 4, "revision": "j1",
+                                "trust_remote_code": False}
+    path = write_settings(tmp_path / "mt.yaml", printed)
+    # no --judge-model on the command line: the file's judge satisfies the required judge
+    assert eval_resolved("mt-bench", [*needed, "--config", str(path)]) == (settings, judge)
+    # a flag given overrides the file's judge key, even at its default value
+    _, overridden = eval_resolved("mt-bench", [*needed, "--config", str(path), "--judge-times", "2",
+                                               "--judge-model", "other"])
+    assert (overridden.times, overridden.model, overridden.workers) == (2, "other", 4)
+
+
+def test_a_required_judge_named_nowhere_is_a_one_line_error(tmp_path, capsys):
+    path = write_settings(tmp_path / "mt.yaml", {"judge": {"times": 1}})
+    assert main(["eval", "mt-bench", "default", "--out", str(tmp_path / "o"), "--config", str(path)]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "give --judge-model NAME (or judge: {model: NAME} in --config's file)" in err[0], err
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_judge_section_is_checked_and_only_where_a_judge_is_used(tmp_path, capsys):
+    bad = write_settings(tmp_path / "bad.yaml", {"judge": {"modle": "x"}})
+    assert main(["eval", "mt-bench", "default", "--out", str(tmp_path / "o"), "--config", str(bad)]) == 2
+    assert "unknown key 'judge.modle'; valid keys of judge: model, url, times, " in one_error_line(capsys, "eval",
+                                                                                                  bad)
+    passkey = write_settings(tmp_path / "passkey.yaml", {"judge": {"model": "x"}})  # passkey uses no judge
+    assert main(["eval", "passkey", "default", "--out", str(tmp_path / "o"), "--config", str(passkey)]) == 2
+    assert "unknown key 'judge'; valid keys: model, " in one_error_line(capsys, "eval", passkey)
+
+
 @pytest.mark.parametrize("settings, fragment", [
     ({"model": {"revison": "x"}}, "unknown key 'model.revison'; valid keys of model: model, device, dtype, "),
-    ({"lenghts": [512]}, "unknown key 'lenghts'; valid keys: model, out, overwrite, lengths, "),
+    ({"lenghts": [512]}, "unknown key 'lenghts'; valid keys: model, judge, out, overwrite, lengths, "),
     ({"max_new_tokens": "many"}, "max_new_tokens must be int, got \"many\""),
     ({"depths": ["deep"]}, "depths must be a list of float, got [\"deep\"]"),
 ])

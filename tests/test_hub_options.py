@@ -209,13 +209,13 @@ def test_a_local_judge_model_gets_its_own_revision_and_trust_remote_code(calls, 
     and without them neither is passed (the default branch, no checkpoint code run; the evaluated model's flags are
     not the judge's)."""
     from gateau.cli import build_parser
-    from gateau.cli.eval import _judge
+    from gateau.cli.eval import _judge, _judge_options
 
     for flags, want in ((["--judge-revision", "j1", "--judge-trust-remote-code"],
                          {"revision": "j1", "trust_remote_code": True}), ([], {})):
         calls.clear()
         args = build_parser().parse_args([*argv, "--judge-model", HUB_ID, "--no-progress", *flags])
-        _judge(args, str(tmp_path))
+        _judge(_judge_options(args), args, str(tmp_path))
         seen = hub_calls(calls)
         assert {name for name, _ in seen} == {"AutoConfig", "AutoTokenizer", "AutoModelForCausalLM"}
         assert all(kwargs == want for _, kwargs in seen), seen

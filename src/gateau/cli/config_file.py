@@ -38,13 +38,16 @@ class SettingsFile:
     ``schema``: the dataclass the file's keys mirror. ``flags``: argparse destination -> the dotted key it sets
     (``data.fields.id_field``); a flag given on the command line keeps the file from setting that key.
     ``omit``: dotted keys a file never holds (internal or resolved per machine). ``free``: dotted keys whose value
-    is a mapping checked elsewhere (e.g. a method's options).
+    is a mapping checked elsewhere (e.g. a method's options). ``sections``: top-level keys that are not fields of
+    ``schema`` -> the dataclass their mapping mirrors (e.g. an evaluation's ``judge``); the command reads them out
+    of the checked settings before `overlay`.
     """
 
     schema: type
     flags: Mapping[str, str] = field(default_factory=dict)
     omit: tuple[str, ...] = ()
     free: tuple[str, ...] = ()
+    sections: Mapping[str, type] = field(default_factory=dict)
 
 
 _UNSET: Any = object()
@@ -142,8 +145,9 @@ def _checked(path: str, schema: type, given: Any, prefix: str, spec: SettingsFil
     where = prefix.rstrip(".")
     if not isinstance(given, dict):
         raise ConfigFileError(f"{path}: {where or 'the settings'} must be a mapping of keys to values")
-    hints = _hints(schema)
-    names = [f.name for f in dataclasses.fields(schema) if prefix + f.name not in spec.omit]
+    sections = {} if prefix else dict(spec.sections)
+    hints = {**_hints(schema), **sections}
+    names = [f.name for f in dataclasses.fields(schema) if prefix + f.name not in spec.omit] + list(sections)
     valid = sorted(names, key=lambda name: _dataclass_in(hints[name]) is None)  # sections first, in field order
     unknown = sorted(set(given) - set(valid), key=str)
     if unknown:

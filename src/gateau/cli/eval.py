@@ -19,7 +19,9 @@ from typing import Any
 
 from ..eval.flags import add_flags, is_flag, names
 from ..eval.generate import ModelSettings
+from ..eval.judge import JudgeOptions
 from ..hub import REVISION_HELP, TRUST_REMOTE_CODE_HELP
+from ..errors import UsageError
 from .config_file import SettingsFile, add_config_flags, file_settings, overlay, plain, yaml_text
 
 _MODEL_HELP = "model to evaluate: a folder, a hub id, a .gguf file or 'default' (embedded SmolLM2-135M-Instruct)"
@@ -54,27 +56,42 @@ _MODEL_KEYS = {"model": "model.model", "device": "model.device", "dtype": "model
                "overwrite": "overwrite"}
 
 
-def settings_file(settings_type: type) -> SettingsFile:
-    """An evaluation's settings file: the keys of its settings dataclass (``model`` = `ModelSettings`)."""
+# The judge options -> their key in the ``judge`` section of a settings file (the fields of `JudgeOptions`).
+_JUDGE_KEYS = {"judge_model": "judge.model", "judge_url": "judge.url", "judge_times": "judge.times",
+               "judge_temperature": "judge.temperature", "judge_max_tokens": "judge.max_tokens",
+               "judge_cache": "judge.cache", "judge_workers": "judge.workers", "judge_revision": "judge.revision",
+               "judge_trust_remote_code": "judge.trust_remote_code"}
+_JUDGE = JudgeOptions()
+
+
+def settings_file(settings_type: type, *, judge: bool = False) -> SettingsFile:
+    """An evaluation's settings file: the keys of its settings dataclass (``model`` = `ModelSettings`), and with
+    ``judge`` a ``judge`` section (`JudgeOptions`)."""
     flags = {f.name: f.name for f in dataclasses.fields(settings_type) if is_flag(f)}
-    return SettingsFile(settings_type, {**flags, **_MODEL_KEYS})
+    if not judge:
+        return SettingsFile(settings_type, {**flags, **_MODEL_KEYS})
+    return SettingsFile(settings_type, {**flags, **_MODEL_KEYS, **_JUDGE_KEYS}, sections={"judge": JudgeOptions})
 
 
-def add_judge_options(p: argparse.ArgumentParser, *, required: bool = False) -> None:
-    """The judge options (``judge.make_judge``)."""
+def add_judge_options(p: argparse.ArgumentParser, *, required: bool = False, in_file: bool = False) -> None:
+    """The judge options (`JudgeOptions`). ``in_file``: the command's settings file may name the judge, so a
+    required judge model is checked after the file is read (`resolve_settings`), not by argparse."""
     g = p.add_argument_group("judge" + (" (required)" if required else " (optional)"))
-    g.add_argument("--judge-model", required=required,
+    g.add_argument("--judge-model", required=required and not in_file,
                    help="with --judge-url: the model name the endpoint serves (e.g. gpt-4-0613); alone: a local "
                    "HF judge model (folder, hub id or 'default')")
     g.add_argument("--judge-url", help="base URL of an OpenAI-compatible endpoint (e.g. https://api.openai.com/v1, "
                    "a vLLM server); key from $OPENAI_API_KEY")
-    g.add_argument("--judge-times", type=int, default=2,
-                   help="judgments per answer, averaged (default 2, as in the paper)")
-    g.add_argument("--judge-temperature", type=float, default=0.0, help="judge temperature (default 0)")
-    g.add_argument("--judge-max-tokens", type=int, default=1024, help="judge reply limit in tokens (default 1024)")
+    g.add_argument("--judge-times", type=int, default=_JUDGE.times,
+                   help=f"judgments per answer, averaged (default {_JUDGE.times}, as in the paper)")
+    g.add_argument("--judge-temperature", type=float, default=_JUDGE.temperature,
+                   help=f"judge temperature (default {_JUDGE.temperature:g})")
+    g.add_argument("--judge-max-tokens", type=int, default=_JUDGE.max_tokens,
+                   help=f"judge reply limit in tokens (default {_JUDGE.max_tokens})")
     g.add_argument("--judge-cache", help="JSONL cache of judge replies (default: OUT/judge_cache.jsonl)")
-    g.add_argument("--judge-workers", type=int, default=8,
-                   help="requests in flight at once to --judge-url (default 8; 1 = one after the other)")
+    g.add_argument("--judge-workers", type=int, default=_JUDGE.workers,
+                   help=f"requests in flight at once to --judge-url (default {_JUDGE.workers}; 1 = one after the "
+                   "other)")
     g.add_argument("--judge-revision", help="a local HF judge model (--judge-model alone): " + REVISION_HELP)
     g.add_argument("--judge-trust-remote-code", action="store_true",
                    help="a local HF judge model (--judge-model alone): " + TRUST_REMOTE_CODE_HELP)
@@ -96,11 +113,12 @@ def register(subparsers: Any) -> None:
         add_flags(p, evaluation.settings_type)
         evaluation.add_options(p)
         add_model_options(p)
-        if evaluation.judge != "none":
-            add_judge_options(p, required=evaluation.judge == "required")
-        add_config_flags(p, settings_file(evaluation.settings_type),
+        judged = evaluation.judge != "none"
+        if judged:
+            add_judge_options(p, required=evaluation.judge == "required", in_file=True)
+        add_config_flags(p, settings_file(evaluation.settings_type, judge=judged),
                          keys=f"its settings ({evaluation.settings_type.__name__}: the flags' names, model: "
-                         "the model options)")
+                         "the model options" + (", judge: the judge options without judge-" if judged else "") + ")")
         p.set_defaults(handler=_handler(evaluation))
 
     js = subparsers.add_parser("judge-samples", help="rate selected vs unselected samples on the paper's five "
@@ -136,23 +154,34 @@ def _handler(evaluation: Any) -> Callable[[argparse.Namespace], int]:
     return lambda args: run_evaluation(evaluation, args)
 
 
-def settings_from_args(evaluation: Any, args: argparse.Namespace) -> Any:
-    """``evaluation``'s settings from the parsed flags over ``--config``'s file (when given)."""
+def resolve_settings(evaluation: Any, args: argparse.Namespace) -> tuple[Any, JudgeOptions | None]:
+    """``evaluation``'s settings and its judge options (None for an evaluation without a judge) from the parsed
+    flags over ``--config``'s file (when given)."""
     flags = {f.name: getattr(args, f.name) for f in dataclasses.fields(evaluation.settings_type) if is_flag(f)}
     settings = evaluation.settings_type(**flags, model=_model_settings(args), overwrite=args.overwrite)
-    from_file = file_settings(args)
-    return settings if from_file is None else overlay(settings, from_file)
+    from_file = file_settings(args) or {}
+    judge_section = from_file.pop("judge", {})
+    settings = overlay(settings, from_file) if from_file else settings
+    if evaluation.judge == "none":
+        return settings, None
+    return settings, overlay(_judge_options(args), judge_section)
 
 
 def run_evaluation(evaluation: Any, args: argparse.Namespace) -> int:
     """Build ``evaluation``'s settings from the parsed flags, make the judge, run it and print its table."""
-    settings = settings_from_args(evaluation, args)
+    settings, judge_options = resolve_settings(evaluation, args)
     if args.print_config:
-        sys.stdout.write(yaml_text(plain(settings)))
+        extra = {} if judge_options is None else {"judge": plain(judge_options)}
+        sys.stdout.write(yaml_text({**plain(settings), **extra}))
         return 0
+    if evaluation.judge == "required" and not judge_options.model:
+        raise UsageError("this evaluation needs a judge: give --judge-model NAME (or judge: {model: NAME} in "
+                         "--config's file)")
     settings.validate()
-    _check_outputs(args, settings.output_dir(), settings.inputs())
-    judge = _judge(args, evaluation.judge_dir(settings)) if evaluation.judge != "none" else None
+    _check_outputs(settings.output_dir(), settings.inputs(), judge_options)
+    judge = None
+    if judge_options is not None:
+        judge = _judge(judge_options, args, evaluation.judge_dir(settings))
     summary = evaluation.execute(settings, judge)
     _report(summary, evaluation.command, judge)
     line = evaluation.report_line(summary)
@@ -161,16 +190,16 @@ def run_evaluation(evaluation: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-def _check_outputs(args: argparse.Namespace, out: str | None, inputs: tuple[str | None, ...]) -> None:
+def _check_outputs(out: str | None, inputs: tuple[str | None, ...], judge: JudgeOptions | None) -> None:
     """Refuse (``OutputError``) an ``--out`` folder or ``--judge-cache`` file that is one of ``inputs`` or a local
     judge model, or a run directory or inside one (``gateau.util.outputs``)."""
     from ..util.outputs import check_output_dir, check_output_file
 
-    inputs = (*inputs, getattr(args, "judge_model", None))
+    inputs = (*inputs, judge.model if judge else None)
     if out is not None:
         check_output_dir(out, "--out", inputs=inputs)
-    if getattr(args, "judge_cache", None):
-        check_output_file(args.judge_cache, "--judge-cache", inputs=inputs)
+    if judge is not None and judge.cache:
+        check_output_file(judge.cache, "--judge-cache", inputs=inputs)
 
 
 def _model_settings(args: argparse.Namespace) -> ModelSettings:
@@ -180,17 +209,17 @@ def _model_settings(args: argparse.Namespace) -> ModelSettings:
                          trust_remote_code=args.trust_remote_code)
 
 
-def _judge(args: argparse.Namespace, out: str):
+def _judge_options(args: argparse.Namespace) -> JudgeOptions:
+    """The ``--judge-*`` flags as `JudgeOptions`."""
+    return JudgeOptions(**{key.split(".")[1]: getattr(args, dest) for dest, key in _JUDGE_KEYS.items()})
+
+
+def _judge(options: JudgeOptions, args: argparse.Namespace, out: str):
     from pathlib import Path
 
-    from ..eval.judge import make_judge
-
-    cache = args.judge_cache or (str(Path(out) / "judge_cache.jsonl") if out else None)
-    return make_judge(args.judge_model, args.judge_url, times=args.judge_times, temperature=args.judge_temperature,
-                      max_tokens=args.judge_max_tokens, cache_path=cache, progress=not args.no_progress,
-                      device=getattr(args, "device", "auto"), dtype=getattr(args, "dtype", "auto"),
-                      workers=args.judge_workers, revision=args.judge_revision,
-                      trust_remote_code=args.judge_trust_remote_code)
+    return options.make(default_cache=str(Path(out) / "judge_cache.jsonl") if out else None,
+                        progress=not args.no_progress, device=getattr(args, "device", "auto"),
+                        dtype=getattr(args, "dtype", "auto"))
 
 
 def _report(summary: dict[str, Any], name: str, judge: Any = None) -> None:
@@ -221,8 +250,9 @@ def cmd_judge_samples(args: argparse.Namespace) -> int:
                                 per_group=args.per_group, seed=args.seed, aspects=args.aspects,
                                 max_context_chars=args.max_context_chars)
     config.validate()
-    _check_outputs(args, args.out, (*args.selected, args.data, args.run))
-    judge = _judge(args, args.out)
+    judge_options = _judge_options(args)
+    _check_outputs(args.out, (*args.selected, args.data, args.run), judge_options)
+    judge = _judge(judge_options, args, args.out)
     summary = run_judge_samples(config, judge)
     _report(summary, "judge-samples", judge)
     return 0

@@ -311,6 +311,30 @@ class HFJudge(Judge):
                 yield idx[k], Reply(gen.text, gen.prompt_tokens, gen.new_tokens)
 
 
+@dataclass(frozen=True)
+class JudgeOptions:
+    """The judge an evaluation uses, as its ``--judge-*`` flags or the ``judge`` section of its settings file name
+    it (`make_judge` reads the same values). ``cache``: the JSONL reply cache (None = the evaluation's default)."""
+
+    model: str | None = None
+    url: str | None = None
+    times: int = 2
+    temperature: float = 0.0
+    max_tokens: int = 1024
+    cache: str | None = None
+    workers: int = DEFAULT_WORKERS
+    revision: str | None = None
+    trust_remote_code: bool = False
+
+    def make(self, *, default_cache: str | None, progress: bool, device: str = "auto",
+             dtype: str = "auto") -> Judge | None:
+        """The judge these options name (`make_judge`), caching into ``cache`` or else ``default_cache``."""
+        return make_judge(self.model, self.url, times=self.times, temperature=self.temperature,
+                          max_tokens=self.max_tokens, cache_path=self.cache or default_cache, progress=progress,
+                          device=device, dtype=dtype, workers=self.workers, revision=self.revision,
+                          trust_remote_code=self.trust_remote_code)
+
+
 def make_judge(model: str | None, url: str | None, *, times: int = 2, temperature: float = 0.0,
                max_tokens: int = 1024, cache_path: str | Path | None = None, progress: bool = True,
                device: str = "auto", dtype: str = "auto", workers: int = DEFAULT_WORKERS, revision: str | None = None,
