@@ -169,6 +169,7 @@ def _check_quick_run(out: Path, arms: tuple[str, ...], *extra: str) -> None:
         assert (seed_dir / "eval" / "ruler" / "ruler.items.jsonl").is_file() == heavy
         row = json.loads((seed_dir / "result.json").read_text())
         assert row["chat_nll"] > 0
+        assert row["shared_layers"] == 1  # the first layer came from the store: only the last one was trained
         if heavy:
             assert 0 <= row["mtbench_rouge"] <= 100 and 0 <= row["ruler"] <= 100
         else:

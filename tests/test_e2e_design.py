@@ -70,7 +70,7 @@ def test_estimate_by_hand():
              "seconds": {"load": 2.0, "qa": 100.0, "needle": 10.0, "chat": 6.0}},
             {"arm": "no_long", "train_seconds": 50.0, "train_steps": 2,
              "seconds": {"load": 4.0, "qa": 60.0, "needle": 14.0, "chat": 8.0}}]
-    untrained = {"seconds": {"ruler": 40.0, "mtbench": 30.0}}
+    untrained = {"seconds": {"qa": 250.0, "ruler": 40.0, "mtbench": 30.0}}
     t = measured_timings(rows, untrained, n_eval=50)
     assert t["step_s"] == pytest.approx(10.0) and t["train_fixed_s"] == pytest.approx(30.0)
     assert (t["load_s"], t["qa_item_s"], t["needle_s"], t["chat_s"]) == (3.0, 1.6, 12.0, 7.0)
@@ -79,10 +79,12 @@ def test_estimate_by_hand():
     light = 3.0 + 100 * 1.6 + 12.0 + 7.0  # 100 eval items
     heavy = light + 40.0 + 30.0
     expected_train = 2 * (30 + 10 * 10.0) + (30 + 10 * 10.0) + (30 + 27 * 10.0 * t["longce_factor"])
-    expected_eval = 2 * heavy + light + light + heavy  # gateau x2 (heavy), hmg, full+longce, the untrained model
+    untrained_eval = heavy - 100 * 1.6 + 100 * 5.0  # it fills the prefix store: 250 s for the 50 sweep items
+    expected_eval = 2 * heavy + light + light + untrained_eval  # gateau x2 (heavy), hmg, full+longce, untrained
     assert est["train_s"] == pytest.approx(expected_train, abs=0.2)
     assert est["eval_s"] == pytest.approx(expected_eval, abs=0.2)
-    assert est["total_s"] == pytest.approx(expected_train + expected_eval + 100 * t["score_s_per_sample"], abs=0.5)
+    score = 100 * 5.84 / 1.2 * (250 + 450) / 2000  # 100 samples drawn at 250-450 tokens
+    assert est["total_s"] == pytest.approx(expected_train + expected_eval + score, abs=0.5)
     assert (est["trainings"], est["evaluations"]) == (4, 5)
 
 

@@ -181,7 +181,8 @@ def run_e2e(args: argparse.Namespace) -> int:
 
         model = str(build_tiny_model_dir(Path(config.out) / "tiny-model")) if config.model == "tiny" else config.model
         run_extra_eval(config.out, args.extra_eval, model, max_new_tokens=config.plan.max_new_tokens,
-                       device=config.device, progress=config.progress, n_boot=config.n_boot)
+                       device=config.device, progress=config.progress, n_boot=config.n_boot,
+                       train_last_layers=config.train_last_layers)
         return 0
     if args.sweep:
         from ..bench.e2e.sweep import SWEEP_N_EVAL, parse_grid, run_sweep

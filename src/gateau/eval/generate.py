@@ -181,13 +181,13 @@ class HFGenerator:
             return (self._run_split(requests, batch[:half], temperature, seed)
                     + self._run_split(requests, batch[half:], temperature, seed))
 
-    def _run_batch(self, requests: Sequence[GenRequest], batch: list[int], temperature: float,
-                   seed: int) -> list[tuple[int, Generation]]:
+    def padded(self, requests: Sequence[GenRequest], batch: list[int]) -> tuple[Any, Any, int, list[int]]:
+        """The prompts of ``batch`` left-padded: ids and attention mask (rows × longest prompt, on the CPU), the pad
+        id and the EOS ids."""
         import torch
-        from transformers import GenerationConfig
 
-        model, tok = self.loaded.model, self.tokenizer
-        pad = tok.pad_token_id if tok.pad_token_id is not None else self._eos_ids()[0]
+        eos = self._eos_ids()
+        pad = self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else eos[0]
         width = max(len(requests[i].ids) for i in batch)
         ids = torch.full((len(batch), width), pad, dtype=torch.long)
         mask = torch.zeros((len(batch), width), dtype=torch.long)
@@ -195,7 +195,33 @@ class HFGenerator:
             seq = requests[i].ids
             ids[row, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
             mask[row, width - len(seq):] = 1
-        eos = self._eos_ids()
+        return ids, mask, pad, eos
+
+    def generations(self, requests: Sequence[GenRequest], batch: list[int], new_rows: list[list[int]],
+                    eos: list[int]) -> list[tuple[int, Generation]]:
+        """Each row's new tokens (``new_rows``, padded after EOS) as a `Generation`: text up to and with the
+        first EOS (special tokens removed), token counts; added to the running totals."""
+        results = []
+        for row, i in enumerate(batch):
+            new = new_rows[row]
+            n = len(new)
+            for pos, t in enumerate(new):
+                if t in eos:
+                    n = pos + 1
+                    break
+            gen = Generation(text=self.tokenizer.decode(new[:n], skip_special_tokens=True),
+                             prompt_tokens=len(requests[i].ids), new_tokens=n)
+            self.stats.prompt_tokens += gen.prompt_tokens
+            self.stats.new_tokens += n
+            results.append((i, gen))
+        return results
+
+    def _run_batch(self, requests: Sequence[GenRequest], batch: list[int], temperature: float,
+                   seed: int) -> list[tuple[int, Generation]]:
+        import torch
+        from transformers import GenerationConfig
+
+        ids, mask, pad, eos = self.padded(requests, batch)
         config = GenerationConfig(max_new_tokens=requests[batch[0]].max_new_tokens, do_sample=temperature > 0,
                                   temperature=temperature if temperature > 0 else None, top_p=None, top_k=None,
                                   pad_token_id=pad, eos_token_id=eos, use_cache=True)
@@ -203,23 +229,10 @@ class HFGenerator:
             torch.manual_seed(seed)
         start = time.perf_counter()
         with torch.inference_mode():
-            out = model.generate(input_ids=ids.to(self.loaded.device), attention_mask=mask.to(self.loaded.device),
-                                 generation_config=config)
+            out = self.loaded.model.generate(input_ids=ids.to(self.loaded.device),
+                                             attention_mask=mask.to(self.loaded.device), generation_config=config)
         self.stats.seconds += time.perf_counter() - start
-        results = []
-        for row, i in enumerate(batch):
-            new = out[row, width:].tolist()
-            n = len(new)
-            for pos, t in enumerate(new):
-                if t in eos:
-                    n = pos + 1
-                    break
-            gen = Generation(text=tok.decode(new[:n], skip_special_tokens=True), prompt_tokens=len(requests[i].ids),
-                             new_tokens=n)
-            self.stats.prompt_tokens += gen.prompt_tokens
-            self.stats.new_tokens += n
-            results.append((i, gen))
-        return results
+        return self.generations(requests, batch, out[:, ids.shape[1]:].tolist(), eos)
 
 
 @dataclass

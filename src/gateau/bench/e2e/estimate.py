@@ -3,8 +3,11 @@
 Model (stated in the sweep report): a training takes ``train_fixed_s + steps × step_s`` (× `LONGCE_FACTOR` for a
 LongCE arm), with (fixed, per step) fitted through the two sweep trainings of one recipe (``no_long``: few steps,
 ``full``: many); an evaluation takes ``load_s + items × qa_item_s + needle_s + chat_s`` plus ``ruler_s +
-mtbench_s`` for the heavy-eval arms (timed on the untrained model); scoring takes ``score_s_per_sample`` per pool
-sample (`SCORE_S_PER_SAMPLE`, measured by the first full run, docs/e2e-results: 584 s for 100 samples).
+mtbench_s`` for the heavy-eval arms (timed on the untrained model); scoring takes, per pool sample,
+`SCORE_S_PER_1K_TOKENS` (measured by the first full run: 584 s for 100 samples drawn at 1000–1400
+tokens) times the pool's mean drawn length in thousands of tokens. The sweep's evaluations use the shared-prefix
+store as the full form does (`shared_prefix`), so their times include its savings; the untrained model's
+evaluation, which fills the store, is timed apart and counted once.
 """
 
 from __future__ import annotations
@@ -16,7 +19,7 @@ from .arms import ARMS, DATA_FULL, DATA_NONE
 if TYPE_CHECKING:
     from .run import E2EConfig
 
-SCORE_S_PER_SAMPLE = 5.84
+SCORE_S_PER_1K_TOKENS = 5.84 / 1.2
 LONGCE_FACTOR = 1.3
 """Assumed cost of a LongCE step over a plain one: one more forward without gradient on the short rows (the window
 row of a pool sample is about a fifth of its tokens); not measured by the sweep."""
@@ -41,7 +44,8 @@ def measured_timings(rows: list[dict[str, Any]], untrained: dict[str, Any], *, n
             "qa_item_s": round(mean("qa") / max(1, n_eval), 3), "needle_s": round(mean("needle"), 2),
             "chat_s": round(mean("chat"), 2), "ruler_s": float(untrained.get("seconds", {}).get("ruler", 0.0)),
             "mtbench_s": float(untrained.get("seconds", {}).get("mtbench", 0.0)),
-            "score_s_per_sample": SCORE_S_PER_SAMPLE, "longce_factor": LONGCE_FACTOR}
+            "untrained_qa_item_s": round(float(untrained.get("seconds", {}).get("qa", 0.0)) / max(1, n_eval), 3),
+            "longce_factor": LONGCE_FACTOR}
 
 
 def estimate_full_form(config: "E2EConfig", timings: dict[str, float]) -> dict[str, Any]:
@@ -68,9 +72,9 @@ def estimate_full_form(config: "E2EConfig", timings: dict[str, float]) -> dict[s
         train_s += seeds * one_train
         eval_s += seeds * one_eval
         trainings += seeds
-    untrained = (timings["load_s"] + n_eval * timings["qa_item_s"] + timings["needle_s"] + timings["chat_s"]
-                 + timings["ruler_s"] + timings["mtbench_s"])
-    score_s = n * timings["score_s_per_sample"]
+    untrained = (timings["load_s"] + n_eval * timings["untrained_qa_item_s"] + timings["needle_s"]
+                 + timings["chat_s"] + timings["ruler_s"] + timings["mtbench_s"])  # it fills the prefix store
+    score_s = n * SCORE_S_PER_1K_TOKENS * (config.pool.min_tokens + config.pool.max_tokens) / 2000
     total = train_s + eval_s + untrained + score_s
     return {"total_s": round(total, 1), "train_s": round(train_s, 1), "eval_s": round(eval_s + untrained, 1),
             "score_s": round(score_s, 1), "trainings": trainings, "evaluations": trainings + 1, "per_arm": per_arm,

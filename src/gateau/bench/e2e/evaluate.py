@@ -5,6 +5,7 @@
 - the short-instruction checks of `short_checks`: held-out ShareGPT reply NLL and MT-Bench ROUGE-L.
 
 RULER and MT-Bench are the costly parts; `gateau bench e2e` runs them only for the arms marked ``heavy_eval``.
+With a `PrefixStore` every generation takes the layers the model shares with the base from it (`shared_prefix`).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from ...eval.ruler import RulerConfig, run_ruler
 from ...eval.runner import generate_items
 from ...eval.task import Item
 from .pool import eval_prompt
+from .shared_prefix import PrefixStore, SharedPrefixGenerator
 from .short_checks import chat_nll
 
 # RULER tasks that fit 1–2k tokens and answer in a few words; the QA tasks are left out because they draw on the
@@ -34,9 +36,9 @@ class EvalPlan:
     """What each trained model is evaluated on (lengths in tokens; ``max_new_tokens`` for QA and the needle)."""
 
     max_new_tokens: int = 32
-    needle_lengths: tuple[int, ...] = (1024, 2048)
+    needle_lengths: tuple[int, ...] = (512, 1024)
     needle_depths: tuple[float, ...] = (25.0, 75.0)
-    ruler_lengths: tuple[int, ...] = (1024, 2048)
+    ruler_lengths: tuple[int, ...] = (512, 1024)
     ruler_tasks: tuple[str, ...] = RULER_TASKS
     mtbench_new_tokens: int = 96
 
@@ -90,22 +92,25 @@ def qa_scores(per_item: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 
 def evaluate_qa(model: str, out: Path, eval_items: list[dict[str, Any]], *, max_new_tokens: int = 32,
-                device: str = "cpu", progress: bool = False) -> dict[str, Any]:
+                device: str = "cpu", progress: bool = False, store: PrefixStore | None = None) -> dict[str, Any]:
     """QA only (a user's own held-out set, `--extra-eval`): per item and the scores of `qa_scores`, answers
-    stored under ``out`` (a re-run generates only what is missing)."""
+    stored under ``out`` (a re-run generates only what is missing); ``store`` as for `evaluate_model`."""
     start = time.perf_counter()
     settings = ModelSettings(model=model, device=device, progress=progress)
     gen = load_generator(settings)
+    if store is not None:
+        gen = SharedPrefixGenerator.wrap(gen, store)
     per_item = _qa(gen, settings, out, eval_items, max_new_tokens)
     return {**qa_scores(per_item), "per_item": per_item, "eval_seconds": round(time.perf_counter() - start, 1)}
 
 
 def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], chats: list[dict[str, Any]],
                    mtbench: list[dict[str, Any]], plan: EvalPlan, *, device: str = "cpu",
-                   progress: bool = False, heavy: bool = True) -> dict[str, Any]:
+                   progress: bool = False, heavy: bool = True, store: PrefixStore | None = None) -> dict[str, Any]:
     """Every metric of one model (QA per item and by source, needle, chat NLL; with ``heavy`` also RULER and
     MT-Bench ROUGE-L, else NaN), answers stored under ``out``; a re-run generates only what is missing.
-    ``seconds`` holds the wall time of each part (model loading under ``load``), for the time estimate."""
+    ``seconds`` holds the wall time of each part (model loading under ``load``), for the time estimate;
+    ``shared_layers`` the layers taken from ``store`` (0: none)."""
     start = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -117,6 +122,8 @@ def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], chat
 
     settings = ModelSettings(model=model, device=device, progress=progress)
     gen = timed("load", lambda: load_generator(settings))
+    if store is not None:
+        gen = SharedPrefixGenerator.wrap(gen, store)
     per_item = timed("qa", lambda: _qa(gen, settings, out, eval_items, plan.max_new_tokens))
     needle = timed("needle", lambda: run_needle(
         NeedleConfig(out=str(out / "needle"), model=settings, lengths=tuple(plan.needle_lengths),
@@ -130,4 +137,5 @@ def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], chat
         rouge = timed("mtbench", lambda: _mtbench_rouge(gen, settings, out, mtbench, plan.mtbench_new_tokens))
     return {**qa_scores(per_item), "needle": 100 * needle["mean_score"], "ruler": ruler["mean_score"],
             "ruler_scores": ruler["scores"], "chat_nll": chat, "mtbench_rouge": rouge, "per_item": per_item,
-            "eval_seconds": round(time.perf_counter() - start, 1), "seconds": seconds}
+            "eval_seconds": round(time.perf_counter() - start, 1), "seconds": seconds,
+            "shared_layers": store.layers if isinstance(gen, SharedPrefixGenerator) and gen.uses_store else 0}

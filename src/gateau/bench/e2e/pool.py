@@ -19,8 +19,9 @@ response is right:
 - ``unsupported``: no gold passage, the right answer with nothing in the sample to support it (flawed).
 
 Labels are written apart from the data (``labels.jsonl``). The evaluation set uses questions the pool does not:
-HotpotQA in the distractor setting (the question's 10 paragraphs) and SQuAD (the gold paragraph at a random depth
-of essay filler).
+HotpotQA in the distractor setting (the gold paragraphs and as many of the question's 8 distractor paragraphs as
+fit a length drawn from the pool's range, at least one; all 10 paragraphs when they fit) and SQuAD (the gold
+paragraph at a random depth of essay filler, the same length range).
 """
 
 from __future__ import annotations
@@ -42,7 +43,6 @@ DEFAULT_MIX: dict[str, float] = {"far": 0.35, "near": 0.20, "context_free": 0.15
                                  "unsupported": 0.15}
 LONG_DEPENDENT = frozenset({"far"})
 FLAWED = frozenset({"wrong", "unsupported"})
-PASSAGES_PER_SAMPLE = 3  # inserted Wikipedia paragraphs per sample (gold ones included)
 TOKENS_PER_WORD = 1.33  # SmolLM2's tokenizer on this English text; used to size contexts in words
 
 
@@ -72,6 +72,8 @@ class PoolConfig:
     max_tokens: int = 3000
     mix: dict[str, float] = field(default_factory=lambda: dict(DEFAULT_MIX))
     seed: int = 0
+    passages: int = 3
+    """Wikipedia paragraphs inserted per pool sample, gold ones included (at least one distractor)."""
 
 
 def _clean(text: str) -> str:
@@ -250,17 +252,17 @@ def build_pool(config: PoolConfig) -> tuple[list[dict[str, Any]], list[Label], l
     for i, (kind, qa) in enumerate(zip(kinds, qas)):
         target = rng.randint(lo, hi)
         total_words = int(target / TOKENS_PER_WORD)
-        distractors = [p for p in qa.others] + [p for p in rng.sample(distractor_pool, PASSAGES_PER_SAMPLE + 2)
+        distractors = [p for p in qa.others] + [p for p in rng.sample(distractor_pool, config.passages + 2)
                                                  if p not in qa.gold]
         rng.shuffle(distractors)
         has_gold = kind in ("far", "near", "wrong")
         gold = list(qa.gold) if has_gold else []
         blocks: list[tuple[str, float]] = []
-        filler_words = max(total_words - sum(_words(x) for x in gold + distractors[:PASSAGES_PER_SAMPLE]), 20)
+        filler_words = max(total_words - sum(_words(x) for x in gold + distractors[:config.passages]), 20)
         for g in gold:
             f = max(1.0 - rng.randint(0, 40) / filler_words, 0.95) if kind == "near" else rng.uniform(0.05, 0.5)
             blocks.append((g, f))
-        for d in distractors[: max(PASSAGES_PER_SAMPLE - len(gold), 1)]:
+        for d in distractors[: max(config.passages - len(gold), 1)]:
             blocks.append((d, rng.uniform(0.0, 0.9)))
         context, depths = build_context(rng, filler, blocks, total_words)
         if kind == "context_free":
@@ -277,8 +279,7 @@ def build_pool(config: PoolConfig) -> tuple[list[dict[str, Any]], list[Label], l
                             [round(d, 3) for d in depths[: len(gold)]]))
     evals = []
     for qa in hot_eval:
-        paras = list(qa.gold) + list(qa.others)
-        rng.shuffle(paras)
+        paras = _distractor_setting(qa, rng, int(rng.randint(lo, hi) / TOKENS_PER_WORD))
         evals.append({"id": f"hotpotqa-{qa.index}", "source": "hotpotqa", "context": "\n\n".join(paras),
                       "question": qa.question, "answers": list(qa.answers)})
     for qa in sq_eval:
@@ -287,6 +288,22 @@ def build_pool(config: PoolConfig) -> tuple[list[dict[str, Any]], list[Label], l
         evals.append({"id": f"squad-{qa.index}", "source": "squad", "context": context, "question": qa.question,
                       "answers": list(qa.answers)})
     return records, labels, evals
+
+
+def _distractor_setting(qa: QA, rng: random.Random, words: int) -> list[str]:
+    """HotpotQA's distractor setting within about ``words`` words: the gold paragraphs and the question's own
+    distractors (in random order) while they fit, at least one; shuffled."""
+    others = list(qa.others)
+    rng.shuffle(others)
+    paras = list(qa.gold)
+    total = sum(_words(p) for p in paras)
+    for i, other in enumerate(others):
+        if i > 0 and total + _words(other) > words:
+            break
+        paras.append(other)
+        total += _words(other)
+    rng.shuffle(paras)
+    return paras
 
 
 def eval_prompt(item: dict[str, Any]) -> str:

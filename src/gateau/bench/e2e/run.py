@@ -22,6 +22,7 @@ from ...util.atomic import atomic_write
 from .arms import ARMS, DATA_FULL, DATA_NONE, DEFAULT_ARMS, Arm, selection_dir
 from .evaluate import EvalPlan, evaluate_model
 from .pool import PoolConfig, read_jsonl, write_pool
+from .shared_prefix import store_for
 
 SCORED_METHODS = "gateau,hmg,cam,ppl,ifd"
 RESULT_FILE = "result.json"
@@ -31,7 +32,8 @@ SIZES = ("cpu", "gpu")
 @dataclass(frozen=True)
 class E2EConfig:
     """Settings of `gateau bench e2e`. The defaults are the full form on CPU (``--size cpu``) with the embedded
-    SmolLM2-135M: 100 pool samples of about 1000–1700 tokens, 100 held-out QA items, 5 seeds for the main arms
+    SmolLM2-135M: 100 pool samples of about 250–450 tokens (two inserted paragraphs; the short model's window is
+    128 tokens) and 100 held-out QA items of the same length range, 5 seeds for the main arms
     (gateau, random, full) and 3 for the others (`arms.ARMS`), 1 epoch training the last 4 of the 30 decoder layers,
     LongAlign's sequence-weighted loss (each sequence weighs the same, so the long samples' few answer tokens are not
     drowned by the short chats' long replies); the same recipe for every arm. ``max_length`` exceeds every pool
@@ -39,7 +41,8 @@ class E2EConfig:
 
     out: str
     model: str = "default"
-    pool: PoolConfig = field(default_factory=lambda: PoolConfig(n=100, n_eval=100, min_tokens=1000, max_tokens=1400))
+    pool: PoolConfig = field(default_factory=lambda: PoolConfig(n=100, n_eval=100, min_tokens=250, max_tokens=450,
+                                                                passages=2))
     ratio: float = 0.3
     seeds: tuple[int, ...] = (0, 1, 2, 3, 4)
     """Seeds of the main arms (gateau, random, full)."""
@@ -66,12 +69,13 @@ class E2EConfig:
 
 
 def quick_config(out: str) -> E2EConfig:
-    """The smoke-test form: a tiny random model, a handful of short samples, 1 seed, a few steps, 2 needle cells,
-    one RULER task at 512 tokens, 2 chats and 2 MT-Bench questions."""
+    """The smoke-test form: a tiny random model (2 layers, the last one trained, so the first comes from the
+    shared-prefix store), a handful of short samples, 1 seed, a few steps, 2 needle cells, one RULER task at 512
+    tokens, 2 chats and 2 MT-Bench questions."""
     return E2EConfig(out=out, model="tiny", pool=PoolConfig(n=20, n_eval=6, n_chat=2, n_mtbench=2, min_tokens=300,
                                                             max_tokens=500),
                      seeds=(0,), other_seeds=(0,), short_count=4, max_length=1536, max_steps=2, grad_accum=1,
-                     lr=1e-3, train_last_layers=None, longce_window=32,
+                     lr=1e-3, train_last_layers=1, longce_window=32,
                      plan=EvalPlan(max_new_tokens=8, needle_lengths=(256,), needle_depths=(25.0, 75.0),
                                    ruler_lengths=(512,), ruler_tasks=("niah_single_2",), mtbench_new_tokens=8),
                      n_boot=200, quick=True)
@@ -236,7 +240,8 @@ def run_e2e(config: E2EConfig) -> dict[str, Any]:
     _score(config, model, paths["data"], run)
     arms_dir = out / "arms"
     eval_args = (eval_items, chats, mtbench, config.plan)
-    eval_kwargs = dict(device=config.device, progress=config.progress)
+    eval_kwargs = dict(device=config.device, progress=config.progress,
+                       store=store_for(model, config.train_last_layers, device=config.device))
     rows: list[dict[str, Any]] = []
     untrained = arms_dir / "untrained"
     if not (untrained / RESULT_FILE).is_file():

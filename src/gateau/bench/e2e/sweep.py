@@ -24,6 +24,7 @@ from .estimate import estimate_full_form, measured_timings
 from .evaluate import evaluate_model
 from .pool import read_jsonl, write_pool
 from .run import E2EConfig, short_only_file, train_model
+from .shared_prefix import PrefixStore, store_for
 
 NEEDLE_MIN = 75.0
 CHAT_NLL_MAX_RISE = 0.05
@@ -74,12 +75,13 @@ def parse_grid(lrs: str | None, recipes: str | None, epochs: str | None) -> tupl
     return tuple(points)
 
 
-def _evaluate(model: str, where: Path, eval_items, chats, mtbench, config: E2EConfig, heavy: bool) -> dict[str, Any]:
+def _evaluate(model: str, where: Path, eval_items, chats, mtbench, config: E2EConfig, heavy: bool,
+              store: PrefixStore | None) -> dict[str, Any]:
     result_file = where / "result.json"
     if result_file.is_file():
         return json.loads(result_file.read_text())
     res = evaluate_model(model, where / "eval", eval_items, chats, mtbench, config.plan, device=config.device,
-                         progress=config.progress, heavy=heavy)
+                         progress=config.progress, heavy=heavy, store=store)
     return res
 
 
@@ -99,7 +101,9 @@ def run_sweep(config: E2EConfig, grid: tuple[SweepPoint, ...] = DEFAULT_GRID, *,
     eval_items = read_jsonl(paths["eval"])[:n_eval]
     chats, mtbench = read_jsonl(paths["chat"]), read_jsonl(paths["mtbench"])
     untrained_dir = sweep_dir / "untrained"
-    untrained = _evaluate(model, untrained_dir, eval_items, chats, mtbench, config, heavy=True)
+    last = [p.train_last_layers for p in grid if p.train_last_layers]  # the store serves every lastN point
+    store = store_for(model, max(last), device=config.device) if last else None
+    untrained = _evaluate(model, untrained_dir, eval_items, chats, mtbench, config, heavy=True, store=store)
     atomic_write(untrained_dir / "result.json", json.dumps(untrained) + "\n")
     _say(f"untrained: QA F1 {untrained['qa_f1']:.2f}, needle {untrained['needle']:.1f}, chat NLL "
          f"{untrained['chat_nll']:.3f}")
@@ -120,7 +124,8 @@ def run_sweep(config: E2EConfig, grid: tuple[SweepPoint, ...] = DEFAULT_GRID, *,
             train_seconds = round(time.perf_counter() - t, 1)
             res = {"point": point.name, "recipe": asdict(point), "arm": arm, "seed": 0, "train_seconds": train_seconds,
                    "train_steps": summary.get("steps"),
-                   **_evaluate(str(where / "model"), where, eval_items, chats, mtbench, config, heavy=False)}
+                   **_evaluate(str(where / "model"), where, eval_items, chats, mtbench, config, heavy=False,
+                               store=store)}
             atomic_write(where / "result.json", json.dumps(res) + "\n")
             rows.append(res)
             _say(f"{point.name} {arm}: QA F1 {res['qa_f1']:.2f}, needle {res['needle']:.1f}, chat NLL "
