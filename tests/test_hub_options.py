@@ -222,10 +222,55 @@ def test_a_local_judge_model_gets_its_own_revision_and_trust_remote_code(calls, 
 
 
 @pytest.mark.parametrize("command", [["score", "d.jsonl"], ["train", "d.jsonl"], ["eval", "needle", "m"],
-                                     ["eval", "passkey", "m"]])
+                                     ["eval", "passkey", "m"], ["bench", "e2e"]])
 def test_help_states_both_and_their_defaults(command, capsys):
     with pytest.raises(SystemExit):
         main([*command, "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "--revision" in text and "--trust-remote-code" in text
     assert "default branch" in text and "off by default" in text
+
+
+def test_bench_e2e_passes_both_to_scoring_training_evaluation_and_the_prefix_store(calls, monkeypatch, tmp_path):
+    """`gateau bench e2e --revision --trust-remote-code`: the score run's config, every arm's training config, the
+    evaluated model's loads and the shared-prefix store's base model all get them."""
+    import gateau.pipeline.run
+    import gateau.train.trainer
+    from gateau.bench.e2e import run as e2e_run
+    from gateau.bench.e2e.evaluate import evaluate_qa
+    from gateau.bench.e2e.shared_prefix import store_for
+    from gateau.cli import build_parser
+    from gateau.cli.bench import e2e_config
+
+    argv = ["bench", "e2e", "--quick", "--out", str(tmp_path / "b"), "--model", HUB_ID, "--revision", "e3",
+            "--trust-remote-code"]
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    config = e2e_config(args)
+    assert (config.revision, config.trust_remote_code) == ("e3", True)
+    seen = {}
+
+    def stop_with(name):
+        def record(config, *a, **k):
+            seen[name] = config
+            raise Stop
+        return record
+
+    monkeypatch.setattr(gateau.pipeline.run, "run_score", stop_with("score"))
+    monkeypatch.setattr(gateau.train.trainer, "train", stop_with("train"))
+    data = write_jsonl(tmp_path / "d.jsonl", [{"messages": [{"role": "user", "content": "q"},
+                                                             {"role": "assistant", "content": "a"}]}])
+    for step in (lambda: e2e_run._score(config, HUB_ID, data, tmp_path / "run"),
+                 lambda: e2e_run.train_model(config, HUB_ID, data, tmp_path / "m", 0, short=False)):
+        with pytest.raises(Stop):
+            step()
+    assert (seen["score"].models.revision, seen["score"].models.trust_remote_code) == ("e3", True)
+    assert (seen["train"].revision, seen["train"].trust_remote_code) == ("e3", True)
+    want = {"revision": "e3", "trust_remote_code": True}
+    calls.clear()
+    store = store_for(HUB_ID, 1, hub=config.hub)
+    assert store is not None and store.layers == 1
+    evaluate_qa(HUB_ID, tmp_path / "qa", [{"id": "x", "source": "s", "context": "c", "question": "q",
+                                            "answers": ["a"]}], max_new_tokens=2, hub=config.hub, store=store)
+    seen_loads = hub_calls(calls)
+    assert len(seen_loads) >= 4 and all(kwargs == want for _, kwargs in seen_loads), seen_loads

@@ -9,13 +9,15 @@ from typing import Any
 
 from ..config import ExecutionConfig, ModelConfig
 from ..errors import UsageError
+from ..hub import REVISION_HELP, TRUST_REMOTE_CODE_HELP
 from .config_file import SettingsFile, add_config_flags, file_settings, overlay, plain, yaml_text
 
 # `gateau bench e2e`'s flags -> their key in its settings file (the fields of `E2EConfig`).
 _E2E_KEYS = {"out": "out", "quick": "quick", "model": "model", "n": "pool.n", "n_eval": "pool.n_eval",
              "seeds": "seeds", "arms": "arms", "short_count": "short_count", "max_steps": "max_steps",
              "epochs": "epochs", "lr": "lr", "train_last_layers": "train_last_layers", "device": "device",
-             "no_progress": "progress", "size": "size", "other_seeds": "other_seeds", "lora_r": "lora_r"}
+             "no_progress": "progress", "size": "size", "other_seeds": "other_seeds", "lora_r": "lora_r",
+             "revision": "revision", "trust_remote_code": "trust_remote_code"}
 
 
 def register(subparsers: Any) -> None:
@@ -70,6 +72,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("--lr", type=float, help="learning rate")
     e.add_argument("--train-last-layers", type=int, help="train only the last N decoder layers (0: all)")
     e.add_argument("--lora-r", type=int, help="train LoRA of this rank instead (turns --train-last-layers off)")
+    e.add_argument("--revision", help=REVISION_HELP)
+    e.add_argument("--trust-remote-code", action="store_true", help=TRUST_REMOTE_CODE_HELP)
     e.add_argument("--device", help="cpu or cuda (default: cpu; --size gpu: cuda)")
     e.add_argument("--no-progress", action="store_true")
     e.add_argument("--extra-eval", metavar="FILE.jsonl", help="evaluate every stored arm model (and the untrained "
@@ -143,6 +147,10 @@ def e2e_config(args: argparse.Namespace) -> Any:
         changes["device"] = args.device
     if args.model:
         changes["model"] = args.model
+    if args.revision:
+        changes["revision"] = args.revision
+    if args.trust_remote_code:
+        changes["trust_remote_code"] = True
     if args.seeds:
         changes["seeds"] = _seeds(args.seeds, "--seeds")
     if args.other_seeds:
@@ -182,7 +190,7 @@ def run_e2e(args: argparse.Namespace) -> int:
         model = str(build_tiny_model_dir(Path(config.out) / "tiny-model")) if config.model == "tiny" else config.model
         run_extra_eval(config.out, args.extra_eval, model, max_new_tokens=config.plan.max_new_tokens,
                        device=config.device, progress=config.progress, n_boot=config.n_boot,
-                       train_last_layers=config.train_last_layers)
+                       train_last_layers=config.train_last_layers, hub=config.hub)
         return 0
     if args.sweep:
         from ..bench.e2e.sweep import SWEEP_N_EVAL, parse_grid, run_sweep

@@ -22,6 +22,7 @@ from ...eval.results import ItemLog
 from ...eval.ruler import RulerConfig, run_ruler
 from ...eval.runner import generate_items
 from ...eval.task import Item
+from ...hub import NO_HUB_OPTIONS, HubOptions
 from .pool import eval_prompt
 from .shared_prefix import PrefixStore, SharedPrefixGenerator
 from .short_checks import chat_nll
@@ -92,11 +93,14 @@ def qa_scores(per_item: dict[str, dict[str, Any]]) -> dict[str, float]:
 
 
 def evaluate_qa(model: str, out: Path, eval_items: list[dict[str, Any]], *, max_new_tokens: int = 32,
-                device: str = "cpu", progress: bool = False, store: PrefixStore | None = None) -> dict[str, Any]:
+                device: str = "cpu", progress: bool = False, store: PrefixStore | None = None,
+                hub: HubOptions = NO_HUB_OPTIONS) -> dict[str, Any]:
     """QA only (a user's own held-out set, `--extra-eval`): per item and the scores of `qa_scores`, answers
-    stored under ``out`` (a re-run generates only what is missing); ``store`` as for `evaluate_model`."""
+    stored under ``out`` (a re-run generates only what is missing); ``store`` and ``hub`` as for
+    `evaluate_model`."""
     start = time.perf_counter()
-    settings = ModelSettings(model=model, device=device, progress=progress)
+    settings = ModelSettings(model=model, device=device, progress=progress, revision=hub.revision,
+                             trust_remote_code=hub.trust_remote_code)
     gen = load_generator(settings)
     if store is not None:
         gen = SharedPrefixGenerator.wrap(gen, store)
@@ -106,11 +110,13 @@ def evaluate_qa(model: str, out: Path, eval_items: list[dict[str, Any]], *, max_
 
 def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], chats: list[dict[str, Any]],
                    mtbench: list[dict[str, Any]], plan: EvalPlan, *, device: str = "cpu",
-                   progress: bool = False, heavy: bool = True, store: PrefixStore | None = None) -> dict[str, Any]:
+                   progress: bool = False, heavy: bool = True, store: PrefixStore | None = None,
+                   hub: HubOptions = NO_HUB_OPTIONS) -> dict[str, Any]:
     """Every metric of one model (QA per item and by source, needle, chat NLL; with ``heavy`` also RULER and
     MT-Bench ROUGE-L, else NaN), answers stored under ``out``; a re-run generates only what is missing.
     ``seconds`` holds the wall time of each part (model loading under ``load``), for the time estimate;
-    ``shared_layers`` the layers taken from ``store`` (0: none)."""
+    ``shared_layers`` the layers taken from ``store`` (0: none). ``hub``: the model's revision and
+    trust_remote_code (`gateau.hub.HubOptions`)."""
     start = time.perf_counter()
     seconds: dict[str, float] = {}
 
@@ -120,7 +126,8 @@ def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], chat
         seconds[name] = round(time.perf_counter() - t, 2)
         return value
 
-    settings = ModelSettings(model=model, device=device, progress=progress)
+    settings = ModelSettings(model=model, device=device, progress=progress, revision=hub.revision,
+                             trust_remote_code=hub.trust_remote_code)
     gen = timed("load", lambda: load_generator(settings))
     if store is not None:
         gen = SharedPrefixGenerator.wrap(gen, store)

@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ...errors import NotFoundError, UsageError
+from ...hub import NO_HUB_OPTIONS, HubOptions
 from ...util.atomic import atomic_write
 from .report import ci_lines, comparisons
 from .stats import mean_std
@@ -69,10 +70,10 @@ def stored_models(out: Path, untrained_model: str) -> list[tuple[str, int | None
 
 def run_extra_eval(out: str | Path, path: str | Path, untrained_model: str, *, max_new_tokens: int = 32,
                    device: str = "cpu", progress: bool = False, n_boot: int = 2000,
-                   train_last_layers: int | None = None) -> dict[str, Any]:
+                   train_last_layers: int | None = None, hub: HubOptions = NO_HUB_OPTIONS) -> dict[str, Any]:
     """Evaluate every stored model of the benchmark in ``out`` on ``path`` and write the report; returns it.
     ``train_last_layers``: the arms' recipe, so the layers they share with the untrained model are computed once
-    (`shared_prefix`)."""
+    (`shared_prefix`). ``hub``: revision and trust_remote_code of ``untrained_model`` and the arms' models."""
     from .evaluate import evaluate_qa
     from .shared_prefix import store_for
 
@@ -85,10 +86,10 @@ def run_extra_eval(out: str | Path, path: str | Path, untrained_model: str, *, m
     if len(models) == 1:
         raise NotFoundError(f"{out}: no trained arm model under arms/*/seed*/model; run `gateau bench e2e --out "
                             f"{out}` first")
-    store = store_for(untrained_model, train_last_layers, device=device)
+    store = store_for(untrained_model, train_last_layers, device=device, hub=hub)
     for arm, seed, model, where in models:
         res = evaluate_qa(model, where / "extra" / name, items, max_new_tokens=max_new_tokens, device=device,
-                          progress=progress, store=store)
+                          progress=progress, store=store, hub=hub)
         rows.append({"arm": arm, "seed": seed, **res})
         print(f"gateau bench e2e --extra-eval: {arm} seed {seed}: QA F1 {res['qa_f1']:.2f}", flush=True)
     report = summarize_extra(rows, n_boot=n_boot)

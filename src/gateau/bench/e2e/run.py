@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from ...hub import HubOptions
 from ...util.atomic import atomic_write
 from .arms import ARMS, DATA_FULL, DATA_NONE, DEFAULT_ARMS, Arm, selection_dir
 from .evaluate import EvalPlan, evaluate_model
@@ -41,6 +42,10 @@ class E2EConfig:
 
     out: str
     model: str = "default"
+    revision: str | None = None
+    """Hub revision of a hub-id ``model`` (scoring, training, evaluation); None = its default branch."""
+    trust_remote_code: bool = False
+    """Let a ``model`` that ships its own modelling code run it (every load of it and of the arms' models)."""
     pool: PoolConfig = field(default_factory=lambda: PoolConfig(n=100, n_eval=100, min_tokens=250, max_tokens=450,
                                                                 passages=2))
     ratio: float = 0.3
@@ -66,6 +71,11 @@ class E2EConfig:
     progress: bool = False
     quick: bool = False
     size: str = "cpu"
+
+    @property
+    def hub(self) -> HubOptions:
+        """``revision`` and ``trust_remote_code`` (`gateau.hub.HubOptions`)."""
+        return HubOptions(revision=self.revision, trust_remote_code=self.trust_remote_code)
 
 
 def quick_config(out: str) -> E2EConfig:
@@ -119,7 +129,9 @@ def _score(config: E2EConfig, model: str, data: Path, run: Path) -> None:
     from ...pipeline.run import run_score
 
     summary = run_score(ScoreConfig.from_flat(str(data), str(run), methods=SCORED_METHODS, long_model=model,
-                                              device=config.device, progress=config.progress))
+                                              device=config.device, progress=config.progress,
+                                              revision=config.revision,
+                                              trust_remote_code=config.trust_remote_code))
     _say("scored: " + "; ".join(summary.lines()[:2]))
 
 
@@ -165,7 +177,9 @@ def train_model(config: E2EConfig, model: str, data: Path, out: Path, seed: int,
     from ...train.trainer import train
 
     overrides: dict[str, Any] = dict(resolve_runtime(device=config.device, packing="off"), data=str(data),
-                                     out=str(out), model=model, short_data="sharegpt" if short else None,
+                                     out=str(out), model=model, revision=config.revision,
+                                     trust_remote_code=config.trust_remote_code,
+                                     short_data="sharegpt" if short else None,
                                      short_count=config.short_count if short else None,
                                      max_length=config.max_length, epochs=config.epochs,
                                      max_steps=config.max_steps if max_steps is None else max_steps,
@@ -240,8 +254,8 @@ def run_e2e(config: E2EConfig) -> dict[str, Any]:
     _score(config, model, paths["data"], run)
     arms_dir = out / "arms"
     eval_args = (eval_items, chats, mtbench, config.plan)
-    eval_kwargs = dict(device=config.device, progress=config.progress,
-                       store=store_for(model, config.train_last_layers, device=config.device))
+    eval_kwargs = dict(device=config.device, progress=config.progress, hub=config.hub,
+                       store=store_for(model, config.train_last_layers, device=config.device, hub=config.hub))
     rows: list[dict[str, Any]] = []
     untrained = arms_dir / "untrained"
     if not (untrained / RESULT_FILE).is_file():

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...eval.generate import Generation, HFGenerator
+from ...hub import NO_HUB_OPTIONS, HubOptions
 
 
 def _decoder(model: Any) -> Any:
@@ -101,14 +102,16 @@ class PrefixStore:
         return _Prefix(kept, hidden, mask, positions)
 
 
-def store_for(model: str, train_last_layers: int | None, *, device: str = "cpu") -> PrefixStore | None:
-    """The store of arms that train the last ``train_last_layers`` layers of ``model``: the base model loaded once,
-    its first N − ``train_last_layers`` layers kept (None for LoRA or full fine-tuning, nothing to share)."""
+def store_for(model: str, train_last_layers: int | None, *, device: str = "cpu",
+              hub: HubOptions = NO_HUB_OPTIONS) -> PrefixStore | None:
+    """The store of arms that train the last ``train_last_layers`` layers of ``model``: the base model loaded once
+    (``hub``: its revision and trust_remote_code), its first N − ``train_last_layers`` layers kept (None for LoRA or
+    full fine-tuning, nothing to share)."""
     if not train_last_layers:
         return None
     from ...models import load_model
 
-    base = load_model(model, device=device, progress=False)
+    base = load_model(model, device=device, progress=False, hub=hub)
     count = len(_decoder(base.model).layers) - train_last_layers
     return PrefixStore(base, layers=count) if count > 0 else None
 

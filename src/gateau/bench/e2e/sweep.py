@@ -81,7 +81,7 @@ def _evaluate(model: str, where: Path, eval_items, chats, mtbench, config: E2ECo
     if result_file.is_file():
         return json.loads(result_file.read_text())
     res = evaluate_model(model, where / "eval", eval_items, chats, mtbench, config.plan, device=config.device,
-                         progress=config.progress, heavy=heavy, store=store)
+                         progress=config.progress, heavy=heavy, store=store, hub=config.hub)
     return res
 
 
@@ -102,7 +102,7 @@ def run_sweep(config: E2EConfig, grid: tuple[SweepPoint, ...] = DEFAULT_GRID, *,
     chats, mtbench = read_jsonl(paths["chat"]), read_jsonl(paths["mtbench"])
     untrained_dir = sweep_dir / "untrained"
     last = [p.train_last_layers for p in grid if p.train_last_layers]  # the store serves every lastN point
-    store = store_for(model, max(last), device=config.device) if last else None
+    store = store_for(model, max(last), device=config.device, hub=config.hub) if last else None
     untrained = _evaluate(model, untrained_dir, eval_items, chats, mtbench, config, heavy=True, store=store)
     atomic_write(untrained_dir / "result.json", json.dumps(untrained) + "\n")
     _say(f"untrained: QA F1 {untrained['qa_f1']:.2f}, needle {untrained['needle']:.1f}, chat NLL "
