@@ -272,3 +272,40 @@ def test_untokenisable_text_is_a_bad_text_status(tiny_tokenizer):
     with pytest.raises(EncodeError) as info:
         PromptEncoder(tiny_tokenizer, "plain").encode(s)
     assert info.value.status == Status.BAD_TEXT
+
+
+def _outcome(result):
+    """An encoding's parts, or an error's status and message, for comparing `encode` with `encode_many`."""
+    if isinstance(result, Exception):
+        return ("error", result.status, str(result))
+    return (result.head, result.context, result.middle, result.response, result.truncated)
+
+
+@pytest.mark.parametrize("template", ["plain", "chat"])
+@pytest.mark.parametrize("kind", ["bpe", "sentencepiece"])
+def test_a_batch_encodes_as_each_sample_alone(tiny_tokenizer, template, kind):
+    """`encode_many` / `response_alone_many` (one batched tokenizer call) give, sample by sample, what `encode` /
+    `response_alone` give, errors included: an empty response, a sample too long for --max-length, a lone
+    surrogate (the whole batch then falls back to one text at a time) and an empty context."""
+    tok = sentencepiece_style_tokenizer() if kind == "sentencepiece" else tiny_tokenizer
+    if template == "chat" and not getattr(tok, "chat_template", None):
+        tok.chat_template = CHAT_TEMPLATE
+    encoder = PromptEncoder(tok, template, max_length=120)
+    batch = [sample(30, seed=1), sample(200, seed=2), sample(0, seed=3), sample(10, seed=4, response=""),
+             sample(10, seed=5, instruction=" ".join(WORDS * 8)), sample(50, seed=6, response="ok ünïcödé ✓")]
+    for extra in ([], [sample(10, seed=9, response="lone surrogate \ud800 here")]):
+        samples = batch + extra
+        singles = []
+        for s in samples:
+            try:
+                singles.append(encoder.encode(s))
+            except EncodeError as exc:
+                singles.append(exc)
+        assert [_outcome(r) for r in encoder.encode_many(samples)] == [_outcome(r) for r in singles]
+        alone = encoder.response_alone_many(samples)
+        for s, got in zip(samples, alone):
+            try:
+                assert got == encoder.response_alone(s)
+            except EncodeError as exc:
+                assert _outcome(got) == _outcome(exc)
+    assert {type(r).__name__ for r in encoder.encode_many(batch)} == {"EncodedSample", "EncodeError"}

@@ -94,33 +94,57 @@ class PromptEncoder:
     def _split(self, pieces: list[str]) -> list[list[int]]:
         """Tokenise ``"".join(pieces)`` once; the token ids of each piece (by the piece its first character is in).
         EncodeError (status bad_text) for text the tokenizer cannot encode."""
-        text = "".join(pieces)
         try:
-            enc = self.tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)
+            enc = self.tokenizer("".join(pieces), add_special_tokens=False, return_offsets_mapping=True)
         except (TypeError, ValueError, UnicodeError) as exc:
             raise EncodeError(f"the text cannot be tokenised ({type(exc).__name__}: {exc})"[:300],
                               status=Status.BAD_TEXT) from None
-        starts, pos = [], 0
-        for piece in pieces:
-            starts.append(pos)
-            pos += len(piece)
-        out: list[list[int]] = [[] for _ in pieces]
-        part = 0
-        for tok, (begin, end) in zip(enc["input_ids"], enc["offset_mapping"]):
-            where = begin if end > begin else max(begin - 1, 0)  # zero-width (special) tokens: the char before
-            while part + 1 < len(pieces) and where >= starts[part + 1]:
-                part += 1
-            out[part].append(tok)
-        return out
+        return _by_piece(pieces, enc["input_ids"], enc["offset_mapping"])
+
+    def _split_many(self, pieces_of: list[list[str]]) -> list[list[list[int]] | EncodeError]:
+        """`_split` of every entry of ``pieces_of`` in one batched tokenizer call (the fast tokenizer spreads a
+        batch over the CPU's cores); when the batch cannot be encoded, each text on its own, so only the bad ones
+        get their `EncodeError`."""
+        if not pieces_of:
+            return []
+        try:
+            enc = self.tokenizer(["".join(p) for p in pieces_of], add_special_tokens=False,
+                                 return_offsets_mapping=True)
+        except (TypeError, ValueError, UnicodeError):
+            out: list[list[list[int]] | EncodeError] = []
+            for pieces in pieces_of:
+                try:
+                    out.append(self._split(pieces))
+                except EncodeError as exc:
+                    out.append(exc)
+            return out
+        return [_by_piece(pieces, ids, offsets)
+                for pieces, ids, offsets in zip(pieces_of, enc["input_ids"], enc["offset_mapping"])]
+
+    def _pieces(self, sample: Sample) -> list[str]:
+        p = self.parts
+        return [p.before_context, sample.context,
+                p.between_context_and_instruction + sample.instruction + p.between_instruction_and_response,
+                sample.response]
 
     def encode(self, sample: Sample) -> EncodedSample:
         """Tokenise ``sample``; raise `EncodeError` if instruction + response alone exceed ``max_length`` or the
         text cannot be encoded."""
-        p = self.parts
-        head, context, middle, response = self._split([
-            p.before_context, sample.context,
-            p.between_context_and_instruction + sample.instruction + p.between_instruction_and_response,
-            sample.response])
+        return self._encoded(self._split(self._pieces(sample)))
+
+    def encode_many(self, samples: list[Sample]) -> list[EncodedSample | EncodeError]:
+        """`encode` of each sample (the `EncodeError` in its place for one that cannot be encoded), tokenised in
+        one batch."""
+        out: list[EncodedSample | EncodeError] = []
+        for split in self._split_many([self._pieces(s) for s in samples]):
+            try:
+                out.append(split if isinstance(split, EncodeError) else self._encoded(split))
+            except EncodeError as exc:
+                out.append(exc)
+        return out
+
+    def _encoded(self, parts: list[list[int]]) -> EncodedSample:
+        head, context, middle, response = parts
         enc = EncodedSample(head=self._bos + head, context=context, middle=middle, response=response)
         if not enc.response:
             raise EncodeError("the response has no tokens after tokenisation", status=Status.EMPTY_RESPONSE)
@@ -138,9 +162,32 @@ class PromptEncoder:
     def response_alone(self, sample: Sample) -> tuple[list[int], int]:
         """(ids, response_start) for the response after the template's response header only (no context, no
         instruction): Cherry's direct answer."""
-        prefix, response = self._split([self._alone_prefix, sample.response])
+        return self._alone(self._split([self._alone_prefix, sample.response]))
+
+    def response_alone_many(self, samples: list[Sample]) -> list[tuple[list[int], int] | EncodeError]:
+        """`response_alone` of each sample, tokenised in one batch."""
+        return [split if isinstance(split, EncodeError) else self._alone(split)
+                for split in self._split_many([[self._alone_prefix, s.response] for s in samples])]
+
+    def _alone(self, parts: list[list[int]]) -> tuple[list[int], int]:
+        prefix, response = parts
         ids = self._bos + prefix + response
         return ids, len(ids) - len(response)
+
+
+def _by_piece(pieces: list[str], ids: list[int], offsets: list[tuple[int, int]]) -> list[list[int]]:
+    """The token ids of each piece of the text ``"".join(pieces)``: a token belongs to the piece its first character
+    is in (a zero-width token, e.g. a special one, to the piece of the character before it); pieces in order."""
+    import numpy as np
+
+    if not ids:
+        return [[] for _ in pieces]
+    starts = np.cumsum([0] + [len(piece) for piece in pieces[:-1]])
+    spans = np.asarray(offsets, dtype=np.int64).reshape(-1, 2)
+    where = np.where(spans[:, 1] > spans[:, 0], spans[:, 0], np.maximum(spans[:, 0] - 1, 0))
+    part = np.maximum.accumulate(np.searchsorted(starts, where, side="right") - 1)  # pieces never go back
+    bounds = np.searchsorted(part, np.arange(len(pieces) + 1), side="left")
+    return [ids[bounds[k]:bounds[k + 1]] for k in range(len(pieces))]
 
 
 class EncodeError(ValueError):

@@ -77,10 +77,13 @@ def _os_error_line(exc: OSError) -> str:
 def main(argv: list[str] | None = None) -> int:
     """Run one ``gateau`` command; returns its exit status (see the module docstring for the policy)."""
     signals.install()
-    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
     prog = "gateau"
     try:
         args = build_parser().parse_args(argv)
+        # `plan` forks nothing and costs its tokenisation: the fast tokenizer may use every core for a batch. The
+        # other commands fork (Ray workers, data loaders) after tokenising, where a parallel tokenizer can
+        # deadlock. A value the user set is kept.
+        os.environ.setdefault("TOKENIZERS_PARALLELISM", "true" if args.command == "plan" else "false")
         args.argv = list(sys.argv[1:] if argv is None else argv)  # what --config's "flags override" reads
         prog = f"gateau {args.command}"
         code = args.handler(args)

@@ -148,6 +148,18 @@ class Scorer:
         return SampleEncoding(long=enc, short=short, alone=self.long_encoder.response_alone(sample),
                               neutral=self._neutral(sample))
 
+    def encode_many(self, samples: list[Sample]) -> list[SampleEncoding | EncodeError]:
+        """`encode` of each sample (its `EncodeError` in its place), each tokenizer called once for the batch."""
+        longs = self.long_encoder.encode_many(samples)
+        shorts = self.short_encoder.encode_many(samples) if self.short_encoder else longs
+        alones = self.long_encoder.response_alone_many(samples)
+        out: list[SampleEncoding | EncodeError] = []
+        for sample, enc, short, alone in zip(samples, longs, shorts, alones):
+            error = next((x for x in (enc, short, alone) if isinstance(x, EncodeError)), None)
+            out.append(error if error is not None else
+                       SampleEncoding(long=enc, short=short, alone=alone, neutral=self._neutral(sample)))
+        return out
+
     def _neutral(self, sample: Sample) -> list[int] | None:
         """The long model's tokens of the content-free response in this sample's response place (tokenised with
         the whole text, like every row), or None when no calibration profile is measured or it cannot be encoded."""
@@ -162,16 +174,22 @@ class Scorer:
     def plan(self, sample: Sample, row: dict[str, Any]) -> tuple[SampleEncoding, dict[RowKey, RowRequest]] | None:
         """Encode ``sample`` and collect the rows its methods need; None (status recorded in ``row``) if it cannot
         be measured."""
-        if not sample.ok:
-            return None
-        try:
-            enc = self.encode(sample)
-        except EncodeError as exc:
-            row.update(status=exc.status.value, error=str(exc))
-            return None
-        row.update(n_context=len(enc.long.context) + enc.long.truncated, n_truncated=enc.long.truncated,
-                   n_response=len(enc.long.response), n_instruction=len(enc.long.middle))
-        return enc, self.requests(enc)
+        return self.plan_many([sample], [row]).get(0)
+
+    def plan_many(self, samples: list[Sample], rows: list[dict[str, Any]]
+                  ) -> dict[int, tuple[SampleEncoding, dict[RowKey, RowRequest]]]:
+        """Encode the samples (one batched tokenisation) and collect the rows each one's methods need, by position;
+        a sample that cannot be measured is left out, its status recorded in its ``rows`` entry."""
+        live = [i for i, s in enumerate(samples) if s.ok]
+        plans = {}
+        for i, enc in zip(live, self.encode_many([samples[i] for i in live])):
+            if isinstance(enc, EncodeError):
+                rows[i].update(status=enc.status.value, error=str(enc))
+                continue
+            rows[i].update(n_context=len(enc.long.context) + enc.long.truncated, n_truncated=enc.long.truncated,
+                           n_response=len(enc.long.response), n_instruction=len(enc.long.middle))
+            plans[i] = (enc, self.requests(enc))
+        return plans
 
     def requests(self, enc: SampleEncoding) -> dict[RowKey, RowRequest]:
         """The rows the methods need for the encoded sample ``enc`` (rows shared between methods once)."""
@@ -186,7 +204,7 @@ class Scorer:
 
         ``progress(k)`` is called as work finishes, with k in samples (fractions while rows of a batch run)."""
         rows = [base_row(s, self.fp) for s in samples]
-        plans = {i: plan for i, s in enumerate(samples) if (plan := self.plan(s, rows[i])) is not None}
+        plans = self.plan_many(samples, rows)
         planned = sum(len(r.ids) for _, reqs in plans.values() for r in reqs.values())
         per_token = len(plans) / planned if planned else 0.0
         results = self._run(plans, (lambda tokens: progress(tokens * per_token)) if progress else None)

@@ -196,7 +196,7 @@ def add_chunks(plan: TokenPlan, scorer: Scorer, chunks: list[list[Sample]] | lis
     for chunk in chunks:
         chunk = read(chunk) if read else chunk
         rows = [base_row(s, scorer.fp) for s in chunk]
-        plans = {i: p for i, s in enumerate(chunk) if (p := scorer.plan(s, rows[i])) is not None}
+        plans = scorer.plan_many(chunk, rows)
         statuses.update(row["status"] for row in rows)
         for i, (enc, _) in plans.items() if encoded is not None else ():
             encoded(chunk[i], enc)
