@@ -74,6 +74,11 @@ def test_a_model_that_shares_fewer_layers_takes_generates_path(base, tiny_tokeni
     reference = HFGenerator(loaded(model, tiny_tokenizer), max_batch=3, progress=False).generate(requests(1))
     assert [g.text for g in shared.generate(requests(1))] == [g.text for g in reference]
     assert store.computed == 0
+    saved = perturbed(base, 3)
+    saved.config.use_cache, saved.config._name_or_path = False, "somewhere/else"  # as a trained model is saved
+    assert shared_layers(saved, base) == 3
+    saved.config.rope_theta = 1.0
+    assert shared_layers(saved, base) == 0
     other_embedding = copy.deepcopy(base)
     with torch.no_grad():
         other_embedding.model.embed_tokens.weight[5] += 1.0

@@ -18,6 +18,7 @@ import json
 import resource
 import shutil
 import time
+from contextlib import nullcontext
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -31,6 +32,7 @@ from trl import SFTConfig, SFTTrainer
 
 from ..provenance import MODEL_PROVENANCE_FILE, data_entry, write_model_provenance
 from .data import short_source
+from .frozen_prefix import FrozenPrefixCache
 from .hub import check_can_push, push_folder
 from .longce import SHORT_DROP_COLUMN, LongCESettings, longce_weights, short_token_nll
 from .loss import count_sequences, label_token_nll, sequence_weighted_loss
@@ -336,8 +338,11 @@ def _say(lines: list[str] | str) -> None:
         print("\n".join(lines) if isinstance(lines, list) else lines, flush=True)
 
 
-def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False) -> TrainSummary:
-    """Fine-tune ``config.model`` on ``config.data`` (+ short data) and write the outputs to ``config.out``."""
+def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False,
+          prefix_cache: FrozenPrefixCache | None = None) -> TrainSummary:
+    """Fine-tune ``config.model`` on ``config.data`` (+ short data) and write the outputs to ``config.out``.
+    ``prefix_cache``: with ``train_last_layers``, the frozen layers' output of each sequence is computed once and
+    kept there (`frozen_prefix`; several trainings of one base model can share it)."""
     from transformers.utils import logging as hf_logging
 
     from gateau.models import load_model, load_tokenizer
@@ -377,7 +382,9 @@ def train(config: TrainConfig, *, resume: bool = False, overwrite: bool = False)
     trainer.remove_callback(ProgressCallback)
     trainer.remove_callback(PrinterCallback)
     trainer.add_callback(BarProgressCallback() if config.progress else LinePrinterCallback())
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    frozen = len(model.get_decoder().layers) - config.train_last_layers if config.train_last_layers else 0
+    with prefix_cache.installed(model, frozen) if prefix_cache is not None and frozen > 0 else nullcontext():
+        trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.time() - log.start
     _save_model(trainer, config, out)
     summary = _summary(trainer, config, training_set, seconds, log, checkpoint)

@@ -16,7 +16,7 @@ import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ...hub import HubOptions
 from ...util.atomic import atomic_write
@@ -24,6 +24,9 @@ from .arms import ARMS, DATA_FULL, DATA_NONE, DEFAULT_ARMS, Arm, selection_dir
 from .evaluate import EvalPlan, evaluate_model
 from .pool import PoolConfig, read_jsonl, write_pool
 from .shared_prefix import store_for
+
+if TYPE_CHECKING:
+    from ...train.frozen_prefix import FrozenPrefixCache
 
 SCORED_METHODS = "gateau,hmg,cam,ppl,ifd"
 RESULT_FILE = "result.json"
@@ -166,8 +169,11 @@ def short_only_file(path: Path, count: int) -> Path:
 
 
 def train_model(config: E2EConfig, model: str, data: Path, out: Path, seed: int, short: bool, *,
-                loss: str = "ce", max_steps: int | None = None) -> dict[str, Any]:
-    """Train one arm's model into ``out`` with ``config``'s recipe (kept when its summary exists); its summary."""
+                loss: str = "ce", max_steps: int | None = None,
+                prefix_cache: FrozenPrefixCache | None = None) -> dict[str, Any]:
+    """Train one arm's model into ``out`` with ``config``'s recipe (kept when its summary exists); its summary.
+    ``prefix_cache``: the frozen layers' outputs shared by every training of the run (`gateau.train.frozen_prefix`;
+    the pool's sequences pass through them once for all arms)."""
     summary_file = out / "train_summary.json"
     if summary_file.is_file() and (out / "config.json").is_file():
         return json.loads(summary_file.read_text())
@@ -189,7 +195,7 @@ def train_model(config: E2EConfig, model: str, data: Path, out: Path, seed: int,
                                      gradient_checkpointing=False, loss_weighting=config.loss_weighting, loss=loss,
                                      longce_window=config.longce_window, fields=FieldMap())
     train_config, _ = resolve_config("default", overrides)
-    train(train_config, overwrite=True)
+    train(train_config, overwrite=True, prefix_cache=prefix_cache)
     return json.loads(summary_file.read_text())
 
 
@@ -256,7 +262,10 @@ def run_e2e(config: E2EConfig) -> dict[str, Any]:
     eval_args = (eval_items, chats, mtbench, config.plan)
     eval_kwargs = dict(device=config.device, progress=config.progress, hub=config.hub,
                        store=store_for(model, config.train_last_layers, device=config.device, hub=config.hub))
+    from ...train.frozen_prefix import FrozenPrefixCache
+
     rows: list[dict[str, Any]] = []
+    prefix_cache = FrozenPrefixCache()
     untrained = arms_dir / "untrained"
     if not (untrained / RESULT_FILE).is_file():
         _say("evaluating the untrained model")
@@ -279,7 +288,8 @@ def run_e2e(config: E2EConfig) -> dict[str, Any]:
             _say(f"{name} seed {seed}: training on {data}")
             t = time.perf_counter()
             summary = train_model(config, model, data, where / "model", seed, short=arm.data != DATA_NONE,
-                                  loss=arm.loss, max_steps=_steps_of(config, arm, run, arms_dir))
+                                  loss=arm.loss, max_steps=_steps_of(config, arm, run, arms_dir),
+                                  prefix_cache=prefix_cache)
             train_seconds = time.perf_counter() - t
             res = {"arm": name, "seed": seed, **evaluate_model(str(where / "model"), where / "eval", *eval_args,
                                                                heavy=arm.heavy_eval, **eval_kwargs),

@@ -30,12 +30,21 @@ def _decoder(model: Any) -> Any:
     return model.get_decoder()
 
 
+# Config keys that do not change what the layers compute (where the model was loaded from, and whether it keeps a
+# key/value cache, which training turns off in the saved config).
+_NOT_ARCHITECTURE = frozenset({"_name_or_path", "use_cache", "transformers_version"})
+
+
+def _architecture(model: Any) -> dict[str, Any]:
+    return {k: v for k, v in model.config.to_dict().items() if k not in _NOT_ARCHITECTURE}
+
+
 def shared_layers(model: Any, base: Any) -> int:
-    """How many leading decoder layers ``model`` shares with ``base`` (0 when their embeddings or configs
+    """How many leading decoder layers ``model`` shares with ``base`` (0 when their embeddings or architectures
     differ): equal parameter tensors, layer by layer, from the first."""
     import torch
 
-    if type(model) is not type(base) or model.config.to_dict() != base.config.to_dict():
+    if type(model) is not type(base) or _architecture(model) != _architecture(base):
         return 0
     mine, theirs = _decoder(model), _decoder(base)
     if not torch.equal(mine.embed_tokens.weight, theirs.embed_tokens.weight):

@@ -107,7 +107,10 @@ def run_sweep(config: E2EConfig, grid: tuple[SweepPoint, ...] = DEFAULT_GRID, *,
     atomic_write(untrained_dir / "result.json", json.dumps(untrained) + "\n")
     _say(f"untrained: QA F1 {untrained['qa_f1']:.2f}, needle {untrained['needle']:.1f}, chat NLL "
          f"{untrained['chat_nll']:.3f}")
+    from ...train.frozen_prefix import FrozenPrefixCache
+
     rows = []
+    prefix_cache = FrozenPrefixCache()  # shared by every lastN point: one base model
     for point in grid:
         recipe = replace(config, lr=point.lr, train_last_layers=point.train_last_layers, lora_r=point.lora_r,
                          epochs=point.epochs)
@@ -120,7 +123,8 @@ def run_sweep(config: E2EConfig, grid: tuple[SweepPoint, ...] = DEFAULT_GRID, *,
                                                                        config.short_count)
             _say(f"{point.name} {arm}: training on {data}")
             t = time.perf_counter()
-            summary = train_model(recipe, model, data, where / "model", 0, short=arm == "full")
+            summary = train_model(recipe, model, data, where / "model", 0, short=arm == "full",
+                                  prefix_cache=prefix_cache)
             train_seconds = round(time.perf_counter() - t, 1)
             res = {"point": point.name, "recipe": asdict(point), "arm": arm, "seed": 0, "train_seconds": train_seconds,
                    "train_steps": summary.get("steps"),
