@@ -319,13 +319,18 @@ def test_the_example_recipes_are_valid_settings_files(tmp_path):
 
     recipes = Path(__file__).resolve().parent.parent / "examples" / "recipes"
     files = {p.stem: p for p in recipes.glob("*.yaml")}
-    assert {"score", "select", "train", "eval-needle", "bench-e2e"} <= set(files)
+    assert {"score", "select", "train", "eval-needle", "eval-mt-bench", "bench-e2e"} <= set(files)
     for stem, path in files.items():
-        command = stem.split("-")
+        command = stem.split("-", 1) if stem.startswith("eval-") else stem.split("-")
         args = parsed([*command, *{"score": ["d.jsonl", "--out", "o"], "select": ["run"],
                                    "train": ["d.jsonl", "--out", "o"], "eval-needle": ["default", "--out", "o"],
-                                   "bench-e2e": ["--out", "o"]}[stem], "--config", str(path)])
+                                   "eval-mt-bench": ["default", "--out", "o"], "bench-e2e": ["--out", "o"]}[stem], "--config", str(path)])
         assert read_settings(str(path), args.settings_file), stem
+    from gateau.cli.eval import resolve_settings
+
+    _, judge = resolve_settings(evaluations()["mt-bench"], parsed(["eval", "mt-bench", "default", "--out", "o",
+                                                                   "--config", str(files["eval-mt-bench"])]))
+    assert (judge.model, judge.url, judge.workers) == ("gpt-4-0613", "https://api.openai.com/v1", 8)
 
 
 @pytest.mark.slow  # run by name in make test (Makefile SLOW_TESTS)
