@@ -82,8 +82,8 @@ def register(subparsers: Any) -> None:
     e.add_argument("--sweep", action="store_true", help="choose the recipe: train full and no_long under a grid "
                    "(lr x trained layers or LoRA rank x epochs), report needle, chat NLL and QA F1 against the "
                    "untrained model and the full form's estimated wall time; writes OUT/sweep/")
-    e.add_argument("--sweep-lrs", help="sweep learning rates (default 1e-4,5e-05,0.0002)")
-    e.add_argument("--sweep-recipes", help="sweep recipes: lastN, loraR or all (default last4,lora16)")
+    e.add_argument("--sweep-lrs", help="sweep learning rates (default 5e-05,0.0001,0.0002)")
+    e.add_argument("--sweep-recipes", help="sweep recipes: lastN, loraR or all (default last4,last2)")
     e.add_argument("--sweep-epochs", help="sweep epochs (default 1)")
     e.add_argument("--sweep-n-eval", type=int, help="held-out QA items per sweep evaluation (default 50)")
     add_config_flags(e, _e2e_file(), keys="E2EConfig (pool, plan and the recipe; --quick's form with quick: true)")
