@@ -64,3 +64,15 @@ def test_unknown_keys_are_one_line_naming_them(tmp_path, data, settings, fragmen
     assert len(err) == 1 and err[0].startswith(f"gateau score: error: {path}: "), err
     assert fragment in err[0]
     assert not (tmp_path / "run").exists()
+
+
+def test_a_runs_own_config_json_is_a_settings_file(tmp_path, data, tiny_model_dir):
+    """`--config RUN/config.json` (the record a run keeps, its settings under "config" beside the fingerprint)
+    gives that run's settings: scoring again into a new folder stores the same config; `plan` reads it too."""
+    flags = ["--long-model", str(tiny_model_dir), "--methods", "length", "--max-length", "64", "--chunk-size", "2",
+             "--no-progress", "--id-field", "uid"]
+    assert main(["score", str(data), "--out", str(tmp_path / "first"), *flags]) == 0
+    recorded = tmp_path / "first" / "config.json"
+    assert main(["score", str(data), "--out", str(tmp_path / "again"), "--config", str(recorded)]) == 0
+    assert stored_config(tmp_path / "again") == stored_config(tmp_path / "first")
+    assert main(["plan", str(data), "--config", str(recorded), "--json"]) == 0

@@ -40,7 +40,9 @@ class SettingsFile:
     ``omit``: dotted keys a file never holds (internal or resolved per machine). ``free``: dotted keys whose value
     is a mapping checked elsewhere (e.g. a method's options). ``sections``: top-level keys that are not fields of
     ``schema`` -> the dataclass their mapping mirrors (e.g. an evaluation's ``judge``); the command reads them out
-    of the checked settings before `overlay`.
+    of the checked settings before `overlay`. ``record``: the key under which a stored record of the command
+    keeps its settings (a run's ``config.json`` keeps them under ``config``, beside its fingerprint); such a file is
+    read as those settings.
     """
 
     schema: type
@@ -48,6 +50,7 @@ class SettingsFile:
     omit: tuple[str, ...] = ()
     free: tuple[str, ...] = ()
     sections: Mapping[str, type] = field(default_factory=dict)
+    record: str | None = None
 
 
 _UNSET: Any = object()
@@ -182,6 +185,9 @@ def read_settings(path: str, spec: SettingsFile) -> dict[str, Any]:
     """The file ``path`` (YAML or JSON by its suffix) as a nested dict checked against ``spec.schema`` ({} for an
     empty file)."""
     payload = _load(path)
+    if spec.record and isinstance(payload, dict) and isinstance(payload.get(spec.record), dict) \
+            and "fingerprint" in payload:
+        payload = payload[spec.record]  # a stored run's config.json: its settings
     return {} if payload is None else _checked(path, spec.schema, payload, "", spec)
 
 

@@ -76,7 +76,8 @@ def add_score_arguments(p: argparse.ArgumentParser, out_required: bool = True) -
                    "their samples again; write a damaged config.json again from this command's settings and "
                    "consolidate a damaged scores.parquet again")
     p.add_argument("--no-progress", action="store_true", help="hide progress bars")
-    add_config_flags(p, SCORE_FILE, keys="RUN/config.json (data, models, measure, execution)", printed="JSON")
+    add_config_flags(p, SCORE_FILE, keys="ScoreConfig (data, models, measure, execution; a run's RUN/config.json "
+                     "itself is read as its settings)", printed="JSON")
     add_record_fields(p)
 
 
@@ -94,7 +95,7 @@ def _score_file() -> SettingsFile:
     flags.update({flag: f"data.fields.{name}" for flag, name in _RECORD_FLAGS.items()},
                  data="data.path", out="out", overwrite="overwrite", repair="repair", methods="measure.methods",
                  no_progress="execution.progress", calibrate_attention="measure.neutral_response")
-    return SettingsFile(ScoreConfig, flags, omit=("cascade_phase",))
+    return SettingsFile(ScoreConfig, flags, omit=("cascade_phase",), record="config")
 
 
 SCORE_FILE = _score_file()
