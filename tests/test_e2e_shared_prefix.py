@@ -41,13 +41,14 @@ def requests(seed: int = 0) -> list[GenRequest]:
     return [GenRequest([rng.randrange(3, 300) for _ in range(n)], 12) for n in lengths]
 
 
-@pytest.fixture(params=["llama", "qwen2"])
-def base(request, tiny_tokenizer):
-    return build_tiny_model(request.param, len(tiny_tokenizer), seed=3, layers=LAYERS)
+def tiny(arch: str, tokenizer):
+    return build_tiny_model(arch, len(tokenizer), seed=3, layers=LAYERS)
 
 
-@pytest.mark.parametrize("first_changed, eos_boost", [(2, 0.0), (3, 6.0), (LAYERS, 0.0)])
-def test_shared_prefix_generation_equals_generate(base, tiny_tokenizer, first_changed, eos_boost):
+@pytest.mark.parametrize("arch, first_changed, eos_boost", [("llama", 2, 0.0), ("qwen2", 3, 6.0),
+                                                            ("llama", LAYERS, 0.0)])
+def test_shared_prefix_generation_equals_generate(tiny_tokenizer, arch, first_changed, eos_boost):
+    base = tiny(arch, tiny_tokenizer)
     store = PrefixStore(loaded(base, tiny_tokenizer), layers=2)
     model = perturbed(base, first_changed, eos_boost=eos_boost)
     assert shared_layers(model, base) == first_changed
@@ -64,7 +65,8 @@ def test_shared_prefix_generation_equals_generate(base, tiny_tokenizer, first_ch
         assert any(g.new_tokens < 12 for g in reference)  # the early-stop path is exercised
 
 
-def test_a_model_that_shares_fewer_layers_takes_generates_path(base, tiny_tokenizer):
+def test_a_model_that_shares_fewer_layers_takes_generates_path(tiny_tokenizer):
+    base = tiny("llama", tiny_tokenizer)
     store = PrefixStore(loaded(base, tiny_tokenizer), layers=3)
     model = perturbed(base, 1)
     assert shared_layers(model, base) == 1
