@@ -112,6 +112,13 @@ def test_chat_nll_equals_a_naive_full_logits_computation(tmp_path):
         reply = tok(chat["messages"][1]["content"] + "<|im_end|>", add_special_tokens=False)["input_ids"]
         expected.append(naive.response_nll(loaded.model, ids + reply, len(ids)))
     assert chat_nll(loaded, chats) == pytest.approx(sum(expected) / 2, rel=1e-5)
+    # with the first layer's outputs kept (as for every arm that shares it with the base): the same, and reused
+    from gateau.train.frozen_prefix import FrozenPrefixCache
+
+    cache = FrozenPrefixCache()
+    for _ in range(2):
+        assert chat_nll(loaded, chats, frozen=(cache, 1)) == pytest.approx(sum(expected) / 2, rel=1e-5)
+    assert (cache.computed, cache.reused) == (2, 2)
 
 
 def test_short_instruction_sets_are_held_out_and_referenced():

@@ -49,6 +49,7 @@ def test_a_step_with_the_cache_equals_one_without(tiny_tokenizer):
 def test_it_refuses_layers_that_train(tiny_tokenizer):
     model = build_tiny_model("llama", len(tiny_tokenizer), seed=5, layers=4)
     freeze_all_but_last_layers(model, 2)
+    model.train()
     with pytest.raises(ValueError, match="must not train"):
         with FrozenPrefixCache().installed(model, 3):
             pass

@@ -53,14 +53,16 @@ class FrozenPrefixCache:
     @contextmanager
     def installed(self, model: Any, layers: int) -> Iterator[None]:
         """Serve the first ``layers`` decoder layers of ``model`` from the cache inside the block; the model is as
-        it was (its own layers, its state dict) after it."""
+        it was (its own layers, its state dict) after it. A model in training mode must not train those layers (nor
+        the embedding); in eval mode the cache serves forwards without a key/value cache (scoring a text, not
+        generating)."""
         decoder = model.get_decoder()
         original = list(decoder.layers)
         if not 0 < layers <= len(original):
             raise ValueError(f"frozen prefix of {layers} layers: the model has {len(original)}")
         frozen = original[:layers]
-        if any(p.requires_grad for layer in frozen for p in layer.parameters()) or any(
-                p.requires_grad for p in decoder.embed_tokens.parameters()):
+        if model.training and (any(p.requires_grad for layer in frozen for p in layer.parameters()) or any(
+                p.requires_grad for p in decoder.embed_tokens.parameters())):
             raise ValueError("the frozen prefix must not train: its layers or the embedding require gradients")
         stack = _CachedStack(frozen, self, weights_digest([decoder.embed_tokens, *frozen]))
         decoder.layers = torch.nn.ModuleList([stack, *(_Passthrough() for _ in frozen[1:]), *original[layers:]])

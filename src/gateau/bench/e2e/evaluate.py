@@ -135,7 +135,8 @@ def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], chat
     needle = timed("needle", lambda: run_needle(
         NeedleConfig(out=str(out / "needle"), model=settings, lengths=tuple(plan.needle_lengths),
                      depths=tuple(plan.needle_depths), max_new_tokens=plan.max_new_tokens), generator=gen))
-    chat = timed("chat", lambda: chat_nll(gen.loaded, chats))
+    shares = isinstance(gen, SharedPrefixGenerator) and gen.uses_store
+    chat = timed("chat", lambda: chat_nll(gen.loaded, chats, frozen=(store.frozen, store.layers) if shares else None))
     ruler, rouge = {"mean_score": float("nan"), "scores": {}}, float("nan")
     if heavy:
         ruler = timed("ruler", lambda: run_ruler(
@@ -145,4 +146,4 @@ def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], chat
     return {**qa_scores(per_item), "needle": 100 * needle["mean_score"], "ruler": ruler["mean_score"],
             "ruler_scores": ruler["scores"], "chat_nll": chat, "mtbench_rouge": rouge, "per_item": per_item,
             "eval_seconds": round(time.perf_counter() - start, 1), "seconds": seconds,
-            "shared_layers": store.layers if isinstance(gen, SharedPrefixGenerator) and gen.uses_store else 0}
+            "shared_layers": store.layers if shares else 0}

@@ -77,8 +77,16 @@ class PrefixStore:
     """The base model (`gateau.models.LoadedModel`)."""
     layers: int
     batches: dict[str, _Prefix] = field(default_factory=dict)
+    frozen: Any = None
+    """A `gateau.train.frozen_prefix.FrozenPrefixCache` for the forwards that score a text (the chat NLL)."""
     computed: int = 0
     """Prompt batches computed with the base model (the rest were reused)."""
+
+    def __post_init__(self) -> None:
+        if self.frozen is None:
+            from ...train.frozen_prefix import FrozenPrefixCache
+
+            self.frozen = FrozenPrefixCache()
 
     def prefix(self, ids: Any, mask: Any) -> _Prefix:
         """The stored prefix of the left-padded batch ``ids``/``mask`` (batch × width), computed if new."""

@@ -58,19 +58,25 @@ def mtbench_items(count: int) -> list[dict[str, Any]]:
     return items[:count]
 
 
-def chat_nll(loaded: Any, chats: list[dict[str, Any]], *, max_length: int = 2048) -> float:
+def chat_nll(loaded: Any, chats: list[dict[str, Any]], *, max_length: int = 2048,
+             frozen: tuple[Any, int] | None = None) -> float:
     """Mean over ``chats`` of the assistant reply's NLL (nats/token) under ``loaded`` (a `gateau.models`
-    LoadedModel), the reply's tokens being those the training encoder marks trainable."""
+    LoadedModel), the reply's tokens being those the training encoder marks trainable. ``frozen``: a
+    `gateau.train.frozen_prefix.FrozenPrefixCache` and how many leading layers the model shares with the base
+    whose outputs it keeps (each chat then passes through those layers once for every model)."""
+    from contextlib import nullcontext
+
     from ...measure.nll import forward_response_nll, make_batch
     from ...train.encode import IGNORE_INDEX, ConversationEncoder
 
     encoder = ConversationEncoder(loaded.tokenizer, "chat", max_length)
     device = next(loaded.model.parameters()).device
     values = []
-    for chat in chats:
-        enc = encoder.encode(chat["messages"])
-        trainable = [i for i, label in enumerate(enc.labels) if label != IGNORE_INDEX]
-        ids = enc.input_ids[: trainable[-1] + 1]
-        batch = make_batch([(ids, trainable[0])], loaded.tokenizer.pad_token_id or 0, device)
-        values.append(forward_response_nll(loaded.model, batch)[0])
+    with frozen[0].installed(loaded.model, frozen[1]) if frozen else nullcontext():
+        for chat in chats:
+            enc = encoder.encode(chat["messages"])
+            trainable = [i for i, label in enumerate(enc.labels) if label != IGNORE_INDEX]
+            ids = enc.input_ids[: trainable[-1] + 1]
+            batch = make_batch([(ids, trainable[0])], loaded.tokenizer.pad_token_id or 0, device)
+            values.append(forward_response_nll(loaded.model, batch)[0])
     return float(sum(values) / len(values)) if values else float("nan")
