@@ -125,6 +125,7 @@ def test_e2e_flags():
     assert (cpu.lora_r, cpu.train_last_layers, cpu.seeds, cpu.other_seeds, cpu.arms) == (
         8, None, (0, 1, 2, 3, 4, 5), (7,), ("gateau", "full+longce"))
     assert _parse("--quick").other_seeds == (0,) and _parse().device == "cpu"
+    assert (_parse().lr, _parse().train_last_layers) == (5e-5, 4)  # the sweep's choice (docs/e2e-results/sweep.md)
     with pytest.raises(GateauError, match="--seeds"):
         _parse("--seeds", "a,b")
     with pytest.raises(GateauError, match="unknown --arms"):

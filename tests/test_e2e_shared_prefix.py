@@ -85,3 +85,17 @@ def test_a_model_that_shares_fewer_layers_takes_generates_path(tiny_tokenizer):
     with torch.no_grad():
         other_embedding.model.embed_tokens.weight[5] += 1.0
     assert shared_layers(other_embedding, base) == 0
+
+
+def test_wider_batches_equal_generate_with_the_same_batches(tiny_tokenizer):
+    """``wrap(max_batch=, max_padding=)``: larger, more padded batches (fewer decoding steps per prompt), the tokens
+    still those of ``generate`` over the same batches."""
+    base = tiny("llama", tiny_tokenizer)
+    model = perturbed(base, 2, eos_boost=6.0)
+    store = PrefixStore(loaded(base, tiny_tokenizer), layers=2)
+    shared = SharedPrefixGenerator.wrap(HFGenerator(loaded(model, tiny_tokenizer), progress=False), store,
+                                        max_batch=5, max_padding=0.9)
+    reference = HFGenerator(loaded(model, tiny_tokenizer), max_batch=5, max_padding=0.9, progress=False)
+    assert shared.batches(requests()) == reference.batches(requests())
+    assert max(len(b) for b in reference.batches(requests())) == 5
+    assert [g.text for g in shared.generate(requests())] == [g.text for g in reference.generate(requests())]

@@ -92,8 +92,8 @@ class HFGenerator:
     """Batched generation with a loaded HF causal LM (``gateau.models.LoadedModel``).
 
     Prompts are sorted by length (longest first) and grouped so that rows × (longest prompt + max new tokens)
-    stays under ``token_budget`` tokens, a batch holds at most ``max_batch`` rows and no row is more than 10%
-    shorter than the batch's longest (padding stays small); rows are left-padded.
+    stays under ``token_budget`` tokens, a batch holds at most ``max_batch`` rows and no row is more than
+    ``max_padding`` (10%) shorter than the batch's longest (padding stays small); rows are left-padded.
     ``temperature`` 0 means greedy decoding; above 0, multinomial sampling seeded by ``seed``. On CUDA out of
     memory a batch is split in two and retried.
     """
@@ -103,6 +103,7 @@ class HFGenerator:
     max_batch: int = 8
     progress: bool = True
     stats: GenStats = field(default_factory=GenStats)
+    max_padding: float = 0.1
 
     @property
     def tokenizer(self) -> Any:
@@ -131,7 +132,7 @@ class HFGenerator:
                 first = requests[current[0]]
                 width = len(first.ids) + first.max_new_tokens
                 fits = (len(current) + 1) * width <= self.token_budget and len(current) < self.max_batch
-                padded = len(requests[i].ids) < 0.9 * len(first.ids)  # cap padding: >10% shorter rows wait
+                padded = len(requests[i].ids) < (1 - self.max_padding) * len(first.ids)  # shorter rows wait
                 if not fits or padded or requests[i].max_new_tokens != first.max_new_tokens:
                     out.append(current)
                     current = []

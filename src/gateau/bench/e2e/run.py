@@ -38,7 +38,8 @@ class E2EConfig:
     """Settings of `gateau bench e2e`. The defaults are the full form on CPU (``--size cpu``) with the embedded
     SmolLM2-135M: 100 pool samples of about 250–450 tokens (two inserted paragraphs; the short model's window is
     128 tokens) and 100 held-out QA items of the same length range, 5 seeds for the main arms
-    (gateau, random, full) and 3 for the others (`arms.ARMS`), 1 epoch training the last 4 of the 30 decoder layers,
+    (gateau, random, full) and 3 for the others (`arms.ARMS`), 1 epoch training the last 4 of the 30 decoder layers
+    at lr 5e-5 (the recipe `--sweep` chose, docs/e2e-results/sweep.md),
     LongAlign's sequence-weighted loss (each sequence weighs the same, so the long samples' few answer tokens are not
     drowned by the short chats' long replies); the same recipe for every arm. ``max_length`` exceeds every pool
     sample. ``longce_window`` is the scorer's short window (HMG's W), used by the LongCE arms."""
@@ -63,7 +64,7 @@ class E2EConfig:
     max_steps: int = -1
     batch_size: int = 1
     grad_accum: int = 4
-    lr: float = 5e-4
+    lr: float = 5e-5
     train_last_layers: int | None = 4
     lora_r: int | None = None
     loss_weighting: str = "sequence"

@@ -149,10 +149,13 @@ class SharedPrefixGenerator(HFGenerator):
     """Leading layers the model shares with the store's base (`shared_layers`)."""
 
     @classmethod
-    def wrap(cls, generator: HFGenerator, store: PrefixStore) -> "SharedPrefixGenerator":
-        """``generator``'s model and batching with ``store``."""
-        return cls(generator.loaded, token_budget=generator.token_budget, max_batch=generator.max_batch,
-                   progress=generator.progress, stats=generator.stats, store=store,
+    def wrap(cls, generator: HFGenerator, store: PrefixStore, *, max_batch: int | None = None,
+             max_padding: float | None = None) -> "SharedPrefixGenerator":
+        """``generator``'s model and batching (or ``max_batch``/``max_padding``) with ``store``."""
+        return cls(generator.loaded, token_budget=generator.token_budget,
+                   max_batch=generator.max_batch if max_batch is None else max_batch,
+                   progress=generator.progress, stats=generator.stats,
+                   max_padding=generator.max_padding if max_padding is None else max_padding, store=store,
                    shared=shared_layers(generator.loaded.model, store.base.model))
 
     @property
