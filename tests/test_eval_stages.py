@@ -29,7 +29,7 @@ def test_mt_bench_data_and_judge_prompts():
     assert "[The Start of Assistant's Answer]\nfirst answer\n" in req.messages[1]["content"]
 
 
-def test_eval_mt_bench_end_to_end(chat_server, tiny_model_dir, tmp_path):
+def test_eval_mt_bench_end_to_end(chat_server, tiny_model_dir, tmp_path, capsys):
     replies = iter(["Rating: [[8]]", "[[6]]", "[[4]]", "[[2]]"] * 10)
     chat_server.default = lambda body: next(replies)
     out = tmp_path / "mt"
@@ -46,8 +46,8 @@ def test_eval_mt_bench_end_to_end(chat_server, tiny_model_dir, tmp_path):
     assert "### User:\nRewrite your previous response." in turn2
     assert len(chat_server.requests) == 8
     assert main(argv) == 0 and len(chat_server.requests) == 8  # answers and judgments resumed from disk
-    with pytest.raises(SystemExit):  # MT-Bench needs a judge
-        main(argv[:-5] + ["--no-progress"])
+    assert main(argv[:-5] + ["--no-progress"]) == 2  # MT-Bench needs a judge: one line, after any --config
+    assert "this evaluation needs a judge: give --judge-model NAME" in capsys.readouterr().err
 
 
 def _records():

@@ -48,7 +48,14 @@ def test_a_swallowed_ctrl_c_stops_select_before_it_writes(tmp_path, tiny_model_d
 
     monkeypatch.setattr(select_package, "select", select_then_swallow_a_ctrl_c)
     capsys.readouterr()
-    assert main(["select", str(run), "--method", "length", "--ratio", "0.5", "--out", str(out)]) == 130
+    # a runner started in the background (nohup, `&`) hands its workers SIGINT ignored, which gateau keeps: give
+    # this process the interactive default for the test
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        code = main(["select", str(run), "--method", "length", "--ratio", "0.5", "--out", str(out)])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert code == 130
     assert capsys.readouterr().err.strip().splitlines()[-1] == "gateau select: interrupted"
     assert sorted(p.name for p in tmp_path.iterdir()) == ["data.jsonl", "run"]  # no selection, no temporary
 
