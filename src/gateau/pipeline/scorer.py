@@ -143,10 +143,11 @@ class Scorer:
         return sum(r.forward_tokens for r in self.runners.values())
 
     def encode(self, sample: Sample) -> SampleEncoding:
-        enc = self.long_encoder.encode(sample)
-        short = self.short_encoder.encode(sample) if self.short_encoder else enc
-        return SampleEncoding(long=enc, short=short, alone=self.long_encoder.response_alone(sample),
-                              neutral=self._neutral(sample))
+        """`encode_many` of one sample; raises its `EncodeError`."""
+        enc = self.encode_many([sample])[0]
+        if isinstance(enc, EncodeError):
+            raise enc
+        return enc
 
     def encode_many(self, samples: list[Sample]) -> list[SampleEncoding | EncodeError]:
         """`encode` of each sample (its `EncodeError` in its place), each tokenizer called once for the batch."""

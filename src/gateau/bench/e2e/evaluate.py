@@ -97,6 +97,20 @@ def qa_scores(per_item: dict[str, dict[str, Any]]) -> dict[str, float]:
             "squad_f1": avg("f1", "squad")}
 
 
+def _settings(model: str, device: str, progress: bool, hub: HubOptions) -> ModelSettings:
+    return ModelSettings(model=model, device=device, progress=progress, revision=hub.revision,
+                         trust_remote_code=hub.trust_remote_code)
+
+
+def _generator(settings: ModelSettings, store: PrefixStore | None, plan: EvalPlan) -> Any:
+    """The loaded generator; with ``store``, taking the layers it shares with the base from it (``plan``'s
+    batching)."""
+    gen = load_generator(settings)
+    if store is None:
+        return gen
+    return SharedPrefixGenerator.wrap(gen, store, max_batch=plan.max_batch, max_padding=plan.max_padding)
+
+
 def evaluate_qa(model: str, out: Path, eval_items: list[dict[str, Any]], *, max_new_tokens: int = 32,
                 device: str = "cpu", progress: bool = False, store: PrefixStore | None = None,
                 hub: HubOptions = NO_HUB_OPTIONS, plan: EvalPlan | None = None) -> dict[str, Any]:
@@ -104,12 +118,8 @@ def evaluate_qa(model: str, out: Path, eval_items: list[dict[str, Any]], *, max_
     stored under ``out`` (a re-run generates only what is missing); ``store`` and ``hub`` as for
     `evaluate_model`."""
     start = time.perf_counter()
-    settings = ModelSettings(model=model, device=device, progress=progress, revision=hub.revision,
-                             trust_remote_code=hub.trust_remote_code)
-    gen = load_generator(settings)
-    if store is not None:
-        plan = plan or EvalPlan()
-        gen = SharedPrefixGenerator.wrap(gen, store, max_batch=plan.max_batch, max_padding=plan.max_padding)
+    settings = _settings(model, device, progress, hub)
+    gen = _generator(settings, store, plan or EvalPlan())
     per_item = _qa(gen, settings, out, eval_items, max_new_tokens)
     return {**qa_scores(per_item), "per_item": per_item, "eval_seconds": round(time.perf_counter() - start, 1)}
 
@@ -132,11 +142,8 @@ def evaluate_model(model: str, out: Path, eval_items: list[dict[str, Any]], chat
         seconds[name] = round(time.perf_counter() - t, 2)
         return value
 
-    settings = ModelSettings(model=model, device=device, progress=progress, revision=hub.revision,
-                             trust_remote_code=hub.trust_remote_code)
-    gen = timed("load", lambda: load_generator(settings))
-    if store is not None:
-        gen = SharedPrefixGenerator.wrap(gen, store, max_batch=plan.max_batch, max_padding=plan.max_padding)
+    settings = _settings(model, device, progress, hub)
+    gen = timed("load", lambda: _generator(settings, store, plan))
     per_item = timed("qa", lambda: _qa(gen, settings, out, eval_items, plan.max_new_tokens))
     needle = timed("needle", lambda: run_needle(
         NeedleConfig(out=str(out / "needle"), model=settings, lengths=tuple(plan.needle_lengths),

@@ -60,13 +60,26 @@ def shared_layers(model: Any, base: Any) -> int:
 
 @dataclass
 class _Prefix:
-    """A prompt batch after the shared layers: per layer (keys, values), the hidden states (batch × width ×
-    hidden), the attention mask (batch × width) and the positions (batch × width)."""
+    """A prompt batch after the shared layers: per layer (keys, values) and the hidden states (batch × width ×
+    hidden)."""
 
     layers: list[tuple[Any, Any]]
     hidden: Any
-    mask: Any
-    positions: Any
+
+
+def _run_layers(model: Any, layers: Any, hidden: Any, mask: Any, cache: Any) -> Any:
+    """``hidden`` (batch × width × hidden) of a left-padded batch with attention ``mask`` through ``layers`` of
+    ``model``'s decoder, as its own forward runs them (causal mask, rotary positions), filling ``cache``."""
+    from transformers.masking_utils import create_causal_mask
+
+    positions = _positions(mask)
+    causal = create_causal_mask(config=model.config, inputs_embeds=hidden, attention_mask=mask,
+                                past_key_values=None, position_ids=positions)
+    rotary = _decoder(model).rotary_emb(hidden, position_ids=positions)
+    for layer in layers:
+        hidden = layer(hidden, attention_mask=causal, position_embeddings=rotary, position_ids=positions,
+                       past_key_values=cache, use_cache=True)
+    return hidden
 
 
 @dataclass
@@ -99,24 +112,15 @@ class PrefixStore:
     def _compute(self, ids: Any, mask: Any) -> _Prefix:
         import torch
         from transformers import DynamicCache
-        from transformers.masking_utils import create_causal_mask
 
         model = self.base.model
         decoder = _decoder(model)
-        device = self.base.device
-        ids, mask = ids.to(device), mask.to(device)
-        positions = _positions(mask)
         with torch.inference_mode():
-            hidden = decoder.embed_tokens(ids)
             cache = DynamicCache(config=model.config)
-            causal = create_causal_mask(config=model.config, inputs_embeds=hidden, attention_mask=mask,
-                                        past_key_values=None, position_ids=positions)
-            rotary = decoder.rotary_emb(hidden, position_ids=positions)
-            for layer in decoder.layers[: self.layers]:
-                hidden = layer(hidden, attention_mask=causal, position_embeddings=rotary, position_ids=positions,
-                               past_key_values=cache, use_cache=True)
+            hidden = _run_layers(model, decoder.layers[: self.layers], decoder.embed_tokens(ids.to(self.base.device)),
+                                 mask.to(self.base.device), cache)
             kept = [(cache.layers[i].keys, cache.layers[i].values) for i in range(self.layers)]
-        return _Prefix(kept, hidden, mask, positions)
+        return _Prefix(kept, hidden)
 
 
 def store_for(model: str, train_last_layers: int | None, *, device: str = "cpu",
@@ -179,29 +183,22 @@ class SharedPrefixGenerator(HFGenerator):
         model one token at a time on the cache."""
         import torch
         from transformers import DynamicCache
-        from transformers.masking_utils import create_causal_mask
 
         assert self.store is not None
         model = self.loaded.model
         decoder = _decoder(model)
-        k = self.store.layers
         with torch.inference_mode():
             prefix = self.store.prefix(ids, mask)
             cache = DynamicCache(config=model.config)
             for i, (keys, values) in enumerate(prefix.layers):
                 cache.update(keys, values, i)
-            hidden, mask, positions = prefix.hidden, prefix.mask, prefix.positions
-            causal = create_causal_mask(config=model.config, inputs_embeds=hidden, attention_mask=mask,
-                                        past_key_values=None, position_ids=positions)
-            rotary = decoder.rotary_emb(hidden, position_ids=positions)
-            for layer in decoder.layers[k:]:
-                hidden = layer(hidden, attention_mask=causal, position_embeddings=rotary, position_ids=positions,
-                               past_key_values=cache, use_cache=True)
+            mask = mask.to(prefix.hidden.device)
+            hidden = _run_layers(model, decoder.layers[self.store.layers:], prefix.hidden, mask, cache)
             logits = model.lm_head(decoder.norm(hidden[:, -1:]))[:, -1]
             eos_ids = torch.tensor(eos, device=logits.device)
             unfinished = torch.ones(ids.shape[0], dtype=torch.bool, device=logits.device)
             steps = []
-            position = positions[:, -1:]
+            position = _positions(mask)[:, -1:]
             for step in range(max_new_tokens):
                 token = torch.where(unfinished, logits.argmax(-1), torch.full_like(unfinished, pad, dtype=torch.long))
                 steps.append(token)
