@@ -209,6 +209,12 @@ def append_binary_line(p: Paths, mp: pytest.MonkeyPatch) -> None:
         handle.write(b"\x00\xff\xfe binary\n")
 
 
+def settings_file(name: str, settings: dict) -> Callable[[Paths, pytest.MonkeyPatch], None]:
+    def write(p: Paths, mp: pytest.MonkeyPatch) -> None:
+        (p.root / name).write_text(json.dumps(settings))
+    return write
+
+
 SELECT = ("select", "{run}", "--method", "length")
 RULER = ("eval", "ruler", "--lengths", "800", "--tasks", "niah_single_1", "--samples", "1", "--no-progress")
 SCORE = ("score", "{data}", "--out", "{root}/fresh", "--long-model", "{model}", "--methods", "length",
@@ -354,6 +360,15 @@ CASES = [
     Case("select --ratio 0", (*SELECT, "--ratio", "0"), 2, "--ratio must be in (0, 1], got 0.0"),
     Case("a binary line names the file and the line", SCORE, 2, "{data}:5: not UTF-8 text",
          lambda p, b: not (p.root / "fresh" / "scores.parquet").exists(), setup=append_binary_line, score=False),
+    # the judge section of an evaluation's settings file (wave 3, issue 25)
+    Case("mt-bench with a judge named nowhere", ("eval", "mt-bench", "{model}", "--out", "{root}/mt", "--config",
+                                                 "{root}/mt.json"), 2,
+         "this evaluation needs a judge: give --judge-model NAME", nothing_at("mt"),
+         setup=settings_file("mt.json", {"judge": {"times": 1}})),
+    Case("an unknown key in the judge section", ("eval", "mt-bench", "{model}", "--out", "{root}/mt", "--config",
+                                                 "{root}/mt.json"), 2,
+         "unknown key 'judge.modle'; valid keys of judge: model, url, ", nothing_at("mt"),
+         setup=settings_file("mt.json", {"judge": {"modle": "gpt-4"}})),
     Case("--limit on a finished run counts what the limit covers",
          ("score", "{data}", "--out", "{run}", *SCORE[4:], "--limit", "2"), 0,
          "samples: 2 (measured now 0, already done 2)"),
